@@ -1,0 +1,172 @@
+//! Exporters: the ends of pipelines. Each runs as one task behind its own bounded queue.
+
+pub mod debug;
+pub mod file;
+
+use crate::config::{ComponentId, DecodeError, decode_section};
+use crate::pipeline::{Payload, Signal};
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Exporter types otel-sidecar runs.
+pub const EXPORTER_TYPES: &[&str] = &["debug", "file"];
+
+/// Collector exporter types that are recognised but not implemented yet.
+const PLANNED_EXPORTER_TYPES: &[&str] = &["awsxray", "awsemf"];
+
+/// The collector's `sending_queue` settings: the bounded queue in front of an exporter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSettings {
+    /// Accepted for compatibility: the queue cannot be turned off, only made small.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Batches the queue holds before the pipeline is made to wait.
+    #[serde(default = "default_queue_size")]
+    pub queue_size: usize,
+    /// Accepted for compatibility: each exporter sends from one consumer, in order.
+    #[serde(default)]
+    pub num_consumers: Option<u32>,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            enabled: true,
+            queue_size: default_queue_size(),
+            num_consumers: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+/// The collector's exporterhelper default.
+fn default_queue_size() -> usize {
+    1000
+}
+
+/// A validated exporter config.
+#[derive(Debug, Clone)]
+pub enum ExporterConfig {
+    Debug(debug::DebugExporterConfig),
+    File(file::FileExporterConfig),
+}
+
+impl ExporterConfig {
+    /// Signals the exporter can carry.
+    pub fn signals(&self) -> &'static [Signal] {
+        &[Signal::Traces, Signal::Metrics, Signal::Logs]
+    }
+
+    /// Capacity of the exporter's queue, in batches.
+    pub fn queue_size(&self) -> usize {
+        let settings = match self {
+            ExporterConfig::Debug(c) => &c.sending_queue,
+            ExporterConfig::File(c) => &c.sending_queue,
+        };
+        settings.queue_size.max(1)
+    }
+}
+
+/// Decodes the body of an `exporters.<id>` entry of type `kind`.
+pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
+    match kind {
+        "debug" => Ok(ExporterConfig::Debug(decode_section(body)?)),
+        "file" => {
+            let config: file::FileExporterConfig = decode_section(body)?;
+            config
+                .validate()
+                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            Ok(ExporterConfig::File(config))
+        }
+        _ if PLANNED_EXPORTER_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
+        _ => Err(DecodeError::UnknownType(EXPORTER_TYPES)),
+    }
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot encode {signal} as OTLP JSON: {source}")]
+    Encode {
+        signal: Signal,
+        source: serde_json::Error,
+    },
+}
+
+/// A built exporter, ready to send.
+pub enum Exporter {
+    Debug(debug::DebugExporter),
+    File(file::FileExporter),
+}
+
+impl Exporter {
+    pub async fn build(id: &ComponentId, config: &ExporterConfig) -> Result<Self, ExportError> {
+        Ok(match config {
+            ExporterConfig::Debug(c) => Exporter::Debug(debug::DebugExporter::new(id, c)),
+            ExporterConfig::File(c) => Exporter::File(file::FileExporter::new(c)),
+        })
+    }
+
+    async fn export(&mut self, payload: &Payload) -> Result<(), ExportError> {
+        match self {
+            Exporter::Debug(e) => {
+                e.export(payload);
+                Ok(())
+            }
+            Exporter::File(e) => e.export(payload).await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> Result<(), ExportError> {
+        match self {
+            Exporter::Debug(_) => Ok(()),
+            Exporter::File(e) => e.shutdown().await,
+        }
+    }
+}
+
+/// Runs an exporter until its queue closes (every pipeline feeding it has drained).
+pub fn spawn(
+    id: ComponentId,
+    mut exporter: Exporter,
+    mut queue: mpsc::Receiver<Payload>,
+) -> JoinHandle<()> {
+    metrics::gauge!("otelcol_exporter_queue_capacity", "exporter" => id.to_string())
+        .set(queue.max_capacity() as f64);
+    tokio::spawn(async move {
+        let name = id.to_string();
+        while let Some(payload) = queue.recv().await {
+            let signal = payload.signal();
+            let items = payload.item_count() as u64;
+            let labels = [("exporter", name.clone())];
+            match exporter.export(&payload).await {
+                Ok(()) => metrics::counter!(
+                    format!("otelcol_exporter_sent_{}", signal.item_name()),
+                    &labels
+                )
+                .increment(items),
+                Err(error) => {
+                    metrics::counter!(
+                        format!("otelcol_exporter_send_failed_{}", signal.item_name()),
+                        &labels
+                    )
+                    .increment(items);
+                    tracing::error!(exporter = %name, %error, items, "export failed; data dropped");
+                }
+            }
+        }
+        if let Err(error) = exporter.shutdown().await {
+            tracing::error!(exporter = %name, %error, "exporter shutdown failed");
+        }
+    })
+}

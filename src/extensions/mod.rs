@@ -1,0 +1,76 @@
+//! Extensions: components outside pipelines. Only `health_check` for now, plus the
+//! self-metrics endpoint, which the collector serves from `service.telemetry`.
+
+pub mod health_check;
+
+pub use health_check::HealthState;
+
+use crate::config::{ComponentId, DecodeError, decode_section};
+use crate::http_server;
+use crate::pipeline::Shutdown;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use serde_yaml_ng::Value;
+use std::net::SocketAddr;
+use tokio::task::JoinHandle;
+
+/// Extension types otel-sidecar runs.
+pub const EXTENSION_TYPES: &[&str] = &["health_check"];
+
+/// Collector extension types that are recognised but not implemented yet.
+const PLANNED_EXTENSION_TYPES: &[&str] = &["pprof", "zpages", "sigv4auth"];
+
+/// A validated extension config.
+#[derive(Debug, Clone)]
+pub enum ExtensionConfig {
+    HealthCheck(health_check::HealthCheckConfig),
+}
+
+/// Decodes the body of an `extensions.<id>` entry of type `kind`.
+pub fn decode(kind: &str, body: &Value) -> Result<ExtensionConfig, DecodeError> {
+    match kind {
+        "health_check" => Ok(ExtensionConfig::HealthCheck(decode_section(body)?)),
+        _ if PLANNED_EXTENSION_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
+        _ => Err(DecodeError::UnknownType(EXTENSION_TYPES)),
+    }
+}
+
+/// Starts an extension listed in `service.extensions`.
+pub async fn start(
+    id: &ComponentId,
+    config: &ExtensionConfig,
+    health: HealthState,
+    shutdown: Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    match config {
+        ExtensionConfig::HealthCheck(c) => {
+            health_check::start(&id.to_string(), c, health, shutdown).await
+        }
+    }
+}
+
+/// Serves the Prometheus text of the self-metrics on `GET /metrics`.
+pub async fn serve_self_metrics(
+    address: SocketAddr,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    let listener = http_server::bind(&address.to_string(), "telemetry", "http").await?;
+    let handler = move |request: hyper::Request<hyper::body::Incoming>| {
+        let handle = handle.clone();
+        async move {
+            if request.uri().path() != "/metrics" {
+                return Response::builder()
+                    .status(404)
+                    .body(Full::new(Bytes::from_static(b"404 page not found\n")))
+                    .expect("static response");
+            }
+            Response::builder()
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(handle.render())))
+                .expect("static response")
+        }
+    };
+    Ok(http_server::serve(listener, handler, shutdown, true))
+}

@@ -1,0 +1,198 @@
+//! The `otel-sidecar` command: `run` (the default), `validate`, `healthcheck`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use otel_sidecar::config::{self, source};
+use otel_sidecar::extensions::health_check;
+use otel_sidecar::{pipeline, telemetry};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "otel-sidecar",
+    version,
+    about = "A small drop-in replacement for the ADOT collector sidecar"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config source: PATH, file:PATH, ssm:NAME or ssm:ARN. Ignored when AOT_CONFIG_CONTENT is
+    /// set; with neither, the embedded ECS default config is used.
+    #[arg(long, global = true)]
+    config: Option<String>,
+    /// How long SIGTERM may take to drain everything (under ECS's 30 s stop timeout).
+    #[arg(
+        long,
+        global = true,
+        env = "OTEL_SIDECAR_SHUTDOWN_GRACE",
+        default_value = "20s"
+    )]
+    shutdown_grace: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipelines of the config until SIGTERM or SIGINT (the default).
+    Run,
+    /// Check the config: print every problem and exit 1, or a one-line summary and exit 0.
+    Validate,
+    /// ADOT's /healthcheck: GET http://127.0.0.1:PORT/, print `STATUS: 200` and exit 0 when
+    /// healthy, exit 1 otherwise.
+    Healthcheck {
+        #[arg(long, default_value_t = health_check::DEFAULT_PORT)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    // Invoked through a link named `healthcheck` (the image's /healthcheck), behave as ADOT's.
+    let invoked_as = std::env::args_os().next().and_then(|a| {
+        std::path::Path::new(&a)
+            .file_name()
+            .map(|n| n.to_os_string())
+    });
+    if invoked_as.as_deref() == Some(std::ffi::OsStr::new("healthcheck")) {
+        return healthcheck_from_argv();
+    }
+    let cli = Cli::parse();
+    match cli.command.as_ref().unwrap_or(&Command::Run) {
+        Command::Healthcheck { port } => exit_code(health_check::probe(*port)),
+        Command::Validate => runtime().block_on(validate(&cli)),
+        Command::Run => runtime().block_on(run(&cli)),
+    }
+}
+
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `/healthcheck [--port N]`, with ADOT's validation of the port.
+fn healthcheck_from_argv() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut port = health_check::DEFAULT_PORT;
+    let mut i = 0;
+    while i < args.len() {
+        let value = if let Some(v) = args[i]
+            .strip_prefix("--port=")
+            .or(args[i].strip_prefix("-port="))
+        {
+            Some(v.to_string())
+        } else if args[i] == "--port" || args[i] == "-port" {
+            i += 1;
+            args.get(i).cloned()
+        } else {
+            eprintln!("unknown argument {:?}", args[i]);
+            return ExitCode::FAILURE;
+        };
+        match value
+            .as_deref()
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|p| *p > 0)
+        {
+            Some(p) => port = p,
+            None => {
+                eprintln!("invalid port: must be between 1 and 65535");
+                return ExitCode::FAILURE;
+            }
+        }
+        i += 1;
+    }
+    exit_code(health_check::probe(port))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Reads and validates the config, printing every problem on failure.
+async fn load(cli: &Cli) -> Result<(config::SidecarConfig, source::ConfigSource, bool), ExitCode> {
+    let aot = std::env::var(source::AOT_CONFIG_CONTENT).ok();
+    let (source, flag_ignored) = source::choose(aot, cli.config.as_deref());
+    let text = match source.read().await {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("otel-sidecar: {error}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    match config::parse_config(&text, &|name| std::env::var(name).ok()) {
+        Ok(config) => Ok((config, source, flag_ignored)),
+        Err(errors) => {
+            eprintln!("otel-sidecar: invalid configuration ({source}):");
+            for error in &errors.0 {
+                eprintln!("  {error}");
+            }
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn validate(cli: &Cli) -> ExitCode {
+    match load(cli).await {
+        Ok((config, _, _)) => {
+            println!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+async fn run(cli: &Cli) -> ExitCode {
+    let (config, source, flag_ignored) = match load(cli).await {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    telemetry::init_logs(&config.telemetry.logs);
+    match run_service(cli, config, source, flag_ignored).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(
+                message = "otel-sidecar stopped with an error",
+                error = format!("{error:#}")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_service(
+    cli: &Cli,
+    config: config::SidecarConfig,
+    source: source::ConfigSource,
+    flag_ignored: bool,
+) -> anyhow::Result<()> {
+    let grace = telemetry::parse_duration(&cli.shutdown_grace)
+        .map_err(anyhow::Error::msg)
+        .context("--shutdown-grace")?;
+    tracing::info!(message = "starting otel-sidecar", version = otel_sidecar::VERSION, config = %source);
+    if flag_ignored {
+        tracing::warn!(message = "AOT_CONFIG_CONTENT is set: the --config flag is ignored");
+    }
+    for name in &config.unset_variables {
+        tracing::warn!(message = "configuration references unset environment variable", name = %name);
+    }
+    tracing::info!(message = %config.summary());
+    let service = pipeline::start(&config).await.context("cannot start")?;
+    wait_for_stop_signal().await?;
+    service.shutdown(grace).await?;
+    Ok(())
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(message = "received signal, shutting down", signal = name);
+    Ok(())
+}

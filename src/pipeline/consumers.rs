@@ -1,0 +1,89 @@
+//! The fan-in side of pipelines, as a receiver sees it.
+
+use super::{ADMISSION_WAIT, Payload, Signal};
+use tokio::sync::mpsc;
+
+/// Why a receiver could not hand data to its pipelines. Nothing was enqueued in either case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// A pipeline queue stayed full for [`ADMISSION_WAIT`]: the client should retry later.
+    #[error("pipeline queue is full")]
+    QueueFull,
+    /// The sidecar is shutting down.
+    #[error("the sidecar is shutting down")]
+    ShuttingDown,
+}
+
+/// Every pipeline input a receiver feeds, by signal. Cloned into each connection handler; the
+/// pipelines close once the last clone is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Consumers {
+    traces: Vec<mpsc::Sender<Payload>>,
+    metrics: Vec<mpsc::Sender<Payload>>,
+    logs: Vec<mpsc::Sender<Payload>>,
+}
+
+impl Consumers {
+    /// Adds one pipeline's input for `signal`.
+    pub fn add(&mut self, signal: Signal, input: mpsc::Sender<Payload>) {
+        self.inputs_mut(signal).push(input);
+    }
+
+    fn inputs(&self, signal: Signal) -> &[mpsc::Sender<Payload>] {
+        match signal {
+            Signal::Traces => &self.traces,
+            Signal::Metrics => &self.metrics,
+            Signal::Logs => &self.logs,
+        }
+    }
+
+    fn inputs_mut(&mut self, signal: Signal) -> &mut Vec<mpsc::Sender<Payload>> {
+        match signal {
+            Signal::Traces => &mut self.traces,
+            Signal::Metrics => &mut self.metrics,
+            Signal::Logs => &mut self.logs,
+        }
+    }
+
+    /// Whether some pipeline consumes `signal` from this receiver (else the receiver does not
+    /// serve that signal at all, like the collector).
+    pub fn consumes(&self, signal: Signal) -> bool {
+        !self.inputs(signal).is_empty()
+    }
+
+    /// Hands `payload` to every pipeline that consumes its signal, or to none: room is reserved
+    /// in all queues before anything is sent, so a refusal never leaves a partial delivery.
+    pub async fn consume(&self, payload: Payload) -> Result<(), Refused> {
+        let inputs = self.inputs(payload.signal());
+        let mut permits = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let permit = match input.try_reserve() {
+                Ok(permit) => permit,
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(Refused::ShuttingDown),
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    match tokio::time::timeout(ADMISSION_WAIT, input.reserve()).await {
+                        Ok(Ok(permit)) => permit,
+                        Ok(Err(_)) => return Err(Refused::ShuttingDown),
+                        Err(_) => return Err(Refused::QueueFull),
+                    }
+                }
+            };
+            permits.push(permit);
+        }
+        let mut payload = Some(payload);
+        let last = permits.len().saturating_sub(1);
+        for (i, permit) in permits.into_iter().enumerate() {
+            let item = if i == last {
+                payload
+                    .take()
+                    .expect("payload is moved only into the last queue")
+            } else {
+                payload
+                    .clone()
+                    .expect("payload present until the last queue")
+            };
+            permit.send(item);
+        }
+        Ok(())
+    }
+}

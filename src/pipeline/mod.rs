@@ -1,0 +1,26 @@
+//! Builds the graph a config describes and runs it: receivers fan in to pipeline queues,
+//! processors run in order, and each pipeline fans out to its exporters' queues. Every hop is a
+//! bounded channel, so a slow exporter pushes back all the way to the clients instead of growing
+//! memory.
+
+mod consumers;
+mod payload;
+mod service;
+mod shutdown;
+
+pub use consumers::{Consumers, Refused};
+pub use payload::{Payload, Signal, data_point_count};
+pub use service::{RunningService, StartError, start};
+pub use shutdown::{Shutdown, ShutdownTrigger};
+
+/// Capacity, in requests, of the queue between receivers and a pipeline's first processor. The
+/// batch processor drains it continuously, so it only has to absorb scheduling jitter; the
+/// collector's batch processor uses one slot per CPU.
+pub const PIPELINE_INPUT_CAPACITY: usize = 16;
+
+/// Capacity, in batches, between two processors and between the last processor and fan-out.
+pub const STAGE_CAPACITY: usize = 4;
+
+/// How long a receiver waits for room in a full pipeline queue before refusing the request
+/// (HTTP 503 / gRPC UNAVAILABLE with a retry hint). Short, so clients learn about overload fast.
+pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);

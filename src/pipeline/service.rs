@@ -1,0 +1,218 @@
+//! Starting and stopping the whole graph, in the collector's order: extensions, exporters,
+//! processors, receivers up; receivers, processors, exporters, extensions down.
+
+use super::{Consumers, PIPELINE_INPUT_CAPACITY, Payload, STAGE_CAPACITY, ShutdownTrigger};
+use crate::config::{ComponentId, PipelineId, SidecarConfig};
+use crate::exporters::{self, Exporter};
+use crate::extensions::{self, HealthState};
+use crate::{processors, receivers, telemetry};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{component}: {message}")]
+pub struct StartError {
+    pub component: String,
+    pub message: String,
+}
+
+impl StartError {
+    fn new(component: impl ToString, message: impl ToString) -> Self {
+        StartError {
+            component: component.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The running graph. Dropping it without [`RunningService::shutdown`] aborts nothing: call it.
+pub struct RunningService {
+    health: HealthState,
+    receivers_stop: ShutdownTrigger,
+    extensions_stop: ShutdownTrigger,
+    receiver_tasks: Vec<JoinHandle<()>>,
+    pipeline_tasks: Vec<JoinHandle<()>>,
+    exporter_tasks: Vec<JoinHandle<()>>,
+    extension_tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts everything the config describes and marks the service healthy once every receiver
+/// is listening.
+pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError> {
+    let health = HealthState::new();
+    let (receivers_stop, _) = ShutdownTrigger::new();
+    let (extensions_stop, _) = ShutdownTrigger::new();
+    let mut extension_tasks = Vec::new();
+
+    let metrics_address = config
+        .telemetry
+        .metrics
+        .prometheus_address()
+        .map_err(|e| StartError::new("service.telemetry.metrics", e))?;
+    if let Some(address) = metrics_address {
+        let task = extensions::serve_self_metrics(
+            address,
+            telemetry::metrics_handle(),
+            extensions_stop.subscribe(),
+        )
+        .await
+        .map_err(|e| StartError::new("service.telemetry.metrics", e))?;
+        extension_tasks.push(task);
+    }
+    for (id, extension) in &config.extensions {
+        let task = extensions::start(id, extension, health.clone(), extensions_stop.subscribe())
+            .await
+            .map_err(|e| StartError::new(format!("extensions.{id}"), e))?;
+        extension_tasks.push(task);
+    }
+
+    // Exporters: one task and one bounded queue per exporter id, shared by its pipelines.
+    let mut exporter_inputs: BTreeMap<ComponentId, mpsc::Sender<Payload>> = BTreeMap::new();
+    let mut exporter_tasks = Vec::new();
+    for pipeline in config.pipelines.values() {
+        for id in &pipeline.exporters {
+            if exporter_inputs.contains_key(id) {
+                continue;
+            }
+            let exporter_config = &config.exporters[id];
+            let exporter = Exporter::build(id, exporter_config)
+                .await
+                .map_err(|e| StartError::new(format!("exporters.{id}"), e))?;
+            let (tx, rx) = mpsc::channel(exporter_config.queue_size());
+            exporter_tasks.push(exporters::spawn(id.clone(), exporter, rx));
+            exporter_inputs.insert(id.clone(), tx);
+        }
+    }
+
+    // Pipelines: input queue → processors in order → fan-out to exporter queues.
+    let mut receiver_consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
+    let mut pipeline_tasks = Vec::new();
+    for (pipeline_id, pipeline) in &config.pipelines {
+        let (input_tx, mut stage_rx) = mpsc::channel(PIPELINE_INPUT_CAPACITY);
+        for id in &pipeline.processors {
+            let (tx, rx) = mpsc::channel(STAGE_CAPACITY);
+            pipeline_tasks.push(processors::spawn(
+                id,
+                &config.processors[id],
+                pipeline_id.signal,
+                stage_rx,
+                tx,
+            ));
+            stage_rx = rx;
+        }
+        let outputs: Vec<(ComponentId, mpsc::Sender<Payload>)> = pipeline
+            .exporters
+            .iter()
+            .map(|id| (id.clone(), exporter_inputs[id].clone()))
+            .collect();
+        pipeline_tasks.push(tokio::spawn(fan_out(
+            pipeline_id.clone(),
+            stage_rx,
+            outputs,
+        )));
+        for id in &pipeline.receivers {
+            receiver_consumers
+                .entry(id.clone())
+                .or_default()
+                .add(pipeline_id.signal, input_tx.clone());
+        }
+    }
+    // Only receivers may hold pipeline inputs from here on, so pipelines close when they stop.
+    drop(exporter_inputs);
+
+    let mut receiver_tasks = Vec::new();
+    for (id, consumers) in receiver_consumers {
+        let tasks = receivers::start(
+            &id,
+            &config.receivers[&id],
+            consumers,
+            receivers_stop.subscribe(),
+        )
+        .await
+        .map_err(|e| StartError::new(format!("receivers.{id}"), e))?;
+        receiver_tasks.extend(tasks);
+    }
+
+    health.set_ready();
+    tracing::info!(message = "everything is ready; begin running and processing data");
+    Ok(RunningService {
+        health,
+        receivers_stop,
+        extensions_stop,
+        receiver_tasks,
+        pipeline_tasks,
+        exporter_tasks,
+        extension_tasks,
+    })
+}
+
+/// Sends each batch to every exporter queue of the pipeline. Waiting on a full queue is the
+/// decision here: it pushes back to the receivers rather than dropping accepted data.
+async fn fan_out(
+    pipeline: PipelineId,
+    mut input: mpsc::Receiver<Payload>,
+    outputs: Vec<(ComponentId, mpsc::Sender<Payload>)>,
+) {
+    while let Some(payload) = input.recv().await {
+        let last = outputs.len() - 1;
+        let mut payload = Some(payload);
+        for (i, (exporter, queue)) in outputs.iter().enumerate() {
+            let item = if i == last {
+                payload.take().expect("moved into the last exporter only")
+            } else {
+                payload.clone().expect("present until the last exporter")
+            };
+            if queue.send(item).await.is_err() {
+                tracing::error!(%pipeline, %exporter, "exporter stopped before its pipeline; batch lost");
+            }
+            metrics::gauge!("otelcol_exporter_queue_size", "exporter" => exporter.to_string())
+                .set((queue.max_capacity() - queue.capacity()) as f64);
+        }
+    }
+}
+
+/// Why shutdown did not finish cleanly.
+#[derive(Debug, thiserror::Error)]
+#[error("shutdown did not finish within {0:?}; data still queued may be lost")]
+pub struct ShutdownTimeout(pub Duration);
+
+impl RunningService {
+    /// The health state served by `health_check`.
+    pub fn health(&self) -> HealthState {
+        self.health.clone()
+    }
+
+    /// Stops receivers, lets processors flush and exporters drain, then stops extensions. The
+    /// whole drain is bounded by `grace` (ECS sends SIGKILL 30 s after SIGTERM).
+    pub async fn shutdown(self, grace: Duration) -> Result<(), ShutdownTimeout> {
+        self.health.set_unavailable();
+        tracing::info!(message = "shutdown: receivers stop accepting, pipelines drain");
+        self.receivers_stop.trigger();
+        let drain = async {
+            for task in self.receiver_tasks {
+                let _ = task.await;
+            }
+            for task in self.pipeline_tasks {
+                let _ = task.await;
+            }
+            for task in self.exporter_tasks {
+                let _ = task.await;
+            }
+        };
+        let drained = tokio::time::timeout(grace, drain).await;
+        self.extensions_stop.trigger();
+        for task in self.extension_tasks {
+            let _ = task.await;
+        }
+        match drained {
+            Ok(()) => {
+                tracing::info!(message = "shutdown complete");
+                Ok(())
+            }
+            Err(_) => Err(ShutdownTimeout(grace)),
+        }
+    }
+}

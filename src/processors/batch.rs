@@ -1,0 +1,273 @@
+//! The `batch` processor, with the collector's semantics: a size trigger (`send_batch_size`), a
+//! timer (`timeout`, reset after every send), an optional cap per sent batch
+//! (`send_batch_max_size`), and a full flush when the pipeline closes.
+
+use crate::config::duration;
+use crate::pipeline::{Payload, Signal};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// `processors.batch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub timeout: Duration,
+    #[serde(default = "default_send_batch_size")]
+    pub send_batch_size: usize,
+    /// 0 means no cap.
+    #[serde(default)]
+    pub send_batch_max_size: usize,
+    #[serde(default)]
+    pub metadata_keys: Vec<String>,
+    #[serde(default = "default_metadata_cardinality_limit")]
+    pub metadata_cardinality_limit: u32,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_send_batch_size() -> usize {
+    8192
+}
+fn default_metadata_cardinality_limit() -> u32 {
+    1000
+}
+
+impl BatchConfig {
+    /// The collector's checks; returns `(key, message)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.send_batch_max_size > 0 && self.send_batch_max_size < self.send_batch_size {
+            return Err((
+                "send_batch_max_size".into(),
+                "send_batch_max_size must be greater or equal to send_batch_size".into(),
+            ));
+        }
+        if !self.metadata_keys.is_empty() {
+            return Err((
+                "metadata_keys".into(),
+                "batching by client metadata is not supported by otel-sidecar".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a batch was sent, for the collector's trigger counters.
+#[derive(Debug, Clone, Copy)]
+enum Trigger {
+    Size,
+    Timeout,
+    Shutdown,
+}
+
+/// One running batch processor instance (one per pipeline that lists it).
+pub struct BatchProcessor {
+    id: String,
+    config: BatchConfig,
+    pending: Payload,
+    pending_items: usize,
+}
+
+impl BatchProcessor {
+    pub fn new(id: String, config: BatchConfig, signal: Signal) -> Self {
+        BatchProcessor {
+            id,
+            config,
+            pending: Payload::empty(signal),
+            pending_items: 0,
+        }
+    }
+
+    fn timer_enabled(&self) -> bool {
+        !self.config.timeout.is_zero() && self.config.send_batch_size > 0
+    }
+
+    /// Runs until `input` closes, then flushes everything pending.
+    pub async fn run(mut self, mut input: mpsc::Receiver<Payload>, output: mpsc::Sender<Payload>) {
+        let mut deadline = Instant::now() + self.config.timeout;
+        loop {
+            tokio::select! {
+                biased;
+                received = input.recv() => {
+                    let Some(payload) = received else { break };
+                    let items = payload.item_count();
+                    if items == 0 {
+                        continue;
+                    }
+                    self.pending.append(payload);
+                    self.pending_items += items;
+                    while self.pending_items > 0
+                        && (!self.timer_enabled() || self.pending_items >= self.config.send_batch_size)
+                    {
+                        self.send_one(Trigger::Size, &output).await;
+                        deadline = Instant::now() + self.config.timeout;
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline), if self.timer_enabled() => {
+                    if self.pending_items > 0 {
+                        self.send_one(Trigger::Timeout, &output).await;
+                    }
+                    deadline = Instant::now() + self.config.timeout;
+                }
+            }
+        }
+        while self.pending_items > 0 {
+            self.send_one(Trigger::Shutdown, &output).await;
+        }
+    }
+
+    /// Sends everything pending, or `send_batch_max_size` items of it when a cap is set.
+    async fn send_one(&mut self, trigger: Trigger, output: &mpsc::Sender<Payload>) {
+        let max = self.config.send_batch_max_size;
+        let batch = if max > 0 && self.pending_items > max {
+            self.pending_items -= max;
+            self.pending.split_off_front(max)
+        } else {
+            self.pending_items = 0;
+            let signal = self.pending.signal();
+            std::mem::replace(&mut self.pending, Payload::empty(signal))
+        };
+        let size = batch.item_count();
+        let labels = [("processor", self.id.clone())];
+        metrics::histogram!("otelcol_processor_batch_batch_send_size", &labels).record(size as f64);
+        match trigger {
+            Trigger::Size => {
+                metrics::counter!("otelcol_processor_batch_batch_size_trigger_send", &labels)
+                    .increment(1)
+            }
+            Trigger::Timeout => {
+                metrics::counter!("otelcol_processor_batch_timeout_trigger_send", &labels)
+                    .increment(1)
+            }
+            Trigger::Shutdown => {}
+        }
+        if output.send(batch).await.is_err() {
+            tracing::error!(processor = %self.id, items = size, "next stage closed; batch lost");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    fn spans(n: usize) -> Payload {
+        Payload::Traces(vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(); n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    fn config(yaml: &str) -> BatchConfig {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    fn start(cfg: BatchConfig) -> (mpsc::Sender<Payload>, mpsc::Receiver<Payload>) {
+        let (in_tx, in_rx) = mpsc::channel(1024);
+        let (out_tx, out_rx) = mpsc::channel(1024);
+        tokio::spawn(BatchProcessor::new("batch".into(), cfg, Signal::Traces).run(in_rx, out_tx));
+        (in_tx, out_rx)
+    }
+
+    #[test]
+    fn defaults_match_the_collector() {
+        let c = config("{}");
+        assert_eq!(c.timeout, Duration::from_millis(200));
+        assert_eq!(c.send_batch_size, 8192);
+        assert_eq!(c.send_batch_max_size, 0);
+        let bad = config("send_batch_size: 100\nsend_batch_max_size: 99");
+        assert!(bad.validate().unwrap_err().1.contains("greater or equal"));
+        assert!(
+            config("send_batch_size: 100\nsend_batch_max_size: 100")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn size_then_timeout_trigger() {
+        let (tx, mut rx) = start(config("send_batch_size: 50\ntimeout: 1s"));
+        let started = Instant::now();
+        for _ in 0..120 {
+            tx.send(spans(1)).await.unwrap();
+        }
+        let first = rx.recv().await.unwrap();
+        let second = rx.recv().await.unwrap();
+        assert_eq!((first.item_count(), second.item_count()), (50, 50));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "size trigger must not wait"
+        );
+        let third = rx.recv().await.unwrap();
+        assert_eq!(third.item_count(), 20);
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "the remainder leaves only when the timer fires"
+        );
+        drop(tx);
+        assert!(rx.recv().await.is_none(), "nothing else was pending");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_size_splits_large_requests() {
+        let (tx, mut rx) = start(config(
+            "send_batch_size: 50\nsend_batch_max_size: 60\ntimeout: 10s",
+        ));
+        tx.send(spans(130)).await.unwrap();
+        let sizes: Vec<usize> = [rx.recv().await.unwrap(), rx.recv().await.unwrap()]
+            .iter()
+            .map(Payload::item_count)
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![60, 60],
+            "size trigger sends capped batches while >= 50 pending"
+        );
+        drop(tx);
+        assert_eq!(
+            rx.recv().await.unwrap().item_count(),
+            10,
+            "flushed on close"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_cap_a_large_request_leaves_whole() {
+        let (tx, mut rx) = start(config("send_batch_size: 50\ntimeout: 10s"));
+        tx.send(spans(130)).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().item_count(), 130);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_timeout_sends_every_item_at_once() {
+        let (tx, mut rx) = start(config("timeout: 0s"));
+        tx.send(spans(3)).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().item_count(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_flushes_everything_pending() {
+        let (tx, mut rx) = start(config("send_batch_size: 5000\ntimeout: 60s"));
+        for _ in 0..10 {
+            tx.send(spans(100)).await.unwrap();
+        }
+        drop(tx);
+        let started = Instant::now();
+        assert_eq!(rx.recv().await.unwrap().item_count(), 1000);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "flush does not wait for the timer"
+        );
+        assert!(rx.recv().await.is_none());
+    }
+}
