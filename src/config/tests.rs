@@ -1,1 +1,379 @@
+//! Every validation rule, each asserting the YAML path named in the message.
 
+use super::*;
+use crate::receivers::ReceiverConfig;
+
+const VALID: &str = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+      http:
+        endpoint: 127.0.0.1:0
+processors:
+  batch/traces:
+    timeout: 1s
+    send_batch_size: 50
+exporters:
+  debug:
+  file:
+    path: /tmp/out.jsonl
+extensions:
+  health_check:
+service:
+  extensions: [health_check]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch/traces]
+      exporters: [debug, file]
+"#;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn errors_of(yaml: &str) -> Vec<String> {
+    match parse_config(yaml, &no_env) {
+        Ok(_) => panic!("config should be refused:\n{yaml}"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Asserts that some error starts with `path: ` and contains `needle`.
+fn assert_error(yaml: &str, path: &str, needle: &str) {
+    let errors = errors_of(yaml);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(needle)),
+        "expected `{path}: …{needle}…` in {errors:#?}"
+    );
+}
+
+#[test]
+fn the_valid_config_parses_with_defaults() {
+    let config = parse_config(VALID, &no_env).unwrap();
+    let otlp = &config.receivers[&ComponentId::parse("otlp").unwrap()];
+    let ReceiverConfig::Otlp(otlp) = otlp;
+    let grpc = otlp
+        .protocols
+        .grpc
+        .as_ref()
+        .expect("grpc: with no body is enabled");
+    assert_eq!(grpc.endpoint, "localhost:4317");
+    assert_eq!(grpc.max_recv_msg_size_mib, 4);
+    let http = otlp.protocols.http.as_ref().unwrap();
+    assert_eq!(http.max_request_body_size, 20 * 1024 * 1024);
+    assert_eq!(http.traces_url_path, "/v1/traces");
+    assert_eq!(config.extensions.len(), 1);
+    assert_eq!(
+        config.summary(),
+        "config ok: traces: [otlp] -> [batch/traces] -> [debug,file]"
+    );
+}
+
+#[test]
+fn the_shipped_configs_are_understood() {
+    let local = include_str!("../../config/local.yaml");
+    parse_config(local, &no_env).unwrap();
+    // The ECS default names every component this version lacks, and nothing else.
+    let errors = errors_of(source::EMBEDDED_ECS_CONFIG);
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    for path in [
+        "receivers.awsxray",
+        "receivers.statsd",
+        "exporters.awsxray",
+        "exporters.awsemf",
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(path) && e.contains("does not implement yet")),
+            "{path}: {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_omitted_protocol_is_disabled() {
+    let yaml = VALID.replace("      grpc:\n", "");
+    let config = parse_config(&yaml, &no_env).unwrap();
+    let ReceiverConfig::Otlp(otlp) = &config.receivers[&ComponentId::parse("otlp").unwrap()];
+    assert!(otlp.protocols.grpc.is_none());
+}
+
+#[test]
+fn extensions_not_listed_in_service_are_not_started() {
+    let yaml = VALID.replace("  extensions: [health_check]\n", "");
+    let config = parse_config(&yaml, &no_env).unwrap();
+    assert!(config.extensions.is_empty());
+}
+
+#[test]
+fn empty_and_broken_documents() {
+    assert_eq!(errors_of(""), vec!["empty configuration file"]);
+    assert_eq!(errors_of("{}"), vec!["empty configuration file"]);
+    assert!(
+        errors_of("receivers: [")
+            .iter()
+            .any(|e| e.starts_with("invalid YAML"))
+    );
+    assert!(
+        errors_of("- a\n- b")
+            .iter()
+            .any(|e| e.contains("must be a YAML mapping"))
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    assert_error(
+        &format!("{VALID}\nrecievers: {{}}\n"),
+        "recievers",
+        "unknown top-level key",
+    );
+}
+
+#[test]
+fn unknown_key_inside_a_component_names_the_full_path() {
+    let yaml = VALID.replace("      grpc:\n", "      grpc:\n        endpont: x\n");
+    assert_error(
+        &yaml,
+        "receivers.otlp.protocols.grpc",
+        "unknown field `endpont`",
+    );
+    let yaml = VALID.replace(
+        "send_batch_size: 50",
+        "send_batch_size: 50\n    sendbatch: 1",
+    );
+    assert_error(
+        &yaml,
+        "processors.batch/traces.sendbatch",
+        "unknown field `sendbatch`",
+    );
+}
+
+#[test]
+fn wrong_value_types_name_the_key() {
+    let yaml = VALID.replace("send_batch_size: 50", "send_batch_size: lots");
+    assert_error(
+        &yaml,
+        "processors.batch/traces.send_batch_size",
+        "invalid type",
+    );
+    let yaml = VALID.replace("timeout: 1s", "timeout: 1 fortnight");
+    assert_error(&yaml, "processors.batch/traces.timeout", "duration");
+}
+
+#[test]
+fn unknown_component_type_lists_the_valid_ones() {
+    let yaml = VALID.replace("  debug:\n", "  kafka:\n");
+    assert_error(&yaml, "exporters.kafka", "unknown type: \"kafka\"");
+    assert_error(&yaml, "exporters.kafka", "valid values: [debug file]");
+}
+
+#[test]
+fn planned_components_are_named_as_missing() {
+    let yaml = VALID.replace("  debug:\n", "  awsemf:\n    namespace: X\n");
+    assert_error(&yaml, "exporters.awsemf", "does not implement yet");
+}
+
+#[test]
+fn invalid_component_ids() {
+    let yaml = VALID.replace("  batch/traces:", "  batch/:");
+    assert_error(
+        &yaml,
+        "processors.batch/",
+        "part after / should not be empty",
+    );
+    let yaml = VALID.replace("  debug:\n", "  9debug:\n");
+    assert_error(&yaml, "exporters.9debug", "invalid character(s) in type");
+}
+
+#[test]
+fn pipelines_must_reference_configured_components() {
+    let yaml = VALID.replace("receivers: [otlp]", "receivers: [otlp, zipkin]");
+    assert_error(
+        &yaml,
+        "service.pipelines.traces.receivers[1]",
+        "references receiver \"zipkin\" which is not configured",
+    );
+    let yaml = VALID.replace("processors: [batch/traces]", "processors: [batch]");
+    assert_error(
+        &yaml,
+        "service.pipelines.traces.processors[0]",
+        "references processor \"batch\" which is not configured",
+    );
+    let yaml = VALID.replace("exporters: [debug, file]", "exporters: [debug, awsxray]");
+    assert_error(
+        &yaml,
+        "service.pipelines.traces.exporters[1]",
+        "references exporter \"awsxray\" which is not configured",
+    );
+}
+
+#[test]
+fn a_processor_listed_twice() {
+    let yaml = VALID.replace(
+        "processors: [batch/traces]",
+        "processors: [batch/traces, batch/traces]",
+    );
+    assert_error(
+        &yaml,
+        "service.pipelines.traces.processors[1]",
+        "references processor \"batch/traces\" multiple times",
+    );
+}
+
+#[test]
+fn pipelines_need_receivers_and_exporters() {
+    let yaml = VALID.replace("receivers: [otlp]", "receivers: []");
+    assert_error(
+        &yaml,
+        "service.pipelines.traces.receivers",
+        "must have at least one receiver",
+    );
+    let yaml = VALID.replace("exporters: [debug, file]", "exporters: []");
+    assert_error(
+        &yaml,
+        "service.pipelines.traces.exporters",
+        "must have at least one exporter",
+    );
+}
+
+#[test]
+fn service_needs_a_pipeline_and_valid_pipeline_ids() {
+    let yaml = VALID.split("  pipelines:").next().unwrap().to_string();
+    assert_error(&yaml, "service.pipelines", "at least one pipeline");
+    let yaml = VALID.replace(
+        "    traces:\n      receivers",
+        "    spans:\n      receivers",
+    );
+    assert_error(&yaml, "service.pipelines.spans", "unknown signal \"spans\"");
+}
+
+#[test]
+fn service_extensions_must_be_configured() {
+    let yaml = VALID.replace(
+        "extensions: [health_check]",
+        "extensions: [health_check, pprof]",
+    );
+    assert_error(
+        &yaml,
+        "service.extensions[1]",
+        "references extension \"pprof\" which is not configured",
+    );
+}
+
+#[test]
+fn receivers_and_exporters_sections_must_exist() {
+    let errors = errors_of("service:\n  pipelines: {}\n");
+    assert!(errors.contains(&"receivers: no receiver configuration specified in config".into()));
+    assert!(errors.contains(&"exporters: no exporter configuration specified in config".into()));
+}
+
+#[test]
+fn component_validation_rules() {
+    let yaml = VALID.replace(
+        "    protocols:\n      grpc:\n      http:\n        endpoint: 127.0.0.1:0\n",
+        "    protocols: {}\n",
+    );
+    assert_error(
+        &yaml,
+        "receivers.otlp.protocols",
+        "must specify at least one protocol when using the OTLP receiver",
+    );
+    let yaml = VALID.replace(
+        "send_batch_size: 50",
+        "send_batch_size: 50\n    send_batch_max_size: 10",
+    );
+    assert_error(
+        &yaml,
+        "processors.batch/traces.send_batch_max_size",
+        "must be greater or equal to send_batch_size",
+    );
+    let yaml = VALID.replace(
+        "    path: /tmp/out.jsonl\n",
+        "    path: /tmp/o\n    format: proto\n",
+    );
+    assert_error(&yaml, "exporters.file.format", "not supported");
+    let yaml = VALID.replace("  file:\n    path: /tmp/out.jsonl\n", "  file:\n");
+    assert_error(&yaml, "exporters.file", "missing field `path`");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let yaml = VALID
+        .replace("  debug:\n", "  kafka:\n")
+        .replace("receivers: [otlp]", "receivers: [otlp, zipkin]")
+        .replace("send_batch_size: 50", "send_batch_size: 50\n    bogus: 1");
+    let errors = errors_of(&yaml);
+    assert!(errors.len() >= 3, "{errors:#?}");
+}
+
+#[test]
+fn environment_references_are_expanded() {
+    let env = |name: &str| match name {
+        "OUT" => Some("/tmp/from-env.jsonl".to_string()),
+        "BATCH" => Some("64".to_string()),
+        _ => None,
+    };
+    let yaml = VALID
+        .replace("path: /tmp/out.jsonl", "path: ${env:OUT}")
+        .replace(
+            "send_batch_size: 50",
+            "send_batch_size: ${BATCH}\n    send_batch_max_size: ${env:MAX:-128}",
+        )
+        .replace(
+            "endpoint: 127.0.0.1:0",
+            "endpoint: ${env:HOST:-127.0.0.1}:0",
+        );
+    let config = parse_config(&yaml, &env).unwrap();
+    let file = &config.exporters[&ComponentId::parse("file").unwrap()];
+    let crate::exporters::ExporterConfig::File(file) = file else {
+        panic!()
+    };
+    assert_eq!(file.path.to_str(), Some("/tmp/from-env.jsonl"));
+    let crate::processors::ProcessorConfig::Batch(batch) =
+        &config.processors[&ComponentId::parse("batch/traces").unwrap()];
+    assert_eq!(
+        (batch.send_batch_size, batch.send_batch_max_size),
+        (64, 128)
+    );
+}
+
+#[test]
+fn unset_variables_are_reported_and_bad_references_refused() {
+    let yaml = VALID.replace("path: /tmp/out.jsonl", "path: /tmp/${NOT_SET}x.jsonl");
+    let config = parse_config(&yaml, &no_env).unwrap();
+    assert_eq!(config.unset_variables, vec!["NOT_SET".to_string()]);
+    let yaml = VALID.replace("path: /tmp/out.jsonl", "path: ${s3:bucket/key}");
+    assert_error(
+        &yaml,
+        "exporters.file.path",
+        "unsupported config provider scheme",
+    );
+}
+
+#[test]
+fn telemetry_settings() {
+    let yaml = format!(
+        "{VALID}  telemetry:\n    logs:\n      level: debug\n      encoding: json\n    metrics:\n      readers:\n        - pull:\n            exporter:\n              prometheus:\n                host: localhost\n                port: 0\n"
+    );
+    let config = parse_config(&yaml, &no_env).unwrap();
+    assert_eq!(
+        config.telemetry.logs.encoding,
+        crate::telemetry::LogEncoding::Json
+    );
+    assert_eq!(
+        config.telemetry.metrics.prometheus_address().unwrap(),
+        Some("127.0.0.1:0".parse().unwrap())
+    );
+    let yaml = format!("{VALID}  telemetry:\n    logs:\n      level: loud\n");
+    assert_error(
+        &yaml,
+        "service.telemetry.logs.level",
+        "unknown variant `loud`",
+    );
+}

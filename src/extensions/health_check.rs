@@ -134,8 +134,9 @@ pub async fn start(
     config: &HealthCheckConfig,
     health: HealthState,
     shutdown: Shutdown,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<(JoinHandle<()>, std::net::SocketAddr)> {
     let listener = http_server::bind(&config.endpoint, id, "http").await?;
+    let address = listener.local_addr()?;
     let path = config.path.clone();
     let custom = config.response_body.clone();
     let handler = move |request: hyper::Request<hyper::body::Incoming>| {
@@ -166,7 +167,10 @@ pub async fn start(
                 .expect("static response")
         }
     };
-    Ok(http_server::serve(listener, handler, shutdown, false))
+    Ok((
+        http_server::serve(listener, handler, shutdown, false),
+        address,
+    ))
 }
 
 /// ADOT's `/healthcheck`: `GET http://127.0.0.1:<port>/`; prints `STATUS: 200` and returns true
@@ -209,7 +213,39 @@ pub fn probe(port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::ShutdownTrigger;
     use std::time::Duration;
+
+    fn config() -> HealthCheckConfig {
+        serde_yaml_ng::from_str("endpoint: 127.0.0.1:0").unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serves_503_until_ready_and_again_from_shutdown() {
+        let state = HealthState::new();
+        let (stop, _) = ShutdownTrigger::new();
+        let (task, address) = start("health_check", &config(), state.clone(), stop.subscribe())
+            .await
+            .unwrap();
+        let probe_port = |port| tokio::task::spawn_blocking(move || probe(port));
+        assert!(
+            !probe_port(address.port()).await.unwrap(),
+            "not ready yet: 503"
+        );
+        state.set_ready();
+        assert!(probe_port(address.port()).await.unwrap(), "ready: 200");
+        state.set_unavailable();
+        assert!(
+            !probe_port(address.port()).await.unwrap(),
+            "shutting down: 503"
+        );
+        stop.trigger();
+        task.await.unwrap();
+        assert!(
+            !probe_port(address.port()).await.unwrap(),
+            "nothing listening"
+        );
+    }
 
     #[test]
     fn formats_rfc3339_like_go() {

@@ -45,7 +45,8 @@ pub async fn start(
 ) -> std::io::Result<JoinHandle<()>> {
     match config {
         ExtensionConfig::HealthCheck(c) => {
-            health_check::start(&id.to_string(), c, health, shutdown).await
+            let (task, _) = health_check::start(&id.to_string(), c, health, shutdown).await?;
+            Ok(task)
         }
     }
 }
