@@ -87,6 +87,32 @@ impl LogsService for OtlpGrpc {
     }
 }
 
+/// tonic answers an undecodable message with INTERNAL and an oversized one with OUT_OF_RANGE;
+/// the collector (grpc-go) answers INVALID_ARGUMENT and RESOURCE_EXHAUSTED, which is also what
+/// OTLP clients treat as "do not retry this payload". Decode errors come back trailers-only, so
+/// the status sits in the response headers.
+fn collector_status_codes(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let headers = response.headers();
+    let status = headers.get("grpc-status").and_then(|v| v.to_str().ok());
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let remapped = match status {
+        Some("13") if message.starts_with("failed%20to%20decode") => Some("3"),
+        Some("11") if message.contains("message%20length%20too%20large") => Some("8"),
+        _ => None,
+    };
+    if let Some(code) = remapped {
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static(code));
+    }
+    response
+}
+
 pub async fn start(
     id: &str,
     config: &GrpcConfig,
@@ -121,6 +147,7 @@ pub async fn start(
     drop(consumers);
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
+        .layer(tower::util::MapResponseLayer::new(collector_status_codes))
         .add_optional_service(traces)
         .add_optional_service(metrics)
         .add_optional_service(logs);

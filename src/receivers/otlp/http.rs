@@ -6,7 +6,7 @@ use super::{HttpConfig, accept, json};
 use crate::http_server;
 use crate::pipeline::{Consumers, Payload, Refused, Shutdown, Signal};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -39,6 +39,9 @@ const CODE_UNAVAILABLE: i32 = 14;
 
 /// Seconds a refused client is asked to wait (`Retry-After`).
 const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// How much of an over-limit body is read and thrown away before the connection is dropped.
+const MAX_DISCARDED_BODY: u64 = 64 * 1024 * 1024;
 
 /// Largest zstd window accepted (2^24 = 16 MiB), so a crafted frame cannot make the decoder
 /// allocate more than the body limit allows.
@@ -238,22 +241,33 @@ impl HttpReceiver {
             .get("content-length")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
+        let mut body = request.into_body();
+        let mut raw = bytes::BytesMut::new();
+        // Past the limit nothing more is kept, but the rest is read and discarded (up to a cap)
+        // so the client gets its 413 instead of a reset connection.
+        let mut over_limit = declared.is_some_and(|n| n > limit);
+        let mut discarded: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| BodyError::Invalid(format!("failed to read request body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if !over_limit && raw.len() as u64 + data.len() as u64 <= limit {
+                raw.extend_from_slice(&data);
+                continue;
+            }
+            over_limit = true;
+            raw = bytes::BytesMut::new();
+            discarded += data.len() as u64;
+            if discarded > MAX_DISCARDED_BODY {
+                break;
+            }
+        }
+        if over_limit {
             return Err(too_large());
         }
-        let raw = Limited::new(request.into_body(), limit as usize)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    too_large()
-                } else {
-                    BodyError::Invalid(format!("failed to read request body: {e}"))
-                }
-            })?
-            .to_bytes();
+        let raw = raw.freeze();
         let body = decompress(raw, content_encoding, limit)?;
         decode_payload(&body, signal, encoding).map_err(BodyError::Invalid)
     }
