@@ -1,0 +1,91 @@
+"""Acceptance: config errors name YAML paths; AOT_CONFIG_CONTENT wins over --config; ssm:NAME
+reads a parameter from the AWS emulator; the embedded ECS config names what is missing."""
+
+import subprocess
+
+import boto3
+import yaml
+
+from conftest import BINARY, TEST_TELEMETRY, file_pipeline_config
+
+
+def run(args, env=None, timeout=60):
+    import os
+
+    full_env = {k: v for k, v in os.environ.items() if k != "AOT_CONFIG_CONTENT"}
+    full_env.update(env or {})
+    return subprocess.run([str(BINARY), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def test_validate_reports_every_problem_with_its_path(tmp):
+    config = file_pipeline_config(tmp / "o.jsonl", signals=("traces",))
+    config["receivers"]["otlp"]["protocols"]["grpc"]["endpont"] = "x"
+    config["processors"]["batch"]["send_batch_max_size"] = 1
+    config["processors"]["batch"]["send_batch_size"] = 10
+    config["exporters"]["kafka"] = None
+    config["service"]["pipelines"]["traces"]["exporters"].append("awsxray")
+    path = tmp / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run(["validate", "--config", str(path)])
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"otel-sidecar: invalid configuration (file:{path}):"
+    for expected in (
+        "receivers.otlp.protocols.grpc: unknown field `endpont`",
+        "processors.batch.send_batch_max_size: send_batch_max_size must be greater or equal to send_batch_size",
+        'exporters.kafka: unknown type: "kafka" for id: "kafka" (valid values: [debug file])',
+        'service.pipelines.traces.exporters[1]: references exporter "awsxray" which is not configured',
+    ):
+        assert any(line.strip().startswith(expected) for line in lines), (expected, lines)
+
+
+def test_validate_prints_a_summary(tmp):
+    path = tmp / "good.yaml"
+    path.write_text(yaml.safe_dump(file_pipeline_config(tmp / "o.jsonl")))
+    result = run(["validate", "--config", f"file:{path}"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "config ok: traces: [otlp] -> [batch] -> [file]; metrics: [otlp] -> [batch] -> [file]\n"
+
+
+def test_the_embedded_ecs_config_names_what_is_missing():
+    result = run(["validate"])
+    assert result.returncode == 1
+    assert "(embedded ECS default config)" in result.stderr
+    for component in ("receivers.awsxray", "receivers.statsd", "exporters.awsxray", "exporters.awsemf"):
+        assert f"{component}: " in result.stderr and "does not implement yet" in result.stderr
+
+
+def test_aot_config_content_wins_over_the_flag(start_sidecar, tmp):
+    config = file_pipeline_config(tmp / "from-env.jsonl", signals=("traces",))
+    config["service"]["telemetry"] = TEST_TELEMETRY
+    content = yaml.safe_dump(config)
+    result = run(["validate", "--config", str(tmp / "does-not-exist.yaml")], env={"AOT_CONFIG_CONTENT": content})
+    assert result.returncode == 0, result.stderr
+    sidecar = start_sidecar(
+        {}, env={"AOT_CONFIG_CONTENT": content}, args=["--config", str(tmp / "does-not-exist.yaml")]
+    )
+    messages = [r.get("message") for r in sidecar.log_records()]
+    assert "AOT_CONFIG_CONTENT is set: the --config flag is ignored" in messages
+    assert any(r.get("config") == "env:AOT_CONFIG_CONTENT" for r in sidecar.log_records())
+    assert sidecar.terminate() == 0
+
+
+def test_config_from_ssm_parameter_store(tmp, aws_env, start_sidecar):
+    config = file_pipeline_config(tmp / "from-ssm.jsonl", signals=("traces",))
+    config["service"]["telemetry"] = TEST_TELEMETRY
+    ssm = boto3.client("ssm", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    name = f"/otel-sidecar/e2e/{tmp.name}"
+    ssm.put_parameter(Name=name, Value=yaml.safe_dump(config), Type="SecureString", Overwrite=True)
+
+    result = run(["validate", "--config", f"ssm:{name}"], env=aws_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("config ok: traces: [otlp] -> [batch] -> [file]")
+    sidecar = start_sidecar({}, env=aws_env, args=["--config", f"ssm:{name}"])
+    assert any(r.get("config") == f"ssm:{name}" for r in sidecar.log_records())
+    assert sidecar.terminate() == 0
+
+    result = run(["validate", "--config", "ssm:/otel-sidecar/e2e/missing"], env=aws_env)
+    assert result.returncode == 1
+    assert 'cannot read SSM parameter "/otel-sidecar/e2e/missing"' in result.stderr
+    assert "ParameterNotFound" in result.stderr
