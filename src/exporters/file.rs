@@ -55,11 +55,26 @@ pub struct FileExporter {
 }
 
 impl FileExporter {
-    pub fn new(config: &FileExporterConfig) -> Self {
-        FileExporter {
+    /// Fails when the file's directory does not exist, so a typo in `path` stops the start
+    /// instead of dropping the first batch.
+    pub fn new(config: &FileExporterConfig) -> Result<Self, ExportError> {
+        let directory = match config.path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => std::path::Path::new("."),
+        };
+        if !directory.is_dir() {
+            return Err(ExportError::Io {
+                path: config.path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("directory {} does not exist", directory.display()),
+                ),
+            });
+        }
+        Ok(FileExporter {
             config: config.clone(),
             file: None,
-        }
+        })
     }
 
     fn io_error(&self, source: std::io::Error) -> ExportError {

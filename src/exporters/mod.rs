@@ -113,7 +113,7 @@ impl Exporter {
     pub async fn build(id: &ComponentId, config: &ExporterConfig) -> Result<Self, ExportError> {
         Ok(match config {
             ExporterConfig::Debug(c) => Exporter::Debug(debug::DebugExporter::new(id, c)),
-            ExporterConfig::File(c) => Exporter::File(file::FileExporter::new(c)),
+            ExporterConfig::File(c) => Exporter::File(file::FileExporter::new(c)?),
         })
     }
 

@@ -94,6 +94,11 @@ def test_backpressure_then_full_delivery(start_sidecar, tmp):
     rss_mib = sidecar.rss_kib() / 1024
     assert rss_mib < 100, f"RSS {rss_mib:.0f} MiB while blocked"
 
+    metrics = sidecar.self_metrics()
+    assert metrics['otelcol_receiver_refused_spans{receiver="otlp",transport="http"}'] == 10 * refused
+    assert metrics['otelcol_receiver_accepted_spans{receiver="otlp",transport="http"}'] == 10 * len(accepted)
+    assert metrics['otelcol_exporter_queue_capacity{exporter="file"}'] == 1
+
     channel = grpc.insecure_channel(sidecar.address("otlp", "grpc"))
     stub = trace_service_pb2_grpc.TraceServiceStub(channel)
     try:
@@ -129,6 +134,8 @@ def test_sigterm_flushes_buffered_spans(start_sidecar, tmp):
     sent = send_spans_with_sdk(GrpcSpanExporter(endpoint=sidecar.address("otlp", "grpc"), insecure=True), "term", 1000)
     assert len(sent) == 1000
     assert not exported_spans(out), "nothing leaves before the 60 s timeout"
+    metrics = sidecar.self_metrics()
+    assert metrics['otelcol_receiver_accepted_spans{receiver="otlp",transport="grpc"}'] == 1000
     assert sidecar.terminate() == 0
     assert len(exported_spans(out)) == 1000
 

@@ -3,6 +3,8 @@ file exporter's output, over gRPC, HTTP protobuf and HTTP JSON (gzip on one of t
 
 import time
 
+import grpc
+
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -109,7 +111,9 @@ def test_spans_over_grpc_http_protobuf_and_http_json_arrive_intact(start_sidecar
 def test_metric_instruments_arrive_with_their_values(start_sidecar, tmp):
     out = tmp / "metrics.jsonl"
     sidecar = start_sidecar(file_pipeline_config(out, signals=("metrics",)))
-    exporter = GrpcMetricExporter(endpoint=sidecar.address("otlp", "grpc"), insecure=True)
+    exporter = GrpcMetricExporter(
+        endpoint=sidecar.address("otlp", "grpc"), insecure=True, compression=grpc.Compression.Gzip
+    )
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": "e2e-metrics"}))
     meter = provider.get_meter("e2e-meter")
