@@ -5,6 +5,7 @@
 //! when it flushes everything it accepted before exiting.
 #![forbid(unsafe_code)]
 
+pub mod aws;
 pub mod config;
 pub mod exporters;
 pub mod extensions;

@@ -79,13 +79,8 @@ fn the_shipped_configs_are_understood() {
     parse_config(local, &no_env).unwrap();
     // The ECS default names every component this version lacks, and nothing else.
     let errors = errors_of(source::EMBEDDED_ECS_CONFIG);
-    assert_eq!(errors.len(), 4, "{errors:#?}");
-    for path in [
-        "receivers.awsxray",
-        "receivers.statsd",
-        "exporters.awsxray",
-        "exporters.awsemf",
-    ] {
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    for path in ["receivers.awsxray", "receivers.statsd", "exporters.awsemf"] {
         assert!(
             errors
                 .iter()
@@ -170,13 +165,21 @@ fn wrong_value_types_name_the_key() {
 fn unknown_component_type_lists_the_valid_ones() {
     let yaml = VALID.replace("  debug:\n", "  kafka:\n");
     assert_error(&yaml, "exporters.kafka", "unknown type: \"kafka\"");
-    assert_error(&yaml, "exporters.kafka", "valid values: [debug file]");
+    assert_error(
+        &yaml,
+        "exporters.kafka",
+        "valid values: [awsxray debug file]",
+    );
 }
 
 #[test]
 fn planned_components_are_named_as_missing() {
     let yaml = VALID.replace("  debug:\n", "  awsemf:\n    namespace: X\n");
     assert_error(&yaml, "exporters.awsemf", "does not implement yet");
+    let yaml = VALID.replace("  debug:\n", "  awsxray:\n    regoin: x\n");
+    assert_error(&yaml, "exporters.awsxray.regoin", "unknown field `regoin`");
+    let yaml = VALID.replace("  debug:\n", "  awsxray:\n    no_verify_ssl: true\n");
+    assert_error(&yaml, "exporters.awsxray.no_verify_ssl", "not supported");
 }
 
 #[test]

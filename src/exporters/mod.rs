@@ -1,5 +1,6 @@
 //! Exporters: the ends of pipelines. Each runs as one task behind its own bounded queue.
 
+pub mod awsxray;
 pub mod debug;
 pub mod file;
 
@@ -11,10 +12,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Exporter types otel-sidecar runs.
-pub const EXPORTER_TYPES: &[&str] = &["debug", "file"];
+pub const EXPORTER_TYPES: &[&str] = &["awsxray", "debug", "file"];
 
 /// Collector exporter types that are recognised but not implemented yet.
-const PLANNED_EXPORTER_TYPES: &[&str] = &["awsxray", "awsemf"];
+const PLANNED_EXPORTER_TYPES: &[&str] = &["awsemf"];
 
 /// The collector's `sending_queue` settings: the bounded queue in front of an exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,6 +53,7 @@ fn default_queue_size() -> usize {
 /// A validated exporter config.
 #[derive(Debug, Clone)]
 pub enum ExporterConfig {
+    AwsXray(Box<awsxray::AwsXrayExporterConfig>),
     Debug(debug::DebugExporterConfig),
     File(file::FileExporterConfig),
 }
@@ -59,12 +61,16 @@ pub enum ExporterConfig {
 impl ExporterConfig {
     /// Signals the exporter can carry.
     pub fn signals(&self) -> &'static [Signal] {
-        &[Signal::Traces, Signal::Metrics, Signal::Logs]
+        match self {
+            ExporterConfig::AwsXray(_) => &[Signal::Traces],
+            _ => &[Signal::Traces, Signal::Metrics, Signal::Logs],
+        }
     }
 
     /// Capacity of the exporter's queue, in batches.
     pub fn queue_size(&self) -> usize {
         let settings = match self {
+            ExporterConfig::AwsXray(c) => &c.sending_queue,
             ExporterConfig::Debug(c) => &c.sending_queue,
             ExporterConfig::File(c) => &c.sending_queue,
         };
@@ -75,6 +81,13 @@ impl ExporterConfig {
 /// Decodes the body of an `exporters.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
     match kind {
+        "awsxray" => {
+            let config: awsxray::AwsXrayExporterConfig = decode_section(body)?;
+            config
+                .validate()
+                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            Ok(ExporterConfig::AwsXray(Box::new(config)))
+        }
         "debug" => Ok(ExporterConfig::Debug(decode_section(body)?)),
         "file" => {
             let config: file::FileExporterConfig = decode_section(body)?;
@@ -96,6 +109,10 @@ pub enum ExportError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot set up the exporter: {0}")]
+    Setup(String),
+    #[error("{items} items dropped: {reason}")]
+    Dropped { items: u64, reason: String },
     #[error("cannot encode {signal} as OTLP JSON: {source}")]
     Encode {
         signal: Signal,
@@ -105,6 +122,7 @@ pub enum ExportError {
 
 /// A built exporter, ready to send.
 pub enum Exporter {
+    AwsXray(awsxray::AwsXrayExporter),
     Debug(debug::DebugExporter),
     File(file::FileExporter),
 }
@@ -112,6 +130,9 @@ pub enum Exporter {
 impl Exporter {
     pub async fn build(id: &ComponentId, config: &ExporterConfig) -> Result<Self, ExportError> {
         Ok(match config {
+            ExporterConfig::AwsXray(c) => {
+                Exporter::AwsXray(awsxray::AwsXrayExporter::new(id, c).await?)
+            }
             ExporterConfig::Debug(c) => Exporter::Debug(debug::DebugExporter::new(id, c)),
             ExporterConfig::File(c) => Exporter::File(file::FileExporter::new(c)?),
         })
@@ -119,6 +140,7 @@ impl Exporter {
 
     async fn export(&mut self, payload: &Payload) -> Result<(), ExportError> {
         match self {
+            Exporter::AwsXray(e) => e.export(payload).await,
             Exporter::Debug(e) => {
                 e.export(payload);
                 Ok(())
@@ -129,7 +151,7 @@ impl Exporter {
 
     async fn shutdown(&mut self) -> Result<(), ExportError> {
         match self {
-            Exporter::Debug(_) => Ok(()),
+            Exporter::AwsXray(_) | Exporter::Debug(_) => Ok(()),
             Exporter::File(e) => e.shutdown().await,
         }
     }
@@ -149,21 +171,24 @@ pub fn spawn(
             let signal = payload.signal();
             let items = payload.item_count() as u64;
             let labels = [("exporter", name.clone())];
-            match exporter.export(&payload).await {
-                Ok(()) => metrics::counter!(
-                    format!("otelcol_exporter_sent_{}", signal.item_name()),
-                    &labels
-                )
-                .increment(items),
+            let failed = match exporter.export(&payload).await {
+                Ok(()) => 0,
+                Err(ExportError::Dropped { items: dropped, .. }) => dropped.min(items),
                 Err(error) => {
-                    metrics::counter!(
-                        format!("otelcol_exporter_send_failed_{}", signal.item_name()),
-                        &labels
-                    )
-                    .increment(items);
                     tracing::error!(exporter = %name, %error, items, "export failed; data dropped");
+                    items
                 }
-            }
+            };
+            metrics::counter!(
+                format!("otelcol_exporter_sent_{}", signal.item_name()),
+                &labels
+            )
+            .increment(items - failed);
+            metrics::counter!(
+                format!("otelcol_exporter_send_failed_{}", signal.item_name()),
+                &labels
+            )
+            .increment(failed);
         }
         if let Err(error) = exporter.shutdown().await {
             tracing::error!(exporter = %name, %error, "exporter shutdown failed");

@@ -1,0 +1,130 @@
+//! The `awsxray` exporter: spans become X-Ray segment documents (`translate`), sent with
+//! PutTraceSegments (`send`).
+
+mod segment;
+mod send;
+pub mod translate;
+
+pub use segment::SegmentDocument;
+
+use super::{ExportError, QueueSettings};
+use crate::aws::{AwsSessionSettings, RetrySettings};
+use crate::config::ComponentId;
+use crate::pipeline::Payload;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+use translate::TranslateSettings;
+
+/// `exporters.awsxray`: the collector's keys (AWS session settings included) plus
+/// `sending_queue` and `retry_on_failure`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AwsXrayExporterConfig {
+    #[serde(flatten)]
+    pub session: AwsSessionSettings,
+    #[serde(default)]
+    pub indexed_attributes: Vec<String>,
+    #[serde(default)]
+    pub index_all_attributes: bool,
+    #[serde(default)]
+    pub aws_log_groups: Vec<String>,
+    /// Accepted for compatibility; X-Ray exporter telemetry is not sent.
+    #[serde(default)]
+    pub telemetry: Option<Value>,
+    #[serde(default)]
+    pub sending_queue: QueueSettings,
+    #[serde(default)]
+    pub retry_on_failure: RetrySettings,
+    /// Keys nobody claimed, refused in `validate` (flattened structs cannot deny them).
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl AwsXrayExporterConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if let Some(key) = self.unknown.keys().next() {
+            return Err((key.clone(), format!("unknown field `{key}`")));
+        }
+        self.session.validate()
+    }
+}
+
+/// Counted reasons for documents that never reached X-Ray.
+pub(crate) fn count_dropped(exporter: &str, reason: &'static str, documents: u64) {
+    if documents > 0 {
+        metrics::counter!(
+            "otelsidecar_xray_documents_dropped",
+            "exporter" => exporter.to_string(),
+            "reason" => reason
+        )
+        .increment(documents);
+    }
+}
+
+pub struct AwsXrayExporter {
+    id: String,
+    settings: TranslateSettings,
+    sender: send::XRaySender,
+}
+
+impl AwsXrayExporter {
+    pub async fn new(
+        id: &ComponentId,
+        config: &AwsXrayExporterConfig,
+    ) -> Result<Self, ExportError> {
+        let sdk = config
+            .session
+            .sdk_config()
+            .await
+            .map_err(|e| ExportError::Setup(e.to_string()))?;
+        Ok(AwsXrayExporter {
+            id: id.to_string(),
+            settings: TranslateSettings {
+                indexed_attributes: config.indexed_attributes.clone(),
+                index_all_attributes: config.index_all_attributes,
+                log_group_names: config.aws_log_groups.clone(),
+            },
+            sender: send::XRaySender::new(
+                id.to_string(),
+                aws_sdk_xray::Client::new(&sdk),
+                config.session.num_workers,
+                config.retry_on_failure.clone(),
+            ),
+        })
+    }
+
+    /// Translates and sends every span of the payload. Spans that cannot be translated or
+    /// documents X-Ray refuses for good are counted and reported as dropped.
+    pub async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+        let Payload::Traces(resource_spans) = payload else {
+            return Ok(());
+        };
+        let mut documents = Vec::new();
+        let mut untranslatable = 0u64;
+        for resource_spans in resource_spans {
+            let resource = resource_spans
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
+            for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
+                match translate::span_to_documents(span, resource, &self.settings) {
+                    Ok(docs) => documents.extend(docs),
+                    Err(error) => {
+                        untranslatable += 1;
+                        tracing::debug!(exporter = %self.id, %error, "span skipped");
+                    }
+                }
+            }
+        }
+        count_dropped(&self.id, "untranslatable", untranslatable);
+        let dropped = self.sender.send(documents).await + untranslatable;
+        if dropped > 0 {
+            return Err(ExportError::Dropped {
+                items: dropped,
+                reason: "see otelsidecar_xray_documents_dropped".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,243 @@
+//! The X-Ray segment document, with the field names of the X-Ray API
+//! (`internal/aws/xray/tracesegment.go` in the collector). Empty values are left out, as the
+//! collector's helpers turn "" into a missing field.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SegmentDocument {
+    pub name: String,
+    pub id: String,
+    pub start_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_arn: Option<String>,
+    pub error: bool,
+    pub fault: bool,
+    pub throttle: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub annotations: Map<String, Value>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<SpanLink>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct HttpData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<HttpRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<HttpResponse>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct HttpRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_forwarded_for: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct HttpResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_length: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct AwsData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elastic_beanstalk: Option<BeanstalkData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecs: Option<EcsData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ec2: Option<Ec2Data>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eks: Option<EksData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xray: Option<XRayData>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cloudwatch_logs: Vec<LogGroupData>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(rename = "region", skip_serializing_if = "Option::is_none")]
+    pub remote_region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub table_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct BeanstalkData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_label: Option<String>,
+    pub deployment_id: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EcsData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_family: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Ec2Data {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_size: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ami_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct EksData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct XRayData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdk_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdk: Option<String>,
+    pub auto_instrumentation: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LogGroupData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ServiceData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SqlData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sanitized_query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Cause {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    pub exceptions: Vec<ExceptionData>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ExceptionData {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<StackFrame>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct StackFrame {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SpanLink {
+    pub trace_id: String,
+    pub id: String,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub attributes: Map<String, Value>,
+}
+
+/// `Some(s)` unless `s` is empty: the collector never writes empty strings.
+pub fn non_empty(s: impl Into<String>) -> Option<String> {
+    let s = s.into();
+    (!s.is_empty()).then_some(s)
+}
