@@ -1,5 +1,6 @@
 //! Receivers: where telemetry enters the sidecar.
 
+pub mod awsxray;
 pub mod otlp;
 
 use crate::config::{ComponentId, DecodeError};
@@ -8,21 +9,23 @@ use serde_yaml_ng::Value;
 use tokio::task::JoinHandle;
 
 /// Receiver types otel-sidecar runs.
-pub const RECEIVER_TYPES: &[&str] = &["otlp"];
+pub const RECEIVER_TYPES: &[&str] = &["awsxray", "otlp"];
 
 /// Collector receiver types that are recognised but not implemented yet.
-const PLANNED_RECEIVER_TYPES: &[&str] = &["awsxray", "statsd"];
+const PLANNED_RECEIVER_TYPES: &[&str] = &["statsd"];
 
 /// A validated receiver config.
 #[derive(Debug, Clone)]
 pub enum ReceiverConfig {
-    Otlp(otlp::OtlpReceiverConfig),
+    AwsXray(Box<awsxray::AwsXrayReceiverConfig>),
+    Otlp(Box<otlp::OtlpReceiverConfig>),
 }
 
 impl ReceiverConfig {
     /// Signals the receiver can produce.
     pub fn signals(&self) -> &'static [Signal] {
         match self {
+            ReceiverConfig::AwsXray(_) => &[Signal::Traces],
             ReceiverConfig::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
         }
     }
@@ -31,9 +34,12 @@ impl ReceiverConfig {
 /// Decodes the body of a `receivers.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ReceiverConfig, DecodeError> {
     match kind {
-        "otlp" => Ok(ReceiverConfig::Otlp(otlp::OtlpReceiverConfig::decode(
-            body,
-        )?)),
+        "awsxray" => Ok(ReceiverConfig::AwsXray(Box::new(
+            awsxray::AwsXrayReceiverConfig::decode(body)?,
+        ))),
+        "otlp" => Ok(ReceiverConfig::Otlp(Box::new(
+            otlp::OtlpReceiverConfig::decode(body)?,
+        ))),
         _ if PLANNED_RECEIVER_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
         _ => Err(DecodeError::UnknownType(RECEIVER_TYPES)),
     }
@@ -48,6 +54,38 @@ pub async fn start(
     shutdown: Shutdown,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     match config {
+        ReceiverConfig::AwsXray(c) => awsxray::start(&id.to_string(), c, consumers, shutdown).await,
         ReceiverConfig::Otlp(c) => otlp::start(&id.to_string(), c, consumers, shutdown).await,
+    }
+}
+
+/// Hands decoded data to the pipelines and keeps the collector's accepted/refused counts. An
+/// empty request succeeds without entering the pipelines, as in the collector.
+pub(crate) async fn accept(
+    receiver: &str,
+    transport: &'static str,
+    consumers: &Consumers,
+    payload: crate::pipeline::Payload,
+) -> Result<(), crate::pipeline::Refused> {
+    let items = payload.item_count() as u64;
+    if items == 0 {
+        return Ok(());
+    }
+    let item_name = payload.signal().item_name();
+    let labels = [
+        ("receiver", receiver.to_string()),
+        ("transport", transport.to_string()),
+    ];
+    match consumers.consume(payload).await {
+        Ok(()) => {
+            metrics::counter!(format!("otelcol_receiver_accepted_{item_name}"), &labels)
+                .increment(items);
+            Ok(())
+        }
+        Err(refused) => {
+            metrics::counter!(format!("otelcol_receiver_refused_{item_name}"), &labels)
+                .increment(items);
+            Err(refused)
+        }
     }
 }

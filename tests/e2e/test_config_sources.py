@@ -51,7 +51,7 @@ def test_the_embedded_ecs_config_names_what_is_missing():
     result = run(["validate"])
     assert result.returncode == 1
     assert "(embedded ECS default config)" in result.stderr
-    for component in ("receivers.awsxray", "receivers.statsd", "exporters.awsemf"):
+    for component in ("receivers.statsd", "exporters.awsemf"):
         assert f"{component}: " in result.stderr and "does not implement yet" in result.stderr
 
 

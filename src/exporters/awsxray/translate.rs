@@ -71,6 +71,8 @@ pub fn value_json(value: &AnyValue) -> Value {
     match &value.value {
         Some(Av::StringValue(s)) => Value::String(s.clone()),
         Some(Av::IntValue(i)) => Value::from(*i),
+        // Integral doubles print as `3`, as Go's encoder writes them, not `3.0`.
+        Some(Av::DoubleValue(d)) if d.fract() == 0.0 && d.abs() < 1e15 => Value::from(*d as i64),
         Some(Av::DoubleValue(d)) => serde_json::Number::from_f64(*d)
             .map(Value::Number)
             .unwrap_or(Value::Null),
@@ -623,8 +625,14 @@ fn make_cause(
             .iter()
             .map(|event| {
                 let attrs = attributes(&event.attributes);
+                // A segment that came from X-Ray keeps its exception ids.
+                let id = attrs
+                    .get("aws.xray.exception.id")
+                    .map(|v| value_string(v))
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(new_segment_id);
                 ExceptionData {
-                    id: new_segment_id(),
+                    id,
                     message: non_empty(str_attr(&attrs, "exception.message")),
                     kind: non_empty(str_attr(&attrs, "exception.type")),
                     remote: remote.then_some(true),
@@ -672,7 +680,14 @@ fn make_cause(
 /// Stack frames from `exception.stacktrace` for the languages whose format is known; others
 /// keep the message and type only.
 pub fn parse_stacktrace(stacktrace: &str, language: &str) -> Vec<StackFrame> {
-    match language {
+    // `\tat label(path: line)` is also how the awsxray receiver renders X-Ray frames.
+    let java_style = stacktrace.lines().any(|l| l.starts_with("\tat "));
+    let language = if java_style {
+        "java".to_string()
+    } else {
+        language.to_ascii_lowercase()
+    };
+    match language.as_str() {
         "python" => {
             // `  File "path", line N, in label`, most recent call last: X-Ray wants it first.
             let mut frames: Vec<StackFrame> = stacktrace
@@ -701,7 +716,7 @@ pub fn parse_stacktrace(stacktrace: &str, language: &str) -> Vec<StackFrame> {
                 let (label, location) = rest.split_once('(')?;
                 let location = location.trim_end_matches(')');
                 let (path, line_no) = match location.rsplit_once(':') {
-                    Some((path, n)) => (path, n.parse().ok()),
+                    Some((path, n)) => (path, n.trim().parse().ok()),
                     None => (location, None),
                 };
                 Some(StackFrame {
@@ -881,7 +896,11 @@ fn make_aws(
     };
     let sdk_name = r("telemetry.sdk.name");
     let sdk_language = r("telemetry.sdk.language");
-    let sdk = if !sdk_name.is_empty() && !sdk_language.is_empty() {
+    // An X-Ray SDK name already says its language ("X-Ray for Python"): do not repeat it.
+    let already_named = sdk_name
+        .to_ascii_lowercase()
+        .ends_with(&format!(" for {}", sdk_language.to_ascii_lowercase()));
+    let sdk = if !sdk_name.is_empty() && !sdk_language.is_empty() && !already_named {
         format!("{sdk_name} for {sdk_language}")
     } else {
         sdk_name

@@ -6,7 +6,8 @@ mod http;
 pub mod json;
 
 use crate::config::{DecodeError, decode_section, present_with_defaults};
-use crate::pipeline::{Consumers, Payload, Refused, Shutdown};
+use crate::pipeline::{Consumers, Shutdown};
+use crate::receivers::accept;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use tokio::task::JoinHandle;
@@ -160,37 +161,6 @@ impl OtlpReceiverConfig {
             }
         }
         Ok(config)
-    }
-}
-
-/// Hands a decoded request to the pipelines and keeps the collector's accepted/refused counts.
-/// An empty request succeeds without entering the pipelines, as in the collector.
-async fn accept(
-    receiver: &str,
-    transport: &'static str,
-    consumers: &Consumers,
-    payload: Payload,
-) -> Result<(), Refused> {
-    let items = payload.item_count() as u64;
-    if items == 0 {
-        return Ok(());
-    }
-    let item_name = payload.signal().item_name();
-    let labels = [
-        ("receiver", receiver.to_string()),
-        ("transport", transport.to_string()),
-    ];
-    match consumers.consume(payload).await {
-        Ok(()) => {
-            metrics::counter!(format!("otelcol_receiver_accepted_{item_name}"), &labels)
-                .increment(items);
-            Ok(())
-        }
-        Err(refused) => {
-            metrics::counter!(format!("otelcol_receiver_refused_{item_name}"), &labels)
-                .increment(items);
-            Err(refused)
-        }
     }
 }
 

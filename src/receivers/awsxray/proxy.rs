@@ -1,0 +1,190 @@
+//! The X-Ray daemon's TCP sampling proxy. X-Ray SDKs POST `/GetSamplingRules` and
+//! `/SamplingTargets` to the daemon address; every request, whatever its path, is signed with
+//! SigV4 using the sidecar's credentials and forwarded to X-Ray, and X-Ray's answer is returned.
+
+use super::ProxyServerConfig;
+use crate::http_server;
+use crate::pipeline::Shutdown;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::task::JoinHandle;
+
+/// Sampling requests and answers are small; anything larger is not an SDK talking.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long X-Ray may take to answer before the SDK is told the proxy failed.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+struct SamplingProxy {
+    upstream: String,
+    region: String,
+    service: String,
+    credentials: SharedCredentialsProvider,
+    client: HttpsClient,
+}
+
+pub async fn start(
+    id: &str,
+    config: &ProxyServerConfig,
+    shutdown: Shutdown,
+) -> std::io::Result<JoinHandle<()>> {
+    let region = crate::aws::resolve_region(&config.region, config.local_mode)
+        .await
+        .ok_or_else(|| {
+            std::io::Error::other(
+                "proxy_server: cannot determine the AWS region from config, environment or ECS task metadata; set proxy_server.region",
+            )
+        })?;
+    let upstream = if config.aws_endpoint.is_empty() {
+        format!("https://{}.{region}.amazonaws.com", config.service_name)
+    } else {
+        config.aws_endpoint.trim_end_matches('/').to_string()
+    };
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.clone()))
+        .load()
+        .await;
+    let mut credentials = sdk
+        .credentials_provider()
+        .ok_or_else(|| std::io::Error::other("proxy_server: no AWS credentials provider"))?;
+    if !config.role_arn.is_empty() {
+        let role = aws_config::sts::AssumeRoleProvider::builder(&config.role_arn)
+            .session_name("otel-sidecar-xray-proxy")
+            .region(aws_config::Region::new(region.clone()))
+            .configure(&sdk)
+            .build()
+            .await;
+        credentials = SharedCredentialsProvider::new(role);
+    }
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let proxy = Arc::new(SamplingProxy {
+        upstream,
+        region,
+        service: config.service_name.clone(),
+        credentials,
+        client: Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
+    });
+    let listener = http_server::bind(&config.endpoint, &format!("{id}/proxy"), "http").await?;
+    let handler = move |request: Request<hyper::body::Incoming>| {
+        let proxy = proxy.clone();
+        async move {
+            match proxy.forward(request).await {
+                Ok(response) => response,
+                Err(message) => {
+                    tracing::warn!(%message, "sampling proxy request failed");
+                    Response::builder()
+                        .status(StatusCode::BAD_GATEWAY)
+                        .body(Full::new(Bytes::from(message)))
+                        .expect("static response")
+                }
+            }
+        }
+    };
+    Ok(http_server::serve(listener, handler, shutdown, false))
+}
+
+impl SamplingProxy {
+    async fn forward(
+        &self,
+        request: Request<hyper::body::Incoming>,
+    ) -> Result<Response<Full<Bytes>>, String> {
+        let (parts, body) = request.into_parts();
+        let body = Limited::new(body, MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("cannot read request body: {e}"))?
+            .to_bytes();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let url = format!("{}{path}", self.upstream);
+        let mut upstream = Request::builder().method(parts.method.clone()).uri(&url);
+        for name in ["content-type", "accept", "user-agent"] {
+            if let Some(value) = parts.headers.get(name) {
+                upstream = upstream.header(name, value);
+            }
+        }
+        let mut upstream = upstream
+            .body(Full::new(body.clone()))
+            .map_err(|e| format!("cannot build upstream request: {e}"))?;
+        let host = upstream
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        upstream.headers_mut().insert(
+            "host",
+            host.parse()
+                .map_err(|e| format!("bad upstream host: {e}"))?,
+        );
+        self.sign(&mut upstream, &body).await?;
+        let response = tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(upstream))
+            .await
+            .map_err(|_| format!("X-Ray did not answer within {UPSTREAM_TIMEOUT:?}"))?
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("cannot read X-Ray's answer: {e}"))?
+            .to_bytes();
+        let mut answer = Response::builder().status(parts.status);
+        if let Some(content_type) = parts.headers.get("content-type") {
+            answer = answer.header("content-type", content_type);
+        }
+        answer
+            .body(Full::new(body))
+            .map_err(|e| format!("cannot build answer: {e}"))
+    }
+
+    async fn sign(&self, request: &mut Request<Full<Bytes>>, body: &[u8]) -> Result<(), String> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("no AWS credentials: {e}"))?;
+        let identity: aws_smithy_runtime_api::client::identity::Identity = credentials.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(&self.service)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| format!("cannot sign: {e}"))?
+            .into();
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let uri = request.uri().to_string();
+        let signable = SignableRequest::new(
+            request.method().as_str(),
+            &uri,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| format!("cannot sign: {e}"))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| format!("cannot sign: {e}"))?
+            .into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
+}

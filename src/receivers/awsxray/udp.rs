@@ -1,0 +1,137 @@
+//! The X-Ray daemon's UDP socket: one segment document per datagram. A bad datagram is counted
+//! by reason and logged (rate-limited); it never stops the socket.
+
+use super::translate::{DatagramError, datagram_to_resource_spans};
+use crate::pipeline::{Consumers, Payload, Shutdown};
+use crate::telemetry::LogLimiter;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+/// Datagrams up to 64 KiB, as the daemon reads them.
+pub const MAX_DATAGRAM_BYTES: usize = 65_536;
+
+/// Receive buffer asked of the kernel, so bursts wait in the socket rather than being dropped
+/// (the kernel caps it at `net.core.rmem_max`).
+const RECEIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+
+/// Tasks reading the one socket, as the collector's two pollers do.
+const READERS: usize = 2;
+
+/// How often the kernel's per-socket drop count is read from `/proc/net/udp`.
+const KERNEL_DROPS_INTERVAL: Duration = Duration::from_secs(10);
+
+static BAD_DATAGRAM_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(10));
+
+pub async fn start(
+    id: &str,
+    endpoint: &str,
+    consumers: Consumers,
+    shutdown: Shutdown,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let address = crate::http_server::resolve_endpoint(endpoint).await?;
+    let socket = bind(address)?;
+    let bound = socket.local_addr()?;
+    tracing::info!(message = "listening", component = id, transport = "udp", address = %bound);
+    let socket = Arc::new(socket);
+    let mut tasks = Vec::new();
+    for _ in 0..READERS {
+        tasks.push(tokio::spawn(read_loop(
+            id.to_string(),
+            socket.clone(),
+            consumers.clone(),
+            shutdown.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(report_kernel_drops(
+        id.to_string(),
+        bound,
+        shutdown,
+    )));
+    Ok(tasks)
+}
+
+fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = socket2::Domain::for_address(address);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if let Err(error) = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES) {
+        tracing::warn!(%error, "cannot enlarge the UDP receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+async fn read_loop(
+    receiver: String,
+    socket: Arc<UdpSocket>,
+    consumers: Consumers,
+    shutdown: Shutdown,
+) {
+    let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES + 1];
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let length = tokio::select! {
+            received = socket.recv_from(&mut buffer) => match received {
+                Ok((length, _)) => length,
+                Err(error) => {
+                    tracing::warn!(%error, "UDP receive failed");
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        match datagram_to_resource_spans(&buffer[..length]) {
+            Ok(resource_spans) => {
+                let payload = Payload::Traces(vec![resource_spans]);
+                // UDP cannot push back: a refusal is counted by `accept` and the segment is lost.
+                let _ = crate::receivers::accept(&receiver, "udp", &consumers, payload).await;
+            }
+            Err(error) => count_bad_datagram(&receiver, error),
+        }
+    }
+}
+
+fn count_bad_datagram(receiver: &str, error: DatagramError) {
+    metrics::counter!(
+        "otelsidecar_receiver_bad_datagrams",
+        "receiver" => receiver.to_string(),
+        "reason" => error.reason()
+    )
+    .increment(1);
+    if let Some(suppressed) = BAD_DATAGRAM_LOG.allow() {
+        tracing::warn!(%receiver, reason = error.reason(), %error, suppressed, "X-Ray datagram dropped");
+    }
+}
+
+/// Publishes the kernel's drop count for this socket (`/proc/net/udp`, last column).
+async fn report_kernel_drops(receiver: String, bound: SocketAddr, shutdown: Shutdown) {
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut ticker = tokio::time::interval(KERNEL_DROPS_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Some(drops) = kernel_drops(bound.port()) {
+                    metrics::gauge!("otelsidecar_receiver_udp_kernel_drops", "receiver" => receiver.clone())
+                        .set(drops as f64);
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+}
+
+fn kernel_drops(port: u16) -> Option<u64> {
+    let wanted = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().find_map(|path| {
+        let table = std::fs::read_to_string(path).ok()?;
+        table.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1)?.ends_with(&wanted)).then(|| fields.last()?.parse().ok())?
+        })
+    })
+}

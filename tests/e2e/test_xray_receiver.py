@@ -1,0 +1,243 @@
+"""Acceptance (issue 3, receiver half): the AWS X-Ray SDK sends to the sidecar's UDP port and the
+emulator holds the same documents; malformed datagrams are counted and never cost a good one;
+the sampling proxy signs and forwards; the traces half of the seed config runs unchanged."""
+
+import http.server
+import json
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from aws_xray_sdk.core import AWSXRayRecorder
+from aws_xray_sdk.core.emitters.udp_emitter import UDPEmitter
+from aws_xray_sdk.core.context import Context
+
+from conftest import BINARY, ROOT, TEST_TELEMETRY
+from test_xray_export import fetch_documents, xray_client
+
+GOOD_HEADER = b'{"format":"json","version":1}\n'
+
+
+class RecordingEmitter(UDPEmitter):
+    """The SDK's own UDP emitter, keeping a copy of every document it sends."""
+
+    def __init__(self, address):
+        super().__init__(address)
+        self.sent = []
+
+    def send_entity(self, entity):
+        self.sent.append(json.loads(entity.serialize()))
+        super().send_entity(entity)
+
+
+def receiver_config(proxy=None):
+    return {
+        "extensions": {"health_check": {"endpoint": "127.0.0.1:0"}},
+        "receivers": {"awsxray": {"endpoint": "127.0.0.1:0",
+                                  "proxy_server": dict({"endpoint": "127.0.0.1:0"}, **(proxy or {}))}},
+        "processors": {"batch/traces": {"timeout": "200ms", "send_batch_size": 50}},
+        "exporters": {"awsxray": {}},
+        "service": {"extensions": ["health_check"],
+                    "pipelines": {"traces": {"receivers": ["awsxray"], "processors": ["batch/traces"],
+                                             "exporters": ["awsxray"]}}},
+    }
+
+
+def flatten(document, parent=None):
+    """The SDK embeds subsegments; X-Ray stores each one as its own document."""
+    own = {k: v for k, v in document.items() if k != "subsegments"}
+    if parent is not None:
+        own["parent_id"] = parent
+    yield own
+    for child in document.get("subsegments", []):
+        yield from flatten(child, document["id"])
+
+
+def run_xray_app(udp_address, segments=3):
+    emitter = RecordingEmitter(udp_address)
+    recorder = AWSXRayRecorder()
+    recorder.configure(sampling=False, context_missing="LOG_ERROR", daemon_address=udp_address,
+                       emitter=emitter, service="checkout", context=Context())
+    for n in range(segments):
+        segment = recorder.begin_segment("checkout")
+        segment.put_http_meta("method", "POST")
+        segment.put_http_meta("url", f"http://shop/cart/{n}")
+        segment.put_http_meta("status", 500)
+        segment.put_annotation("tenant", "acme")
+        segment.put_annotation("attempt", n)
+        segment.put_metadata("cart", {"items": n, "note": "x"}, "debug")
+        prices = recorder.begin_subsegment("prices", namespace="remote")
+        prices.put_http_meta("method", "GET")
+        prices.put_http_meta("url", "http://prices/api")
+        prices.put_http_meta("status", 404)
+        inner = recorder.begin_subsegment("parse")
+        try:
+            raise ValueError(f"bad price {n}")
+        except ValueError as error:
+            import traceback
+            inner.add_exception(error, traceback.extract_stack())
+        recorder.end_subsegment()
+        recorder.end_subsegment()
+        recorder.end_segment()
+    return emitter.sent
+
+
+def test_xray_sdk_segments_arrive_as_sent(start_sidecar, aws_env):
+    sidecar = start_sidecar(receiver_config(), env=aws_env)
+    sent = run_xray_app(sidecar.address("awsxray", "udp"))
+    expected = [doc for top in sent for doc in flatten(top)]
+    trace_ids = sorted({d["trace_id"] for d in sent})
+    stored = fetch_documents(xray_client(aws_env["AWS_ENDPOINT_URL"]), trace_ids, expected=len(expected))
+    by_id = {d["id"]: d for d in stored}
+    assert len(by_id) == len(expected) == 9
+    for original in expected:
+        got = by_id[original["id"]]
+        assert got["name"] == original["name"]
+        assert got.get("parent_id") == original.get("parent_id")
+        assert got["trace_id"] == original.get("trace_id", got["trace_id"])
+        assert abs(got["start_time"] - original["start_time"]) < 1e-6
+        assert abs(got["end_time"] - original["end_time"]) < 1e-6
+        if "http" in original:
+            assert got["http"]["request"]["method"] == original["http"]["request"]["method"]
+            assert got["http"]["request"]["url"] == original["http"]["request"]["url"]
+            assert got["http"]["response"]["status"] == original["http"]["response"]["status"]
+        assert got.get("annotations", {}) == original.get("annotations", {})
+        if "metadata" in original:
+            assert got["metadata"]["debug"] == original["metadata"]["debug"]
+        if "cause" in original:
+            [want] = original["cause"]["exceptions"]
+            [have] = got["cause"]["exceptions"]
+            for field in ("id", "type", "message"):
+                assert have[field] == want[field], field
+            assert [f["label"] for f in have["stack"]] == [f["label"] for f in want["stack"]]
+        if original["name"] == "prices":
+            assert (got["type"], got["namespace"]) == ("subsegment", "remote")
+    assert sidecar.terminate() == 0
+
+
+def test_malformed_datagrams_cost_no_good_segment(start_sidecar, aws_env):
+    sidecar = start_sidecar(receiver_config(), env=aws_env)
+    host, port = sidecar.address("awsxray", "udp").rsplit(":", 1)
+    good = [
+        {"name": "svc", "id": f"{n + 1:016x}", "trace_id": f"1-5f84c7a1-{n:024x}", "start_time": 1700000000.0 + n,
+         "end_time": 1700000000.5 + n}
+        for n in range(20)
+    ]
+    bad = {
+        "missing_header": json.dumps(good[0]).encode(),
+        "bad_header": b'{"format":"xml"}\n' + json.dumps(good[0]).encode(),
+        "bad_json": GOOD_HEADER + b'{"name": "svc", ',
+        "missing_field": GOOD_HEADER + b'{"id": "0000000000000001"}',
+        "unexpected_namespace": GOOD_HEADER + json.dumps(dict(good[0], subsegments=[
+            {"name": "c", "id": "00000000000000ff", "start_time": 1.0, "namespace": "galaxy"}])).encode(),
+    }
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for n, segment in enumerate(good):
+            udp.sendto(GOOD_HEADER + json.dumps(segment).encode(), (host, int(port)))
+            reason = list(bad)[n % len(bad)]
+            udp.sendto(bad[reason], (host, int(port)))
+    stored = fetch_documents(xray_client(aws_env["AWS_ENDPOINT_URL"]), [g["trace_id"] for g in good], expected=20)
+    assert sorted(d["id"] for d in stored) == sorted(g["id"] for g in good)
+    metrics = sidecar.self_metrics()
+    for reason in bad:
+        key = f'otelsidecar_receiver_bad_datagrams{{reason="{reason}",receiver="awsxray"}}'
+        alt = f'otelsidecar_receiver_bad_datagrams{{receiver="awsxray",reason="{reason}"}}'
+        assert metrics.get(key, metrics.get(alt)) == 4, (reason, metrics)
+    assert metrics['otelcol_receiver_accepted_spans{receiver="awsxray",transport="udp"}'] == 20
+    assert sidecar.terminate() == 0
+
+
+class RecordedXRay(http.server.BaseHTTPRequestHandler):
+    """A stand-in for the X-Ray sampling API: checks the signature header, answers a recording."""
+
+    answer = {"SamplingRuleRecords": [{"SamplingRule": {"RuleName": "Default", "Priority": 10000,
+                                                        "FixedRate": 0.05, "ReservoirSize": 1, "ServiceName": "*",
+                                                        "ServiceType": "*", "Host": "*", "HTTPMethod": "*",
+                                                        "URLPath": "*", "ResourceARN": "*", "Version": 1}}]}
+    seen = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        RecordedXRay.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        reply = json.dumps(self.answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_sampling_proxy_signs_and_forwards(start_sidecar, aws_env):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordedXRay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        upstream = f"http://127.0.0.1:{server.server_address[1]}"
+        sidecar = start_sidecar(receiver_config({"aws_endpoint": upstream, "region": "eu-west-1"}), env=aws_env)
+        request = urllib.request.Request(sidecar.url("awsxray/proxy", "http", "/GetSamplingRules"),
+                                         data=b"{}", headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+            assert json.loads(response.read()) == RecordedXRay.answer
+        path, headers, body = RecordedXRay.seen[-1]
+        assert (path, body) == ("/GetSamplingRules", b"{}")
+        authorization = headers["authorization"]
+        assert authorization.startswith("AWS4-HMAC-SHA256 Credential=testing/")
+        assert "/eu-west-1/xray/aws4_request" in authorization
+        assert "Signature=" in authorization and "x-amz-date" in headers
+        assert sidecar.terminate() == 0
+    finally:
+        server.shutdown()
+
+
+def seed_traces_half():
+    """The seed ECS config with only what the traces pipeline uses (statsd/EMF come with issue 4)."""
+    seed = yaml.safe_load((ROOT / "config" / "ecs-default.yaml").read_text())
+    del seed["receivers"]["statsd"]
+    del seed["processors"]["batch/metrics"]
+    del seed["exporters"]["awsemf"]
+    del seed["service"]["pipelines"]["metrics"]
+    return seed
+
+
+def test_seed_config_traces_half_runs_unchanged(tmp, aws_env):
+    import os
+    import signal as sig
+
+    path = tmp / "seed-traces.yaml"
+    path.write_text(yaml.safe_dump(seed_traces_half()))
+    env = dict(os.environ, **aws_env)
+    env.pop("AOT_CONFIG_CONTENT", None)
+    result = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "config ok: traces: [otlp,awsxray] -> [batch/traces] -> [awsxray]\n"
+
+    log = open(tmp / "seed.log", "w")
+    process = subprocess.Popen([str(BINARY), "--config", str(path)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run([str(BINARY), "healthcheck"], capture_output=True).returncode != 0:
+            assert process.poll() is None, (tmp / "seed.log").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        sent = run_xray_app("127.0.0.1:2000", segments=1)
+        from test_xray_export import send_app_spans, xray_trace_id
+        otel = send_app_spans("127.0.0.1:4317")
+        trace_ids = [sent[0]["trace_id"], xray_trace_id(otel["server"].trace_id)]
+        stored = fetch_documents(xray_client(aws_env["AWS_ENDPOINT_URL"]), trace_ids, expected=6)
+        assert len(stored) == 6
+        metrics = urllib.request.urlopen("http://127.0.0.1:8888/metrics").read().decode()
+        assert 'otelcol_receiver_accepted_spans{receiver="awsxray",transport="udp"} 3' in metrics
+        process.send_signal(sig.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
