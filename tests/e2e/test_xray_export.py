@@ -166,3 +166,17 @@ def test_an_emulator_outage_loses_nothing(start_sidecar, aws_env, tmp):
         moto.terminate()
         moto.wait()
     assert sidecar.terminate() == 0
+
+
+def test_no_region_is_a_clear_start_up_error(tmp):
+    import yaml
+    from conftest import BINARY
+
+    path = tmp / "xray.yaml"
+    path.write_text(yaml.safe_dump(xray_config({"local_mode": True})))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AWS_REGION", "AWS_DEFAULT_REGION", "ECS_CONTAINER_METADATA_URI_V4", "AOT_CONFIG_CONTENT")}
+    result = subprocess.run([str(BINARY), "--config", str(path)], capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode == 1
+    assert "exporters.awsxray" in result.stderr
+    assert "cannot fetch region variable from config file, environment variables or ECS task metadata" in result.stderr

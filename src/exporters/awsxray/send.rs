@@ -56,6 +56,16 @@ pub fn encode_within_limit(mut document: SegmentDocument) -> Option<String> {
     (json.len() <= MAX_DOCUMENT_BYTES).then_some(json)
 }
 
+/// Splits documents into PutTraceSegments calls of at most [`MAX_DOCUMENTS_PER_CALL`].
+fn into_calls<T>(mut documents: Vec<T>) -> Vec<Vec<T>> {
+    let mut calls = Vec::with_capacity(documents.len().div_ceil(MAX_DOCUMENTS_PER_CALL));
+    while !documents.is_empty() {
+        let rest = documents.split_off(documents.len().min(MAX_DOCUMENTS_PER_CALL));
+        calls.push(std::mem::replace(&mut documents, rest));
+    }
+    calls
+}
+
 /// What one PutTraceSegments call left to do.
 enum CallOutcome {
     /// Documents to try again, and documents refused for good.
@@ -103,11 +113,7 @@ impl XRaySender {
         let mut attempt = 0u32;
         while !pending.is_empty() {
             let mut retry = Vec::new();
-            let mut chunks: Vec<Vec<Encoded>> = Vec::new();
-            while !pending.is_empty() {
-                let rest = pending.split_off(pending.len().min(MAX_DOCUMENTS_PER_CALL));
-                chunks.push(std::mem::replace(&mut pending, rest));
-            }
+            let mut chunks = into_calls(std::mem::take(&mut pending));
             let mut last_error = String::new();
             while !chunks.is_empty() {
                 let wave: Vec<Vec<Encoded>> =
@@ -235,6 +241,21 @@ mod tests {
                 .insert("a".into(), Value::String("a".repeat(annotation_bytes)));
         }
         doc
+    }
+
+    #[test]
+    fn calls_hold_at_most_50_documents() {
+        let sizes = |n: usize| -> Vec<usize> {
+            into_calls((0..n).collect::<Vec<_>>())
+                .iter()
+                .map(Vec::len)
+                .collect()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(50), vec![50]);
+        assert_eq!(sizes(51), vec![50, 1]);
+        assert_eq!(sizes(120), vec![50, 50, 20]);
+        assert_eq!(into_calls((0..51).collect())[1], vec![50], "order kept");
     }
 
     #[test]
