@@ -77,5 +77,29 @@ fn split(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, split);
+fn statsd(c: &mut Criterion) {
+    use otel_sidecar::receivers::statsd::{aggregate, parse};
+    // 1,000 lines over 250 series: the shape of a busy API task's StatsD traffic.
+    let datagram: String = (0..1000)
+        .map(|i| match i % 4 {
+            0 => format!("api.requests:1|c|#route:/r{},code:200\n", i % 250),
+            1 => format!("api.latency:{}|ms|#route:/r{}\n", i % 97, i % 250),
+            2 => format!("api.depth:{}|g\n", i % 13),
+            _ => format!("api.bytes:{}|h|@0.5|#route:/r{}\n", i * 7 % 1000, i % 250),
+        })
+        .collect();
+    let mut aggregator = aggregate::Aggregator::new(aggregate::AggregationSettings::default(), 0);
+    let mut group = c.benchmark_group("statsd");
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("parse_and_aggregate_1000_lines", |b| {
+        b.iter(|| {
+            for line in datagram.lines() {
+                aggregator.add(&parse::parse_line(black_box(line), false).unwrap(), 1);
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, split, statsd);
 criterion_main!(benches);

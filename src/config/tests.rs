@@ -79,17 +79,12 @@ fn the_valid_config_parses_with_defaults() {
 fn the_shipped_configs_are_understood() {
     let local = include_str!("../../config/local.yaml");
     parse_config(local, &no_env).unwrap();
-    // The ECS default names every component this version lacks, and nothing else.
-    let errors = errors_of(source::EMBEDDED_ECS_CONFIG);
-    assert_eq!(errors.len(), 2, "{errors:#?}");
-    for path in ["receivers.statsd", "exporters.awsemf"] {
-        assert!(
-            errors
-                .iter()
-                .any(|e| e.starts_with(path) && e.contains("does not implement yet")),
-            "{path}: {errors:#?}"
-        );
-    }
+    // The seed ECS config, unchanged, is understood whole.
+    let ecs = parse_config(source::EMBEDDED_ECS_CONFIG, &no_env).unwrap();
+    assert_eq!(
+        ecs.summary(),
+        "config ok: traces: [otlp,awsxray] -> [batch/traces] -> [awsxray]; metrics: [otlp,statsd] -> [batch/metrics] -> [awsemf]"
+    );
 }
 
 #[test]
@@ -172,14 +167,24 @@ fn unknown_component_type_lists_the_valid_ones() {
     assert_error(
         &yaml,
         "exporters.kafka",
-        "valid values: [awsxray debug file]",
+        "valid values: [awsemf awsxray debug file]",
     );
 }
 
 #[test]
 fn planned_components_are_named_as_missing() {
-    let yaml = VALID.replace("  debug:\n", "  awsemf:\n    namespace: X\n");
-    assert_error(&yaml, "exporters.awsemf", "does not implement yet");
+    let yaml = VALID.replace("  batch/traces:", "  resourcedetection:\n  batch/traces:");
+    assert_error(
+        &yaml,
+        "processors.resourcedetection",
+        "does not implement yet",
+    );
+    let yaml = VALID.replace("  debug:\n", "  awsemf:\n    log_retention: 2\n");
+    assert_error(
+        &yaml,
+        "exporters.awsemf.log_retention",
+        "not a CloudWatch Logs retention period",
+    );
     let yaml = VALID.replace("  debug:\n", "  awsxray:\n    regoin: x\n");
     assert_error(&yaml, "exporters.awsxray.regoin", "unknown field `regoin`");
     let yaml = VALID.replace("  debug:\n", "  awsxray:\n    no_verify_ssl: true\n");

@@ -1,5 +1,6 @@
 //! Exporters: the ends of pipelines. Each runs as one task behind its own bounded queue.
 
+pub mod awsemf;
 pub mod awsxray;
 pub mod debug;
 pub mod file;
@@ -12,10 +13,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Exporter types otel-sidecar runs.
-pub const EXPORTER_TYPES: &[&str] = &["awsxray", "debug", "file"];
+pub const EXPORTER_TYPES: &[&str] = &["awsemf", "awsxray", "debug", "file"];
 
 /// Collector exporter types that are recognised but not implemented yet.
-const PLANNED_EXPORTER_TYPES: &[&str] = &["awsemf"];
+const PLANNED_EXPORTER_TYPES: &[&str] = &[];
 
 /// The collector's `sending_queue` settings: the bounded queue in front of an exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +54,7 @@ fn default_queue_size() -> usize {
 /// A validated exporter config.
 #[derive(Debug, Clone)]
 pub enum ExporterConfig {
+    AwsEmf(Box<awsemf::AwsEmfExporterConfig>),
     AwsXray(Box<awsxray::AwsXrayExporterConfig>),
     Debug(debug::DebugExporterConfig),
     File(file::FileExporterConfig),
@@ -63,6 +65,7 @@ impl ExporterConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             ExporterConfig::AwsXray(_) => &[Signal::Traces],
+            ExporterConfig::AwsEmf(_) => &[Signal::Metrics],
             _ => &[Signal::Traces, Signal::Metrics, Signal::Logs],
         }
     }
@@ -71,6 +74,7 @@ impl ExporterConfig {
     pub fn queue_size(&self) -> usize {
         let settings = match self {
             ExporterConfig::AwsXray(c) => &c.sending_queue,
+            ExporterConfig::AwsEmf(c) => &c.sending_queue,
             ExporterConfig::Debug(c) => &c.sending_queue,
             ExporterConfig::File(c) => &c.sending_queue,
         };
@@ -81,6 +85,13 @@ impl ExporterConfig {
 /// Decodes the body of an `exporters.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
     match kind {
+        "awsemf" => {
+            let config: awsemf::AwsEmfExporterConfig = decode_section(body)?;
+            config
+                .validate()
+                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            Ok(ExporterConfig::AwsEmf(Box::new(config)))
+        }
         "awsxray" => {
             let config: awsxray::AwsXrayExporterConfig = decode_section(body)?;
             config
@@ -122,6 +133,7 @@ pub enum ExportError {
 
 /// A built exporter, ready to send.
 pub enum Exporter {
+    AwsEmf(Box<awsemf::AwsEmfExporter>),
     AwsXray(awsxray::AwsXrayExporter),
     Debug(debug::DebugExporter),
     File(file::FileExporter),
@@ -130,6 +142,9 @@ pub enum Exporter {
 impl Exporter {
     pub async fn build(id: &ComponentId, config: &ExporterConfig) -> Result<Self, ExportError> {
         Ok(match config {
+            ExporterConfig::AwsEmf(c) => {
+                Exporter::AwsEmf(Box::new(awsemf::AwsEmfExporter::new(id, c).await?))
+            }
             ExporterConfig::AwsXray(c) => {
                 Exporter::AwsXray(awsxray::AwsXrayExporter::new(id, c).await?)
             }
@@ -141,6 +156,7 @@ impl Exporter {
     async fn export(&mut self, payload: &Payload) -> Result<(), ExportError> {
         match self {
             Exporter::AwsXray(e) => e.export(payload).await,
+            Exporter::AwsEmf(e) => e.export(payload).await,
             Exporter::Debug(e) => {
                 e.export(payload);
                 Ok(())
@@ -151,7 +167,7 @@ impl Exporter {
 
     async fn shutdown(&mut self) -> Result<(), ExportError> {
         match self {
-            Exporter::AwsXray(_) | Exporter::Debug(_) => Ok(()),
+            Exporter::AwsEmf(_) | Exporter::AwsXray(_) | Exporter::Debug(_) => Ok(()),
             Exporter::File(e) => e.shutdown().await,
         }
     }

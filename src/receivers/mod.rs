@@ -2,6 +2,7 @@
 
 pub mod awsxray;
 pub mod otlp;
+pub mod statsd;
 
 use crate::config::{ComponentId, DecodeError};
 use crate::pipeline::{Consumers, Shutdown, Signal};
@@ -9,16 +10,17 @@ use serde_yaml_ng::Value;
 use tokio::task::JoinHandle;
 
 /// Receiver types otel-sidecar runs.
-pub const RECEIVER_TYPES: &[&str] = &["awsxray", "otlp"];
+pub const RECEIVER_TYPES: &[&str] = &["awsxray", "otlp", "statsd"];
 
 /// Collector receiver types that are recognised but not implemented yet.
-const PLANNED_RECEIVER_TYPES: &[&str] = &["statsd"];
+const PLANNED_RECEIVER_TYPES: &[&str] = &[];
 
 /// A validated receiver config.
 #[derive(Debug, Clone)]
 pub enum ReceiverConfig {
     AwsXray(Box<awsxray::AwsXrayReceiverConfig>),
     Otlp(Box<otlp::OtlpReceiverConfig>),
+    Statsd(Box<statsd::StatsdReceiverConfig>),
 }
 
 impl ReceiverConfig {
@@ -27,6 +29,7 @@ impl ReceiverConfig {
         match self {
             ReceiverConfig::AwsXray(_) => &[Signal::Traces],
             ReceiverConfig::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
+            ReceiverConfig::Statsd(_) => &[Signal::Metrics],
         }
     }
 }
@@ -39,6 +42,9 @@ pub fn decode(kind: &str, body: &Value) -> Result<ReceiverConfig, DecodeError> {
         ))),
         "otlp" => Ok(ReceiverConfig::Otlp(Box::new(
             otlp::OtlpReceiverConfig::decode(body)?,
+        ))),
+        "statsd" => Ok(ReceiverConfig::Statsd(Box::new(
+            statsd::StatsdReceiverConfig::decode(body)?,
         ))),
         _ if PLANNED_RECEIVER_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
         _ => Err(DecodeError::UnknownType(RECEIVER_TYPES)),
@@ -56,6 +62,7 @@ pub async fn start(
     match config {
         ReceiverConfig::AwsXray(c) => awsxray::start(&id.to_string(), c, consumers, shutdown).await,
         ReceiverConfig::Otlp(c) => otlp::start(&id.to_string(), c, consumers, shutdown).await,
+        ReceiverConfig::Statsd(c) => statsd::start(&id.to_string(), c, consumers, shutdown).await,
     }
 }
 

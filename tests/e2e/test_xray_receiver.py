@@ -197,30 +197,22 @@ def test_sampling_proxy_signs_and_forwards(start_sidecar, aws_env):
         server.shutdown()
 
 
-def seed_traces_half():
-    """The seed ECS config with only what the traces pipeline uses (statsd/EMF come with issue 4)."""
-    seed = yaml.safe_load((ROOT / "config" / "ecs-default.yaml").read_text())
-    del seed["receivers"]["statsd"]
-    del seed["processors"]["batch/metrics"]
-    del seed["exporters"]["awsemf"]
-    del seed["service"]["pipelines"]["metrics"]
-    return seed
-
-
-def test_seed_config_traces_half_runs_unchanged(tmp, aws_env):
+def test_seed_config_runs_unchanged(tmp, aws_env):
+    """No arguments: the embedded copy of the seed ECS config, byte for byte, with only a region,
+    credentials and the emulator's endpoint in the environment."""
     import os
     import signal as sig
 
-    path = tmp / "seed-traces.yaml"
-    path.write_text(yaml.safe_dump(seed_traces_half()))
+    from test_emf import logs_client, read_events
+    from test_xray_export import send_app_spans, xray_trace_id
+
+    shared = ROOT.parent / "shared" / "config" / "ecs-otel-config.yaml"
+    if shared.exists():
+        assert (ROOT / "config" / "ecs-default.yaml").read_bytes() == shared.read_bytes()
     env = dict(os.environ, **aws_env)
     env.pop("AOT_CONFIG_CONTENT", None)
-    result = subprocess.run([str(BINARY), "validate", "--config", str(path)], capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "config ok: traces: [otlp,awsxray] -> [batch/traces] -> [awsxray]\n"
-
     log = open(tmp / "seed.log", "w")
-    process = subprocess.Popen([str(BINARY), "--config", str(path)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen([str(BINARY)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 20
         while subprocess.run([str(BINARY), "healthcheck"], capture_output=True).returncode != 0:
@@ -228,15 +220,25 @@ def test_seed_config_traces_half_runs_unchanged(tmp, aws_env):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         sent = run_xray_app("127.0.0.1:2000", segments=1)
-        from test_xray_export import send_app_spans, xray_trace_id
         otel = send_app_spans("127.0.0.1:4317")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(b"seed.requests:3|c|#route:/chat\nseed.latency:12|ms", ("127.0.0.1", 8125))
         trace_ids = [sent[0]["trace_id"], xray_trace_id(otel["server"].trace_id)]
         stored = fetch_documents(xray_client(aws_env["AWS_ENDPOINT_URL"]), trace_ids, expected=6)
         assert len(stored) == 6
-        metrics = urllib.request.urlopen("http://127.0.0.1:8888/metrics").read().decode()
-        assert 'otelcol_receiver_accepted_spans{receiver="awsxray",transport="udp"} 3' in metrics
+        # The seed config aggregates for 60 s and batches metrics for 60 s: SIGTERM flushes both.
+        time.sleep(0.5)
         process.send_signal(sig.SIGTERM)
         assert process.wait(timeout=30) == 0
+        logs = logs_client(aws_env["AWS_ENDPOINT_URL"])
+        streams = logs.describe_log_streams(logGroupName="/aws/ecs/application/metrics")["logStreams"]
+        events = [e for s in streams for e in read_events(logs, "/aws/ecs/application/metrics", s["logStreamName"])]
+        documents = [json.loads(e["message"]) for e in events]
+        requests = [d for d in documents if "seed.requests" in d]
+        assert [d["seed.requests"] for d in requests] == [3]
+        assert requests[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ECS/OTEL/VM-X-AI"
+        assert requests[0]["OTelLib"] == "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/statsdreceiver"
+        assert any("seed.latency" in d for d in documents)
     finally:
         if process.poll() is None:
             process.kill()

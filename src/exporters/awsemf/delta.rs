@@ -1,0 +1,303 @@
+//! Cumulative → delta conversion for CloudWatch, which sums what it is given. Bounded: idle
+//! series expire after [`SERIES_TTL_MS`], and at most [`MAX_SERIES`] are remembered.
+
+use super::translate::EmfSettings;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use std::collections::{BTreeMap, HashMap};
+
+/// Series unseen for this long are forgotten (the collector's 5-minute sweep).
+pub const SERIES_TTL_MS: i64 = 5 * 60 * 1000;
+/// Remembered series at most; beyond it a new cumulative series is treated as first seen
+/// every time (its points are counted as dropped first points), so memory stays flat.
+pub const MAX_SERIES: usize = 200_000;
+
+/// Identity of a series: metric, destination and attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeltaKey(String);
+
+impl DeltaKey {
+    pub fn new(
+        metric: &str,
+        namespace: &str,
+        log_group: &str,
+        log_stream: &str,
+        attributes: &[KeyValue],
+    ) -> Self {
+        let mut pairs: Vec<(&str, String)> = attributes
+            .iter()
+            .map(|kv| (kv.key.as_str(), format!("{:?}", kv.value)))
+            .collect();
+        pairs.sort();
+        let mut key = format!("{metric}\u{0}{namespace}\u{0}{log_group}\u{0}{log_stream}");
+        for (k, v) in pairs {
+            key.push('\u{0}');
+            key.push_str(k);
+            key.push('=');
+            key.push_str(&v);
+        }
+        DeltaKey(key)
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    start: u64,
+    value: f64,
+    count: u64,
+    last_seen_ms: i64,
+}
+
+/// The previous cumulative state of an exponential histogram.
+#[derive(Debug, Clone)]
+struct ExpState {
+    start: u64,
+    scale: i32,
+    count: u64,
+    sum: f64,
+    zero: u64,
+    positive: BTreeMap<i32, u64>,
+    negative: BTreeMap<i32, u64>,
+    last_seen_ms: i64,
+}
+
+/// Buckets of an exponential histogram as index → count, at some scale.
+pub type SparseBuckets = BTreeMap<i32, u64>;
+
+/// Re-indexes buckets to a coarser scale (each step down merges pairs of buckets).
+fn downscale(buckets: &SparseBuckets, by: i32) -> SparseBuckets {
+    let mut out = SparseBuckets::new();
+    for (&index, &count) in buckets {
+        *out.entry(index >> by).or_default() += count;
+    }
+    out
+}
+
+/// An exponential histogram point reduced to what delta conversion needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpSnapshot {
+    pub scale: i32,
+    pub count: u64,
+    pub sum: f64,
+    pub zero: u64,
+    pub positive: SparseBuckets,
+    pub negative: SparseBuckets,
+}
+
+#[derive(Debug, Default)]
+pub struct DeltaCache {
+    entries: HashMap<DeltaKey, Entry>,
+    exponential: HashMap<DeltaKey, ExpState>,
+    now_ms: i64,
+    last_sweep_ms: i64,
+}
+
+impl DeltaCache {
+    pub fn len(&self) -> usize {
+        self.entries.len() + self.exponential.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets the clock for the next points and drops idle series (at most once a minute).
+    pub fn advance(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+        if now_ms - self.last_sweep_ms >= 60_000 {
+            self.entries
+                .retain(|_, e| now_ms - e.last_seen_ms < SERIES_TTL_MS);
+            self.exponential
+                .retain(|_, e| now_ms - e.last_seen_ms < SERIES_TTL_MS);
+            self.last_sweep_ms = now_ms;
+        }
+    }
+
+    /// The first point of a series: its value is a delta only when the series began after the
+    /// sidecar (or when `retain_initial_value_of_delta_metric` says so).
+    fn first(start: u64, settings: &EmfSettings) -> bool {
+        (start != 0 && start >= settings.started_at)
+            || settings.retain_initial_value_of_delta_metric
+    }
+
+    fn update(
+        &mut self,
+        key: DeltaKey,
+        start: u64,
+        value: f64,
+        count: u64,
+        monotonic: bool,
+    ) -> Option<Option<(f64, u64)>> {
+        let now_ms = self.now_ms;
+        match self.entries.get_mut(&key) {
+            Some(entry) => {
+                // A new start time means the source restarted, and so does a decrease of anything
+                // monotonic: the value counts from zero again.
+                let decreased = monotonic && value < entry.value;
+                let reset =
+                    (start != 0 && start != entry.start) || decreased || count < entry.count;
+                let delta = if reset {
+                    (value, count)
+                } else {
+                    (value - entry.value, count - entry.count)
+                };
+                *entry = Entry {
+                    start,
+                    value,
+                    count,
+                    last_seen_ms: now_ms,
+                };
+                Some(Some(delta))
+            }
+            None => {
+                if self.entries.len() < MAX_SERIES {
+                    self.entries.insert(
+                        key,
+                        Entry {
+                            start,
+                            value,
+                            count,
+                            last_seen_ms: now_ms,
+                        },
+                    );
+                }
+                Some(None)
+            }
+        }
+    }
+
+    /// Delta of a cumulative sum, or `None` for a first point that cannot be one.
+    pub fn number_delta(
+        &mut self,
+        key: DeltaKey,
+        start: u64,
+        value: f64,
+        monotonic: bool,
+        settings: &EmfSettings,
+    ) -> Option<f64> {
+        match self.update(key, start, value, 0, monotonic)? {
+            Some((delta, _)) => Some(delta),
+            None => Self::first(start, settings).then_some(value),
+        }
+    }
+
+    /// Delta of a cumulative exponential histogram, bucket by bucket (at the coarser of the two
+    /// scales when the source downscaled in between).
+    pub fn exponential_delta(
+        &mut self,
+        key: DeltaKey,
+        start: u64,
+        point: ExpSnapshot,
+        settings: &EmfSettings,
+    ) -> Option<ExpSnapshot> {
+        let now_ms = self.now_ms;
+        let state = ExpState {
+            start,
+            scale: point.scale,
+            count: point.count,
+            sum: point.sum,
+            zero: point.zero,
+            positive: point.positive.clone(),
+            negative: point.negative.clone(),
+            last_seen_ms: now_ms,
+        };
+        let Some(previous) = self.exponential.get(&key).cloned() else {
+            if self.len() < MAX_SERIES {
+                self.exponential.insert(key, state);
+            }
+            return Self::first(start, settings).then_some(point);
+        };
+        self.exponential.insert(key, state);
+        let reset = (start != 0 && start != previous.start) || point.count < previous.count;
+        if reset {
+            return Some(point);
+        }
+        let scale = point.scale.min(previous.scale);
+        let subtract =
+            |now: &SparseBuckets, now_scale: i32, before: &SparseBuckets, before_scale: i32| {
+                let mut out = downscale(now, now_scale - scale);
+                for (index, count) in downscale(before, before_scale - scale) {
+                    let slot = out.entry(index).or_default();
+                    *slot = slot.saturating_sub(count);
+                }
+                out.retain(|_, c| *c > 0);
+                out
+            };
+        Some(ExpSnapshot {
+            scale,
+            count: point.count - previous.count,
+            sum: point.sum - previous.sum,
+            zero: point.zero.saturating_sub(previous.zero),
+            positive: subtract(
+                &point.positive,
+                point.scale,
+                &previous.positive,
+                previous.scale,
+            ),
+            negative: subtract(
+                &point.negative,
+                point.scale,
+                &previous.negative,
+                previous.scale,
+            ),
+        })
+    }
+
+    /// Delta of a cumulative histogram's count and sum.
+    pub fn histogram_delta(
+        &mut self,
+        key: DeltaKey,
+        start: u64,
+        count: u64,
+        sum: f64,
+        settings: &EmfSettings,
+    ) -> Option<(u64, f64)> {
+        match self.update(key, start, sum, count, false)? {
+            Some((sum, count)) => Some((count, sum)),
+            None => Self::first(start, settings).then_some((count, sum)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(scale: i32, positive: &[(i32, u64)]) -> ExpSnapshot {
+        let positive: SparseBuckets = positive.iter().copied().collect();
+        ExpSnapshot {
+            scale,
+            count: positive.values().sum(),
+            sum: 0.0,
+            zero: 0,
+            positive,
+            negative: SparseBuckets::new(),
+        }
+    }
+
+    #[test]
+    fn exponential_deltas_subtract_buckets_across_downscaling() {
+        let settings = EmfSettings {
+            started_at: 0,
+            ..Default::default()
+        };
+        let mut cache = DeltaCache::default();
+        let key = || DeltaKey::new("h", "ns", "g", "s", &[]);
+        let first = cache
+            .exponential_delta(key(), 10, snapshot(2, &[(0, 1), (1, 2), (5, 1)]), &settings)
+            .unwrap();
+        assert_eq!(
+            first.count, 4,
+            "a series that began after the sidecar keeps its first point"
+        );
+        // The source downscaled by one: (0,1) and (1,2) merge into index 0, (5,1) into 2.
+        let second = cache
+            .exponential_delta(key(), 10, snapshot(1, &[(0, 5), (2, 1), (3, 4)]), &settings)
+            .unwrap();
+        assert_eq!(second.scale, 1);
+        assert_eq!(
+            second.positive,
+            [(0, 2), (3, 4)].into_iter().collect::<SparseBuckets>()
+        );
+        assert_eq!(second.count, 10 - 4);
+    }
+}

@@ -1,0 +1,255 @@
+//! The `awsemf` exporter: metrics become CloudWatch Embedded Metric Format log events
+//! (`translate`, with `delta` for cumulative sources), sent with PutLogEvents (`send`).
+
+mod delta;
+mod send;
+pub mod translate;
+
+use super::{ExportError, QueueSettings};
+use crate::aws::{AwsSessionSettings, RetrySettings};
+use crate::config::ComponentId;
+use crate::pipeline::Payload;
+use serde::Deserialize;
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+use translate::{DimensionRollup, EmfSettings};
+
+/// Retention periods CloudWatch Logs accepts (`log_retention`; 0 = never expire).
+const RETENTION_DAYS: &[i32] = &[
+    0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 2192, 2557, 2922, 3288,
+    3653,
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricDescriptor {
+    pub metric_name: String,
+    pub unit: String,
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceToTelemetry {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub exclude_service_attributes: bool,
+}
+
+/// `exporters.awsemf`: the collector's keys plus `sending_queue` and `retry_on_failure`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AwsEmfExporterConfig {
+    #[serde(flatten)]
+    pub session: AwsSessionSettings,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub log_group_name: String,
+    #[serde(default)]
+    pub log_stream_name: String,
+    #[serde(default)]
+    pub dimension_rollup_option: DimensionRollup,
+    #[serde(default)]
+    pub metric_declarations: Vec<Value>,
+    #[serde(default)]
+    pub metric_descriptors: Vec<MetricDescriptor>,
+    #[serde(default)]
+    pub parse_json_encoded_attr_values: Vec<String>,
+    #[serde(default = "default_destination")]
+    pub output_destination: String,
+    #[serde(default)]
+    pub resource_to_telemetry_conversion: ResourceToTelemetry,
+    #[serde(default)]
+    pub detailed_metrics: bool,
+    #[serde(default = "default_version")]
+    pub version: String,
+    #[serde(default)]
+    pub retain_initial_value_of_delta_metric: bool,
+    #[serde(default)]
+    pub log_retention: i32,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub eks_fargate_container_insights_enabled: bool,
+    #[serde(default)]
+    pub sending_queue: QueueSettings,
+    #[serde(default)]
+    pub retry_on_failure: RetrySettings,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+fn default_destination() -> String {
+    "cloudwatch".into()
+}
+fn default_version() -> String {
+    "1".into()
+}
+
+impl AwsEmfExporterConfig {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let err = |key: &str, message: String| Err((key.to_string(), message));
+        if let Some(key) = self.unknown.keys().next() {
+            return err(key, format!("unknown field `{key}`"));
+        }
+        self.session.validate()?;
+        if !self.metric_declarations.is_empty() {
+            return err(
+                "metric_declarations",
+                "metric_declarations are not supported by otel-sidecar yet".into(),
+            );
+        }
+        if !self.parse_json_encoded_attr_values.is_empty() {
+            return err(
+                "parse_json_encoded_attr_values",
+                "not supported by otel-sidecar yet".into(),
+            );
+        }
+        if self.detailed_metrics {
+            return err(
+                "detailed_metrics",
+                "not supported by otel-sidecar yet".into(),
+            );
+        }
+        if !matches!(
+            self.output_destination.to_ascii_lowercase().as_str(),
+            "cloudwatch" | "stdout"
+        ) {
+            return err(
+                "output_destination",
+                format!(
+                    "{:?} is not one of cloudwatch, stdout",
+                    self.output_destination
+                ),
+            );
+        }
+        if !matches!(self.version.as_str(), "0" | "1") {
+            return err(
+                "version",
+                format!("{:?} is not one of \"0\", \"1\"", self.version),
+            );
+        }
+        if !RETENTION_DAYS.contains(&self.log_retention) {
+            return err(
+                "log_retention",
+                format!(
+                    "{} is not a CloudWatch Logs retention period ({RETENTION_DAYS:?})",
+                    self.log_retention
+                ),
+            );
+        }
+        if self.tags.len() > 50 {
+            return err("tags", "at most 50 tags".into());
+        }
+        for (k, v) in &self.tags {
+            if k.is_empty() || k.len() > 128 || v.is_empty() || v.len() > 256 {
+                return err(
+                    "tags",
+                    format!("tag {k:?}: keys must be 1-128 and values 1-256 characters"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct AwsEmfExporter {
+    id: String,
+    settings: EmfSettings,
+    deltas: delta::DeltaCache,
+    /// `None` writes EMF lines to stdout (`output_destination: stdout`).
+    sender: Option<send::LogsSender>,
+}
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl AwsEmfExporter {
+    pub async fn new(id: &ComponentId, config: &AwsEmfExporterConfig) -> Result<Self, ExportError> {
+        let log_stream_name = if config.log_stream_name.is_empty() {
+            // The collector picks `otel-stream-<random UUID>` at start.
+            format!(
+                "otel-stream-{:016x}{:016x}",
+                fastrand::u64(..),
+                fastrand::u64(..)
+            )
+        } else {
+            config.log_stream_name.clone()
+        };
+        let settings = EmfSettings {
+            namespace: config.namespace.clone(),
+            log_group_name: config.log_group_name.clone(),
+            log_stream_name,
+            rollup: config.dimension_rollup_option,
+            descriptors: config
+                .metric_descriptors
+                .iter()
+                .map(|d| (d.metric_name.clone(), (d.unit.clone(), d.overwrite)))
+                .collect(),
+            resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
+            version_zero: config.version == "0",
+            retain_initial_value_of_delta_metric: config.retain_initial_value_of_delta_metric,
+            started_at: unix_nanos(),
+        };
+        let sender = if config.output_destination.eq_ignore_ascii_case("stdout") {
+            None
+        } else {
+            let sdk = config
+                .session
+                .sdk_config()
+                .await
+                .map_err(|e| ExportError::Setup(e.to_string()))?;
+            Some(send::LogsSender {
+                exporter: id.to_string(),
+                client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+                retry: config.retry_on_failure.clone(),
+                retention_days: config.log_retention,
+                tags: config.tags.clone(),
+            })
+        };
+        Ok(AwsEmfExporter {
+            id: id.to_string(),
+            settings,
+            deltas: delta::DeltaCache::default(),
+            sender,
+        })
+    }
+
+    pub async fn export(&mut self, payload: &Payload) -> Result<(), ExportError> {
+        let Payload::Metrics(batch) = payload else {
+            return Ok(());
+        };
+        let now_ms = (unix_nanos() / 1_000_000) as i64;
+        self.deltas.advance(now_ms);
+        let (events, stats) = translate::translate(batch, &self.settings, &mut self.deltas, now_ms);
+        let labels = [("exporter", self.id.clone())];
+        metrics::counter!("otelsidecar_emf_points_skipped", &labels)
+            .increment(stats.skipped_points);
+        metrics::counter!("otelsidecar_emf_first_cumulative_points", &labels)
+            .increment(stats.first_cumulative_points);
+        metrics::counter!("otelsidecar_emf_dimension_sets_over_limit", &labels)
+            .increment(stats.dimension_sets_over_limit);
+        metrics::gauge!("otelsidecar_emf_delta_series", &labels).set(self.deltas.len() as f64);
+        metrics::counter!("otelsidecar_emf_events", &labels).increment(events.len() as u64);
+        let Some(sender) = &self.sender else {
+            for event in &events {
+                println!("{}", event.message);
+            }
+            return Ok(());
+        };
+        let dropped = sender.send(events).await;
+        if dropped > 0 {
+            return Err(ExportError::Dropped {
+                items: dropped.min(payload.item_count() as u64),
+                reason: "see otelsidecar_emf_events_dropped".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,294 @@
+//! PutLogEvents with CloudWatch Logs' real limits (1,048,576 bytes per call counting 26 bytes
+//! per event, 10,000 events, 24 hours between first and last event, chronological order), the
+//! `x-amzn-logs-format: json/emf` header, log group and stream created when missing, and
+//! backoff on throttling, 5xx and network errors.
+
+use super::translate::EmfEvent;
+use crate::aws::RetrySettings;
+use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
+use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+pub const MAX_BATCH_BYTES: usize = 1_048_576;
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// Bytes CloudWatch Logs adds to every event when checking the batch size.
+pub const EVENT_OVERHEAD_BYTES: usize = 26;
+pub const MAX_BATCH_SPAN_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Splits one stream's events (sorted by time) into PutLogEvents calls within the limits.
+pub fn into_batches(events: Vec<EmfEvent>) -> Vec<Vec<EmfEvent>> {
+    let mut batches = Vec::new();
+    let mut current: Vec<EmfEvent> = Vec::new();
+    let mut bytes = 0;
+    for event in events {
+        let size = event.message.len() + EVENT_OVERHEAD_BYTES;
+        let too_long = current
+            .first()
+            .is_some_and(|first| event.timestamp_ms - first.timestamp_ms > MAX_BATCH_SPAN_MS);
+        if !current.is_empty()
+            && (current.len() == MAX_BATCH_EVENTS || bytes + size > MAX_BATCH_BYTES || too_long)
+        {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(event);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+pub struct LogsSender {
+    pub exporter: String,
+    pub client: aws_sdk_cloudwatchlogs::Client,
+    pub retry: RetrySettings,
+    pub retention_days: i32,
+    pub tags: BTreeMap<String, String>,
+}
+
+enum Failure {
+    Missing,
+    Retryable(String),
+    Permanent(String),
+}
+
+impl LogsSender {
+    /// Sends every event; returns how many were dropped (counted and logged).
+    pub async fn send(&self, events: Vec<EmfEvent>) -> u64 {
+        let mut streams: BTreeMap<(String, String), Vec<EmfEvent>> = BTreeMap::new();
+        for event in events {
+            streams
+                .entry((event.log_group.clone(), event.log_stream.clone()))
+                .or_default()
+                .push(event);
+        }
+        let mut dropped = 0;
+        for ((group, stream), mut events) in streams {
+            events.sort_by_key(|e| e.timestamp_ms);
+            for batch in into_batches(events) {
+                dropped += self.send_batch(&group, &stream, batch).await;
+            }
+        }
+        dropped
+    }
+
+    async fn send_batch(&self, group: &str, stream: &str, batch: Vec<EmfEvent>) -> u64 {
+        let started = Instant::now();
+        let mut attempt = 0;
+        let mut created = false;
+        loop {
+            let failure = match self.put(group, stream, &batch).await {
+                Ok(rejected) => return rejected,
+                Err(failure) => failure,
+            };
+            match failure {
+                Failure::Missing if !created => {
+                    created = true;
+                    if let Err(error) = self.create_destination(group, stream).await {
+                        tracing::warn!(exporter = %self.exporter, %error, "cannot create log group/stream");
+                    }
+                    continue;
+                }
+                Failure::Permanent(error) => {
+                    tracing::error!(exporter = %self.exporter, %error, events = batch.len(), "PutLogEvents failed permanently; dropped");
+                    count_dropped(&self.exporter, "permanent_error", batch.len());
+                    return batch.len() as u64;
+                }
+                Failure::Missing | Failure::Retryable(_) => {
+                    let error = match failure {
+                        Failure::Retryable(e) => e,
+                        _ => "log group or stream still missing".into(),
+                    };
+                    created = false;
+                    let budget = self.retry.max_elapsed_time;
+                    if !self.retry.enabled || (!budget.is_zero() && started.elapsed() >= budget) {
+                        tracing::error!(exporter = %self.exporter, %error, events = batch.len(), "giving up after retries; dropped");
+                        count_dropped(&self.exporter, "retries_exhausted", batch.len());
+                        return batch.len() as u64;
+                    }
+                    let wait = self.retry.backoff(attempt);
+                    tracing::warn!(exporter = %self.exporter, %error, wait = ?wait, "PutLogEvents will be retried");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// One PutLogEvents call; returns how many events CloudWatch rejected.
+    async fn put(&self, group: &str, stream: &str, batch: &[EmfEvent]) -> Result<u64, Failure> {
+        let events: Vec<InputLogEvent> = batch
+            .iter()
+            .map(|e| {
+                InputLogEvent::builder()
+                    .timestamp(e.timestamp_ms)
+                    .message(&e.message)
+                    .build()
+                    .expect("timestamp and message set")
+            })
+            .collect();
+        let result = self
+            .client
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(events))
+            .customize()
+            .mutate_request(|request| {
+                request
+                    .headers_mut()
+                    .insert("x-amzn-logs-format", "json/emf");
+            })
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                let Some(info) = output.rejected_log_events_info() else {
+                    return Ok(0);
+                };
+                let len = batch.len() as i32;
+                let mut rejected = 0;
+                if let Some(end) = info.too_old_log_event_end_index() {
+                    rejected += end.clamp(0, len);
+                }
+                if let Some(start) = info.too_new_log_event_start_index() {
+                    rejected += (len - start).max(0);
+                }
+                if let Some(end) = info.expired_log_event_end_index() {
+                    rejected += end.clamp(0, len);
+                }
+                count_dropped(&self.exporter, "rejected", rejected as usize);
+                if rejected > 0 {
+                    tracing::warn!(exporter = %self.exporter, rejected, ?info, "CloudWatch Logs rejected events");
+                }
+                Ok(rejected as u64)
+            }
+            Err(error) => {
+                let text = aws_sdk_cloudwatchlogs::error::DisplayErrorContext(&error).to_string();
+                Err(match &error {
+                    aws_sdk_cloudwatchlogs::error::SdkError::ServiceError(service) => {
+                        let status = service.raw().status().as_u16();
+                        let code = service.err().code().unwrap_or("");
+                        if code == "ResourceNotFoundException" {
+                            Failure::Missing
+                        } else if status >= 500
+                            || status == 429
+                            || code.contains("Throttl")
+                            || code == "ServiceUnavailableException"
+                        {
+                            Failure::Retryable(text)
+                        } else {
+                            Failure::Permanent(text)
+                        }
+                    }
+                    aws_sdk_cloudwatchlogs::error::SdkError::ConstructionFailure(_) => {
+                        Failure::Permanent(text)
+                    }
+                    _ => Failure::Retryable(text),
+                })
+            }
+        }
+    }
+
+    /// CreateLogGroup (with tags) → PutRetentionPolicy → CreateLogStream; "already exists" is fine.
+    async fn create_destination(&self, group: &str, stream: &str) -> Result<(), String> {
+        let exists = |code: Option<&str>| code == Some("ResourceAlreadyExistsException");
+        let mut create = self.client.create_log_group().log_group_name(group);
+        for (k, v) in &self.tags {
+            create = create.tags(k, v);
+        }
+        match create.send().await {
+            Ok(_) => {
+                tracing::info!(exporter = %self.exporter, log_group = group, "created log group");
+                if self.retention_days > 0 {
+                    self.client
+                        .put_retention_policy()
+                        .log_group_name(group)
+                        .retention_in_days(self.retention_days)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string()
+                        })?;
+                }
+            }
+            Err(e) if exists(e.code()) => {}
+            Err(e) => return Err(aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string()),
+        }
+        match self
+            .client
+            .create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if exists(e.code()) => Ok(()),
+            Err(e) => Err(aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string()),
+        }
+    }
+}
+
+pub(crate) fn count_dropped(exporter: &str, reason: &'static str, events: usize) {
+    if events > 0 {
+        metrics::counter!("otelsidecar_emf_events_dropped", "exporter" => exporter.to_string(), "reason" => reason)
+            .increment(events as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(ts: i64, bytes: usize) -> EmfEvent {
+        EmfEvent {
+            log_group: "g".into(),
+            log_stream: "s".into(),
+            timestamp_ms: ts,
+            message: "x".repeat(bytes),
+        }
+    }
+
+    #[test]
+    fn batches_respect_the_event_count() {
+        let sizes: Vec<usize> = into_batches((0..20_001).map(|i| event(i, 10)).collect())
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, vec![10_000, 10_000, 1]);
+    }
+
+    #[test]
+    fn batches_respect_the_byte_limit_exactly() {
+        // Four events that fill the limit exactly, counting 26 bytes each.
+        let per_event = MAX_BATCH_BYTES / 4 - EVENT_OVERHEAD_BYTES;
+        let exact: Vec<EmfEvent> = (0..4).map(|i| event(i, per_event)).collect();
+        assert_eq!(into_batches(exact).len(), 1);
+        let mut over: Vec<EmfEvent> = (0..4).map(|i| event(i, per_event)).collect();
+        over[3].message.push('x');
+        assert_eq!(
+            into_batches(over).iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![3, 1]
+        );
+    }
+
+    #[test]
+    fn batches_span_at_most_24_hours() {
+        let events = vec![
+            event(0, 1),
+            event(MAX_BATCH_SPAN_MS, 1),
+            event(MAX_BATCH_SPAN_MS + 1, 1),
+        ];
+        assert_eq!(
+            into_batches(events)
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+    }
+}

@@ -1,0 +1,540 @@
+//! Metrics in, EMF documents out.
+
+use super::*;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogram, Gauge, Histogram, ScopeMetrics, Sum,
+    exponential_histogram_data_point::Buckets,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+const STATSD_SCOPE: &str =
+    "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/statsdreceiver";
+const T: u64 = 1_767_225_600_000_000_000;
+
+fn s(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Av::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn settings() -> EmfSettings {
+    EmfSettings {
+        namespace: "ECS/OTEL/VM-X-AI".into(),
+        log_group_name: "/aws/ecs/application/metrics".into(),
+        log_stream_name: "stream".into(),
+        started_at: T - 1_000_000_000,
+        ..Default::default()
+    }
+}
+
+fn point(attributes: Vec<KeyValue>, value: f64) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes,
+        time_unix_nano: T,
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    }
+}
+
+fn batch(scope: &str, metrics: Vec<Metric>) -> Vec<ResourceMetrics> {
+    vec![ResourceMetrics {
+        resource: Some(Resource::default()),
+        scope_metrics: vec![ScopeMetrics {
+            scope: Some(InstrumentationScope {
+                name: scope.into(),
+                ..Default::default()
+            }),
+            metrics,
+            schema_url: String::new(),
+        }],
+        schema_url: String::new(),
+    }]
+}
+
+fn delta_sum(name: &str, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        data: Some(Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+            is_monotonic: false,
+        })),
+        ..Default::default()
+    }
+}
+
+fn cumulative_sum(name: &str, start: u64, value: f64) -> Metric {
+    let mut p = point(vec![], value);
+    p.start_time_unix_nano = start;
+    Metric {
+        name: name.into(),
+        data: Some(Data::Sum(Sum {
+            data_points: vec![p],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    }
+}
+
+fn run(
+    batch: &[ResourceMetrics],
+    settings: &EmfSettings,
+    cache: &mut DeltaCache,
+) -> (Vec<Value>, TranslateStats) {
+    let (events, stats) = translate(batch, settings, cache, 42);
+    (
+        events
+            .iter()
+            .map(|e| serde_json::from_str(&e.message).unwrap())
+            .collect(),
+        stats,
+    )
+}
+
+#[test]
+fn a_statsd_counter_becomes_the_collectors_document() {
+    let (docs, _) = run(
+        &batch(
+            STATSD_SCOPE,
+            vec![delta_sum("req", vec![point(vec![s("route", "/a")], 42.0)])],
+        ),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(
+        docs,
+        vec![json!({
+            "OTelLib": STATSD_SCOPE, "Version": "1",
+            "_aws": {"CloudWatchMetrics": [{"Namespace": "ECS/OTEL/VM-X-AI", "Dimensions": [["OTelLib"], ["OTelLib", "route"]],
+                      "Metrics": [{"Name": "req", "Unit": "", "StorageResolution": 60}]}], "Timestamp": 1_767_225_600_000i64},
+            "req": 42.0, "route": "/a"
+        })]
+    );
+}
+
+#[test]
+fn rollup_options() {
+    let labels: BTreeMap<String, String> = [("OTelLib", "x"), ("route", "/a"), ("method", "GET")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let sets = |rollup| dimension_sets(&labels, rollup);
+    let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        sets(DimensionRollup::ZeroAndSingleDimensionRollup),
+        vec![
+            v(&["OTelLib", "method", "route"]),
+            v(&["OTelLib"]),
+            v(&["OTelLib", "method"]),
+            v(&["OTelLib", "route"])
+        ]
+    );
+    assert_eq!(
+        sets(DimensionRollup::SingleDimensionRollupOnly),
+        vec![
+            v(&["OTelLib", "method", "route"]),
+            v(&["OTelLib", "method"]),
+            v(&["OTelLib", "route"])
+        ]
+    );
+    assert_eq!(
+        sets(DimensionRollup::NoDimensionRollup),
+        vec![v(&["OTelLib", "method", "route"])]
+    );
+    let only_lib: BTreeMap<String, String> = [("OTelLib".to_string(), "x".to_string())].into();
+    assert_eq!(
+        dimension_sets(&only_lib, DimensionRollup::ZeroAndSingleDimensionRollup),
+        vec![v(&["OTelLib"])]
+    );
+}
+
+#[test]
+fn units_and_descriptors() {
+    assert_eq!(cloudwatch_unit("ms"), "Milliseconds");
+    assert_eq!(cloudwatch_unit("By"), "Bytes");
+    assert_eq!(cloudwatch_unit("1"), "");
+    assert_eq!(cloudwatch_unit("Count"), "Count");
+    let mut cfg = settings();
+    cfg.descriptors
+        .insert("req".into(), ("Count".into(), false));
+    let mut m = delta_sum("req", vec![point(vec![], 1.0)]);
+    let (docs, _) = run(
+        &batch("lib", vec![m.clone()]),
+        &cfg,
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(
+        docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+        "Count"
+    );
+    m.unit = "ms".into();
+    let (docs, _) = run(&batch("lib", vec![m]), &cfg, &mut DeltaCache::default());
+    assert_eq!(
+        docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "Milliseconds",
+        "no overwrite"
+    );
+}
+
+#[test]
+fn cumulative_sums_become_deltas_including_the_first_point() {
+    let cfg = settings();
+    let mut cache = DeltaCache::default();
+    let start = cfg.started_at + 5;
+    let values: Vec<f64> = [10.0, 15.0, 22.0]
+        .iter()
+        .map(|v| {
+            run(
+                &batch("lib", vec![cumulative_sum("c", start, *v)]),
+                &cfg,
+                &mut cache,
+            )
+            .0[0]["c"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, vec![10.0, 5.0, 7.0]);
+    // Non-monotonic sums go down without resetting.
+    let mut down = cumulative_sum("u", start, 10.0);
+    let Some(Data::Sum(sum)) = down.data.as_mut() else {
+        panic!()
+    };
+    sum.is_monotonic = false;
+    run(&batch("lib", vec![down.clone()]), &cfg, &mut cache);
+    let Some(Data::Sum(sum)) = down.data.as_mut() else {
+        panic!()
+    };
+    sum.data_points[0].value = Some(number_data_point::Value::AsDouble(7.0));
+    assert_eq!(
+        run(&batch("lib", vec![down]), &cfg, &mut cache).0[0]["u"],
+        -3.0
+    );
+    // A new start time is a restart: the value counts from zero again.
+    let (docs, _) = run(
+        &batch("lib", vec![cumulative_sum("c", start + 100, 3.0)]),
+        &cfg,
+        &mut cache,
+    );
+    assert_eq!(docs[0]["c"], 3.0);
+}
+
+#[test]
+fn a_series_older_than_the_sidecar_loses_only_its_first_point() {
+    let cfg = settings();
+    let mut cache = DeltaCache::default();
+    let (docs, stats) = run(
+        &batch("lib", vec![cumulative_sum("c", cfg.started_at - 10, 100.0)]),
+        &cfg,
+        &mut cache,
+    );
+    assert!(docs.is_empty());
+    assert_eq!(stats.first_cumulative_points, 1);
+    let (docs, _) = run(
+        &batch("lib", vec![cumulative_sum("c", cfg.started_at - 10, 130.0)]),
+        &cfg,
+        &mut cache,
+    );
+    assert_eq!(docs[0]["c"], 30.0);
+    let retain = EmfSettings {
+        retain_initial_value_of_delta_metric: true,
+        ..settings()
+    };
+    let (docs, _) = run(
+        &batch(
+            "lib",
+            vec![cumulative_sum("c", retain.started_at - 10, 100.0)],
+        ),
+        &retain,
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(docs[0]["c"], 100.0);
+}
+
+#[test]
+fn duplicate_metrics_get_their_own_event() {
+    let m = delta_sum("req", vec![point(vec![s("a", "1")], 1.0)]);
+    let (docs, _) = run(
+        &batch("lib", vec![m.clone(), m]),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(docs.len(), 2, "nothing dropped");
+    assert!(docs.iter().all(|d| d["req"] == 1.0));
+}
+
+#[test]
+fn gauges_and_sums_with_the_same_labels_share_nothing_but_gauges_group() {
+    let g = |name: &str| Metric {
+        name: name.into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![point(vec![s("a", "1")], 2.0)],
+        })),
+        ..Default::default()
+    };
+    let (docs, _) = run(
+        &batch(
+            "lib",
+            vec![
+                g("x"),
+                g("y"),
+                delta_sum("z", vec![point(vec![s("a", "1")], 3.0)]),
+            ],
+        ),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(docs.len(), 2);
+    assert_eq!(
+        docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn directives_hold_at_most_100_metrics() {
+    let metrics: Vec<Metric> = (0..250)
+        .map(|i| Metric {
+            name: format!("m{i:03}"),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![point(vec![], 1.0)],
+            })),
+            ..Default::default()
+        })
+        .collect();
+    let (docs, _) = run(
+        &batch("lib", metrics),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(docs.len(), 1);
+    let directives = docs[0]["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+    let sizes: Vec<usize> = directives
+        .iter()
+        .map(|d| d["Metrics"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![100, 100, 50]);
+}
+
+#[test]
+fn dimension_sets_over_30_keys_are_left_out_and_counted() {
+    let exactly: Vec<KeyValue> = (0..29).map(|i| s(&format!("k{i:02}"), "v")).collect();
+    let (docs, stats) = run(
+        &batch("lib", vec![delta_sum("m", vec![point(exactly, 1.0)])]),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(
+        stats.dimension_sets_over_limit, 0,
+        "29 labels + OTelLib = 30 keys is allowed"
+    );
+    assert_eq!(
+        docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
+    let over: Vec<KeyValue> = (0..30).map(|i| s(&format!("k{i:02}"), "v")).collect();
+    let (docs, stats) = run(
+        &batch("lib", vec![delta_sum("m", vec![point(over, 1.0)])]),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(stats.dimension_sets_over_limit, 1);
+    let dims = docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+        .as_array()
+        .unwrap();
+    assert!(dims.iter().all(|d| d.as_array().unwrap().len() <= 30));
+    assert_eq!(docs[0]["k29"], "v", "labels stay as fields");
+}
+
+#[test]
+fn histograms_are_statistics_and_delta_converted() {
+    let h = |count: u64, sum: f64| Metric {
+        name: "lat".into(),
+        unit: "ms".into(),
+        data: Some(Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                start_time_unix_nano: T - 10,
+                time_unix_nano: T,
+                count,
+                sum: Some(sum),
+                min: Some(1.0),
+                max: Some(9.0),
+                ..Default::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })),
+        ..Default::default()
+    };
+    let mut cache = DeltaCache::default();
+    let (docs, _) = run(&batch("lib", vec![h(3, 12.0)]), &settings(), &mut cache);
+    assert_eq!(
+        docs[0]["lat"],
+        json!({"Max": 9.0, "Min": 1.0, "Count": 3, "Sum": 12.0})
+    );
+    let (docs, _) = run(&batch("lib", vec![h(5, 20.0)]), &settings(), &mut cache);
+    assert_eq!(docs[0]["lat"]["Count"], 2);
+    assert_eq!(docs[0]["lat"]["Sum"], 8.0);
+}
+
+#[test]
+fn exponential_histograms_become_values_and_counts_in_chunks_of_100() {
+    let p = ExponentialHistogramDataPoint {
+        time_unix_nano: T,
+        count: 260,
+        sum: Some(1000.0),
+        scale: 0,
+        zero_count: 10,
+        positive: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![1; 250],
+        }),
+        min: Some(0.0),
+        max: Some(500.0),
+        ..Default::default()
+    };
+    let values = exponential_values(&p);
+    assert_eq!(values.len(), 3);
+    let EmfValue::Distribution {
+        values: v0,
+        counts: c0,
+        sum,
+        ..
+    } = &values[0]
+    else {
+        panic!()
+    };
+    assert_eq!((v0.len(), c0.len(), *sum), (100, 100, 1000.0));
+    assert_eq!(
+        v0[0],
+        (2f64.powi(249) + 2f64.powi(250)) / 2.0,
+        "highest bucket first"
+    );
+    let EmfValue::Distribution {
+        values: last,
+        counts,
+        sum,
+        ..
+    } = &values[2]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            last.len(),
+            *last.last().unwrap(),
+            *counts.last().unwrap(),
+            *sum
+        ),
+        (51, 0.0, 10.0, 0.0)
+    );
+    let metric = Metric {
+        name: "t".into(),
+        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![p],
+            aggregation_temporality: 1,
+        })),
+        ..Default::default()
+    };
+    let (docs, _) = run(
+        &batch("lib", vec![metric]),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(docs.len(), 3, "each chunk is its own event");
+}
+
+#[test]
+fn non_finite_and_unrecorded_points_are_skipped() {
+    let mut flagged = point(vec![], 1.0);
+    flagged.flags = 1;
+    let m = Metric {
+        name: "g".into(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![point(vec![], f64::NAN), flagged, point(vec![], 2.0)],
+        })),
+        ..Default::default()
+    };
+    let (docs, stats) = run(
+        &batch("lib", vec![m]),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(stats.skipped_points, 2);
+    assert_eq!(docs.len(), 1);
+}
+
+#[test]
+fn placeholders_resolve_from_the_resource() {
+    let resource: BTreeMap<String, String> =
+        [("aws.ecs.task.id", "abc123"), ("service.name", "api")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    assert_eq!(replace_placeholders("{TaskId}", &resource), "abc123");
+    assert_eq!(
+        replace_placeholders("/ecs/{ServiceName}/{ClusterName}", &resource),
+        "/ecs/api/undefined"
+    );
+    assert_eq!(replace_placeholders("plain", &resource), "plain");
+}
+
+#[test]
+fn version_zero_layout() {
+    let cfg = EmfSettings {
+        version_zero: true,
+        ..settings()
+    };
+    let (docs, _) = run(
+        &batch("lib", vec![delta_sum("req", vec![point(vec![], 1.0)])]),
+        &cfg,
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(docs[0]["Version"], "0");
+    assert_eq!(docs[0]["Timestamp"], "1767225600000");
+    assert!(docs[0]["CloudWatchMetrics"].is_array() && docs[0].get("_aws").is_none());
+}
+
+#[test]
+fn oversized_events_split_by_metric_into_valid_json() {
+    let big = "v".repeat(2000);
+    let labels: Vec<KeyValue> = vec![s("tag", &big)];
+    let metrics: Vec<Metric> = (0..3000)
+        .map(|i| Metric {
+            name: format!("metric_with_a_long_name_{i:05}"),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![point(labels.clone(), 1.0)],
+            })),
+            ..Default::default()
+        })
+        .collect();
+    let (events, _) = translate(
+        &batch("lib", metrics),
+        &settings(),
+        &mut DeltaCache::default(),
+        0,
+    );
+    assert!(events.len() > 1);
+    let mut names = 0;
+    for event in &events {
+        assert!(event.message.len() <= MAX_EVENT_BYTES);
+        let doc: Value = serde_json::from_str(&event.message).unwrap();
+        names += doc["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["Metrics"].as_array().unwrap().len())
+            .sum::<usize>();
+    }
+    assert_eq!(names, 3000);
+}
