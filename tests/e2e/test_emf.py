@@ -104,6 +104,14 @@ def metric_values(events):
     return values
 
 
+def wait_for_lines(sidecar, lines, timeout=30.0):
+    """Until the receiver has aggregated `lines` good lines (its self-metric says so)."""
+    deadline = time.monotonic() + timeout
+    while sidecar.self_metrics().get('otelsidecar_receiver_statsd_lines{receiver="statsd"}', 0) < lines:
+        assert time.monotonic() < deadline, "lines never aggregated"
+        time.sleep(0.02)
+
+
 def test_statsd_over_two_intervals(start_sidecar, aws_env, tmp):
     group = f"/e2e/statsd/{tmp.name}"
     sidecar = start_sidecar(emf_config(group), env=aws_env)
@@ -164,7 +172,7 @@ def test_malformed_statsd_lines_cost_no_good_value(start_sidecar, aws_env, tmp):
         for n in range(60):
             lines = [f"good.count:{n}|c|#k:v".encode(), bad[n % len(bad)], f"good.gauge:{n}|g".encode()]
             udp.sendto(b"\n".join(lines) + b"\r\n", (host, int(port)))
-    time.sleep(0.5)  # the datagrams are in the socket buffer; SIGTERM drains it either way
+    wait_for_lines(sidecar, 120)
     metrics = sidecar.self_metrics()
     assert sidecar.terminate() == 0
     values = metric_values(wait_for_events(logs_client(aws_env["AWS_ENDPOINT_URL"]), group, at_least=2))
@@ -202,9 +210,8 @@ def test_otel_sdk_metrics_are_per_interval_deltas(start_sidecar, aws_env, tmp):
             exp.record(sample)
         gauge.set(temperature)
         assert provider.force_flush(30_000)
+        # One export is one PutLogEvents call: once any of its events is there, all are.
         events = wait_for_events(logs, group, at_least=seen + 1)
-        time.sleep(0.5)
-        events = read_events(logs, group)
         per_interval.append(metric_values(events[seen:]))
         seen = len(events)
     provider.shutdown()
@@ -293,7 +300,7 @@ def test_fifty_thousand_series_respect_every_limit(start_sidecar, aws_env, tmp):
             udp.sendto(lines.encode(), (host, int(port)))
             if start % 4000 == 0:
                 time.sleep(0.01)  # let the reader keep up; loopback UDP has no flow control
-    time.sleep(1)
+    wait_for_lines(sidecar, series)
     assert sidecar.terminate(timeout=120) == 0
     proxy.shutdown()
     events = read_events(logs_client(aws_env["AWS_ENDPOINT_URL"]), group)
@@ -313,3 +320,29 @@ def test_fifty_thousand_series_respect_every_limit(start_sidecar, aws_env, tmp):
         assert call["sorted"]
         assert call["emf_header"] == "json/emf"
         assert call["max_event"] <= 256 * 1024 - 26
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unixgram"])
+def test_statsd_over_tcp_and_unixgram(start_sidecar, aws_env, tmp, transport):
+    group = f"/e2e/{transport}/{tmp.name}"
+    config = emf_config(group, interval="60s")
+    socket_path = str(tmp / "statsd.sock")
+    endpoint = "127.0.0.1:0" if transport == "tcp" else socket_path
+    config["receivers"]["statsd"].update({"transport": transport, "endpoint": endpoint})
+    sidecar = start_sidecar(config, env=aws_env)
+    if transport == "tcp":
+        host, port = sidecar.address("statsd", "tcp").rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as stream:
+            # Lines split across writes must still be read whole.
+            stream.sendall(b"stream.count:2|c\nstream.co")
+            time.sleep(0.05)
+            stream.sendall(b"unt:3|c\nstream.gauge:7|g\n")
+    else:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as unix:
+            unix.sendto(b"stream.count:2|c\nstream.count:3|c\nstream.gauge:7|g", socket_path)
+    wait_for_lines(sidecar, 3)
+    assert sidecar.terminate() == 0
+    values = metric_values(wait_for_events(logs_client(aws_env["AWS_ENDPOINT_URL"]), group, at_least=2))
+    lib = ("OTelLib", STATSD_SCOPE)
+    assert values[("stream.count", frozenset([lib]))][0] == 5
+    assert values[("stream.gauge", frozenset([lib]))][0] == 7

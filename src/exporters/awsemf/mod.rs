@@ -1,6 +1,7 @@
 //! The `awsemf` exporter: metrics become CloudWatch Embedded Metric Format log events
 //! (`translate`, with `delta` for cumulative sources), sent with PutLogEvents (`send`).
 
+mod declaration;
 mod delta;
 mod send;
 pub mod translate;
@@ -52,7 +53,7 @@ pub struct AwsEmfExporterConfig {
     #[serde(default)]
     pub dimension_rollup_option: DimensionRollup,
     #[serde(default)]
-    pub metric_declarations: Vec<Value>,
+    pub metric_declarations: Vec<declaration::MetricDeclarationConfig>,
     #[serde(default)]
     pub metric_descriptors: Vec<MetricDescriptor>,
     #[serde(default)]
@@ -193,6 +194,11 @@ impl AwsEmfExporter {
                 .map(|d| (d.metric_name.clone(), (d.unit.clone(), d.overwrite)))
                 .collect(),
             resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
+            declarations: config
+                .metric_declarations
+                .iter()
+                .filter_map(|d| declaration::MetricDeclaration::compile(d).ok())
+                .collect(),
             version_zero: config.version == "0",
             retain_initial_value_of_delta_metric: config.retain_initial_value_of_delta_metric,
             started_at: unix_nanos(),

@@ -46,6 +46,8 @@ pub struct EmfSettings {
     /// `metric_descriptors`: metric name → (unit, overwrite).
     pub descriptors: BTreeMap<String, (String, bool)>,
     pub resource_to_telemetry: bool,
+    /// `metric_declarations`; empty means every metric with the rollup's dimension sets.
+    pub declarations: Vec<super::declaration::MetricDeclaration>,
     pub version_zero: bool,
     pub retain_initial_value_of_delta_metric: bool,
     /// Unix nanoseconds at which the sidecar started: cumulative series that began later are
@@ -647,12 +649,8 @@ pub fn exponential_values(p: &ExponentialHistogramDataPoint) -> Vec<EmfValue> {
         .collect()
 }
 
-/// The dimension sets of one label set under the rollup option.
-pub fn dimension_sets(
-    labels: &BTreeMap<String, String>,
-    rollup: DimensionRollup,
-) -> Vec<Vec<String>> {
-    let keys: Vec<String> = labels.keys().cloned().collect();
+/// The rollup's own dimension sets (without the full label set).
+fn rollup_sets(labels: &BTreeMap<String, String>, rollup: DimensionRollup) -> Vec<Vec<String>> {
     let mut sets = Vec::new();
     let has_lib = labels.contains_key(OTEL_LIB);
     let base: Vec<String> = if has_lib {
@@ -660,7 +658,7 @@ pub fn dimension_sets(
     } else {
         vec![]
     };
-    let others: Vec<&String> = keys.iter().filter(|k| *k != OTEL_LIB).collect();
+    let others: Vec<&String> = labels.keys().filter(|k| *k != OTEL_LIB).collect();
     if rollup == DimensionRollup::ZeroAndSingleDimensionRollup && !others.is_empty() && has_lib {
         sets.push(base.clone());
     }
@@ -672,18 +670,73 @@ pub fn dimension_sets(
             sets.push(set);
         }
     }
-    // The full set comes first unless a rollup set already equals it (one label besides
-    // OTelLib), as the collector writes them.
-    if !sets.contains(&keys) {
-        sets.insert(0, keys);
+    sets
+}
+
+fn push_unique(sets: &mut Vec<Vec<String>>, set: Vec<String>) {
+    if !sets.contains(&set) {
+        sets.push(set);
     }
-    let mut unique = Vec::new();
-    for set in sets {
-        if !unique.contains(&set) {
-            unique.push(set);
+}
+
+/// The dimension sets of one label set under the rollup option: the full set first (unless a
+/// rollup set already equals it, with one label besides OTelLib), as the collector writes them.
+pub fn dimension_sets(
+    labels: &BTreeMap<String, String>,
+    rollup: DimensionRollup,
+) -> Vec<Vec<String>> {
+    let full: Vec<String> = labels.keys().cloned().collect();
+    let rollups = rollup_sets(labels, rollup);
+    let mut sets = Vec::new();
+    if !rollups.contains(&full) {
+        sets.push(full);
+    }
+    for set in rollups {
+        push_unique(&mut sets, set);
+    }
+    sets
+}
+
+/// The dimension sets CloudWatch extracts for one metric, or `None` when no declaration
+/// covers it. Sets over [`MAX_DIMENSIONS_PER_SET`] keys are left out and counted.
+fn metric_dimension_sets(
+    metric: &str,
+    labels: &BTreeMap<String, String>,
+    settings: &EmfSettings,
+    stats: &mut TranslateStats,
+) -> Option<Vec<Vec<String>>> {
+    let candidates = if settings.declarations.is_empty() {
+        dimension_sets(labels, settings.rollup)
+    } else {
+        let mut sets: Vec<Vec<String>> = Vec::new();
+        let mut covered = false;
+        for declaration in settings
+            .declarations
+            .iter()
+            .filter(|d| d.applies(metric, labels))
+        {
+            covered = true;
+            sets.extend(declaration.dimension_sets(labels).cloned());
+        }
+        if !covered {
+            return None;
+        }
+        // Rollup sets are appended to the declared ones, as in the collector.
+        let mut unique: Vec<Vec<String>> = Vec::new();
+        for set in sets.into_iter().chain(rollup_sets(labels, settings.rollup)) {
+            push_unique(&mut unique, set);
+        }
+        unique
+    };
+    let mut kept = Vec::new();
+    for set in candidates {
+        if set.len() > MAX_DIMENSIONS_PER_SET {
+            stats.dimension_sets_over_limit += 1;
+        } else {
+            kept.push(set);
         }
     }
-    unique
+    Some(kept)
 }
 
 /// CloudWatch Logs' limit on one event, less the 26 bytes it adds.
@@ -725,24 +778,34 @@ fn render(
     for m in metrics {
         fields.insert(m.name.clone(), m.value.to_json());
     }
-    let mut dimensions = Vec::new();
-    for set in dimension_sets(&key.labels, settings.rollup) {
-        if set.len() > MAX_DIMENSIONS_PER_SET {
-            stats.dimension_sets_over_limit += 1;
+    // Each metric's dimension sets; metrics sharing the same sets share directives.
+    let mut by_sets: Vec<(Vec<Vec<String>>, Vec<&GroupedMetric>)> = Vec::new();
+    for metric in metrics {
+        let Some(sets) = metric_dimension_sets(&metric.name, &key.labels, settings, stats) else {
             continue;
+        };
+        match by_sets.iter_mut().find(|(s, _)| *s == sets) {
+            Some((_, members)) => members.push(metric),
+            None => by_sets.push((sets, vec![metric])),
         }
-        dimensions.push(set);
     }
-    let directives: Vec<Value> = metrics
-        .chunks(MAX_METRICS_PER_DIRECTIVE)
-        .map(|chunk| {
-            json!({
-                "Namespace": key.namespace,
-                "Dimensions": dimensions,
-                "Metrics": chunk.iter().map(|m| json!({"Name": m.name, "Unit": m.unit, "StorageResolution": 60})).collect::<Vec<_>>(),
+    let directives: Vec<Value> = by_sets
+        .iter()
+        .flat_map(|(dimensions, members)| {
+            members.chunks(MAX_METRICS_PER_DIRECTIVE).map(move |chunk| {
+                json!({
+                    "Namespace": key.namespace,
+                    "Dimensions": dimensions,
+                    "Metrics": chunk.iter().map(|m| json!({"Name": m.name, "Unit": m.unit, "StorageResolution": 60})).collect::<Vec<_>>(),
+                })
             })
         })
         .collect();
+    if directives.is_empty() {
+        // No declaration covers any metric here: the values stay queryable in CloudWatch Logs,
+        // but nothing is extracted (and billed) as a metric.
+        return Value::Object(fields).to_string();
+    }
     if settings.version_zero {
         fields.insert("Version".into(), json!("0"));
         fields.insert("CloudWatchMetrics".into(), Value::Array(directives));

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::time::{Duration, SystemTime};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::task::JoinHandle;
 
 /// `receivers.statsd`.
@@ -72,10 +73,13 @@ impl StatsdReceiverConfig {
                 "aggregation_interval must be a positive duration",
             );
         }
-        if !matches!(config.transport.as_str(), "udp" | "udp4" | "udp6") {
+        if !matches!(
+            config.transport.as_str(),
+            "udp" | "udp4" | "udp6" | "tcp" | "tcp4" | "tcp6" | "unixgram"
+        ) {
             return invalid(
                 "transport",
-                "only udp is supported by otel-sidecar for now (tcp and unixgram are planned)",
+                "transport must be one of udp, udp4, udp6, tcp, tcp4, tcp6, unixgram",
             );
         }
         Ok(config)
@@ -100,73 +104,219 @@ fn unix_nanos() -> u64 {
         .unwrap_or(0)
 }
 
+/// Chunks of complete lines from the listeners, bounded: a full channel makes TCP senders wait
+/// and leaves datagrams in the socket buffer.
+const CHUNK_QUEUE: usize = 1024;
+
 pub async fn start(
     id: &str,
     config: &StatsdReceiverConfig,
     consumers: Consumers,
     shutdown: Shutdown,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let address = crate::http_server::resolve_endpoint(&config.endpoint).await?;
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(address),
-        socket2::Type::DGRAM,
-        Some(socket2::Protocol::UDP),
-    )?;
-    let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())?;
-    let socket = UdpSocket::from_std(socket.into())?;
-    tracing::info!(message = "listening", component = id, transport = "udp", address = %socket.local_addr()?);
+    let (chunks_tx, chunks_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNK_QUEUE);
+    let mut tasks = Vec::new();
+    match config.transport.as_str() {
+        "tcp" | "tcp4" | "tcp6" => {
+            let listener = crate::http_server::bind(&config.endpoint, id, "tcp").await?;
+            tasks.push(tokio::spawn(accept_tcp(
+                listener,
+                chunks_tx,
+                shutdown.clone(),
+            )));
+        }
+        "unixgram" => {
+            let path = if config.endpoint == default_endpoint() {
+                "/var/run/statsd-receiver.sock".to_string()
+            } else {
+                config.endpoint.clone()
+            };
+            let _ = std::fs::remove_file(&path);
+            let socket = tokio::net::UnixDatagram::bind(&path)?;
+            tracing::info!(message = "listening", component = id, transport = "unixgram", address = %path);
+            tasks.push(tokio::spawn(read_unixgram(
+                socket,
+                chunks_tx,
+                shutdown.clone(),
+            )));
+        }
+        _ => {
+            let address = crate::http_server::resolve_endpoint(&config.endpoint).await?;
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(address),
+                socket2::Type::DGRAM,
+                Some(socket2::Protocol::UDP),
+            )?;
+            let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER_BYTES);
+            socket.set_nonblocking(true)?;
+            socket.bind(&address.into())?;
+            let socket = UdpSocket::from_std(socket.into())?;
+            tracing::info!(message = "listening", component = id, transport = "udp", address = %socket.local_addr()?);
+            tasks.push(tokio::spawn(read_udp(socket, chunks_tx, shutdown.clone())));
+        }
+    }
     let settings = AggregationSettings {
         enable_metric_type: config.enable_metric_type,
         is_monotonic_counter: config.is_monotonic_counter,
         counter_type: config.counter_type,
     };
-    Ok(vec![tokio::spawn(run(
+    tasks.push(tokio::spawn(run(
         id.to_string(),
-        socket,
+        chunks_rx,
         Aggregator::new(settings, unix_nanos()),
         config.clone(),
         consumers,
-        shutdown,
-    ))])
+    )));
+    Ok(tasks)
 }
 
-/// Reads datagrams and flushes on the interval; on shutdown the partial interval is flushed
-/// too (the collector loses it).
-async fn run(
-    receiver: String,
-    socket: UdpSocket,
-    mut aggregator: Aggregator,
-    config: StatsdReceiverConfig,
-    consumers: Consumers,
-    shutdown: Shutdown,
-) {
+async fn read_udp(socket: UdpSocket, chunks: Sender<Vec<u8>>, shutdown: Shutdown) {
     let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES];
-    let mut ticker = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.aggregation_interval,
-        config.aggregation_interval,
-    );
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             received = socket.recv_from(&mut buffer) => match received {
-                Ok((length, _)) => ingest(&receiver, &buffer[..length], &mut aggregator, config.enable_simple_tags),
+                Ok((length, _)) => {
+                    if chunks.send(buffer[..length].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
                 Err(error) => tracing::warn!(%error, "UDP receive failed"),
             },
-            _ = ticker.tick() => flush(&receiver, &mut aggregator, &consumers).await,
             _ = &mut stop => break,
         }
     }
-    // Lines already in the socket buffer were sent before we stopped: take them too.
+    // Datagrams already in the socket buffer were sent before we stopped: take them too.
     while let Ok((length, _)) = socket.try_recv_from(&mut buffer) {
-        ingest(
-            &receiver,
-            &buffer[..length],
-            &mut aggregator,
-            config.enable_simple_tags,
-        );
+        if chunks.send(buffer[..length].to_vec()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_unixgram(
+    socket: tokio::net::UnixDatagram,
+    chunks: Sender<Vec<u8>>,
+    shutdown: Shutdown,
+) {
+    let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES];
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            received = socket.recv(&mut buffer) => match received {
+                Ok(length) => {
+                    if chunks.send(buffer[..length].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "unixgram receive failed"),
+            },
+            _ = &mut stop => break,
+        }
+    }
+}
+
+async fn accept_tcp(
+    listener: tokio::net::TcpListener,
+    chunks: Sender<Vec<u8>>,
+    shutdown: Shutdown,
+) {
+    let stop = shutdown.clone().wait();
+    tokio::pin!(stop);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(read_tcp(stream, chunks.clone(), shutdown.clone()));
+                }
+                Err(error) => tracing::warn!(%error, "TCP accept failed"),
+            },
+            _ = &mut stop => break,
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+/// Reads newline-delimited lines from one TCP sender, passing on whole lines only.
+async fn read_tcp(mut stream: tokio::net::TcpStream, chunks: Sender<Vec<u8>>, shutdown: Shutdown) {
+    use tokio::io::AsyncReadExt;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES];
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    let mut stopping = false;
+    loop {
+        // After shutdown, keep reading what the sender already wrote, until it goes quiet.
+        let read = if stopping {
+            match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buffer)).await {
+                Ok(read) => read,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                read = stream.read(&mut buffer) => read,
+                _ = &mut stop => {
+                    stopping = true;
+                    continue;
+                }
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                pending.extend_from_slice(&buffer[..n]);
+                if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+                    let rest = pending.split_off(end + 1);
+                    if chunks
+                        .send(std::mem::replace(&mut pending, rest))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                if pending.len() > MAX_DATAGRAM_BYTES {
+                    // A line longer than any datagram: not StatsD. Count it once and move on.
+                    ingest_error_line();
+                    pending.clear();
+                }
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let _ = chunks.send(pending).await;
+    }
+}
+
+fn ingest_error_line() {
+    metrics::counter!("otelsidecar_receiver_statsd_lines_skipped", "reason" => "line_too_long")
+        .increment(1);
+}
+
+/// Aggregates chunks and flushes on the interval; once every listener has stopped (shutdown),
+/// the partial interval is flushed too (the collector loses it).
+async fn run(
+    receiver: String,
+    mut chunks: Receiver<Vec<u8>>,
+    mut aggregator: Aggregator,
+    config: StatsdReceiverConfig,
+    consumers: Consumers,
+) {
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.aggregation_interval,
+        config.aggregation_interval,
+    );
+    loop {
+        tokio::select! {
+            chunk = chunks.recv() => match chunk {
+                Some(chunk) => ingest(&receiver, &chunk, &mut aggregator, config.enable_simple_tags),
+                None => break,
+            },
+            _ = ticker.tick() => flush(&receiver, &mut aggregator, &consumers).await,
+        }
     }
     flush(&receiver, &mut aggregator, &consumers).await;
 }
@@ -175,9 +325,13 @@ async fn run(
 pub fn ingest(receiver: &str, datagram: &[u8], aggregator: &mut Aggregator, simple_tags: bool) {
     let text = String::from_utf8_lossy(datagram);
     let now = unix_nanos();
+    let mut aggregated = 0u64;
     for line in text.split('\n').filter(|l| !l.trim().is_empty()) {
         match parse::parse_line(line, simple_tags) {
-            Ok(parsed) => aggregator.add(&parsed, now),
+            Ok(parsed) => {
+                aggregator.add(&parsed, now);
+                aggregated += 1;
+            }
             Err(error) => {
                 metrics::counter!(
                     "otelsidecar_receiver_statsd_lines_skipped",
@@ -193,6 +347,8 @@ pub fn ingest(receiver: &str, datagram: &[u8], aggregator: &mut Aggregator, simp
             }
         }
     }
+    metrics::counter!("otelsidecar_receiver_statsd_lines", "receiver" => receiver.to_string())
+        .increment(aggregated);
 }
 
 async fn flush(receiver: &str, aggregator: &mut Aggregator, consumers: &Consumers) {

@@ -538,3 +538,59 @@ fn oversized_events_split_by_metric_into_valid_json() {
     }
     assert_eq!(names, 3000);
 }
+
+#[test]
+fn declarations_choose_metrics_and_dimension_sets() {
+    let declaration: super::super::declaration::MetricDeclarationConfig = serde_yaml_ng::from_str(
+        "dimensions: [[route], [route, missing]]\nmetric_name_selectors: ['^api']",
+    )
+    .unwrap();
+    let cfg = EmfSettings {
+        declarations: vec![
+            super::super::declaration::MetricDeclaration::compile(&declaration).unwrap(),
+        ],
+        ..settings()
+    };
+    let labels = vec![s("route", "/a"), s("code", "200")];
+    let (docs, _) = run(
+        &batch(
+            "lib",
+            vec![
+                delta_sum("api.requests", vec![point(labels.clone(), 1.0)]),
+                delta_sum("db.calls", vec![point(labels.clone(), 2.0)]),
+            ],
+        ),
+        &cfg,
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(docs.len(), 1);
+    let directives = docs[0]["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+    assert_eq!(directives.len(), 1);
+    assert_eq!(
+        directives[0]["Metrics"],
+        json!([{"Name": "api.requests", "Unit": "", "StorageResolution": 60}])
+    );
+    assert_eq!(
+        directives[0]["Dimensions"],
+        json!([
+            ["route"],
+            ["OTelLib"],
+            ["OTelLib", "code"],
+            ["OTelLib", "route"]
+        ])
+    );
+    assert_eq!(
+        docs[0]["db.calls"], 2.0,
+        "undeclared metrics stay in the event as fields"
+    );
+    let (docs, _) = run(
+        &batch("lib", vec![delta_sum("db.calls", vec![point(labels, 2.0)])]),
+        &cfg,
+        &mut DeltaCache::default(),
+    );
+    assert!(
+        docs[0].get("_aws").is_none(),
+        "nothing declared: a plain log line, nothing billed"
+    );
+    assert_eq!(docs[0]["db.calls"], 2.0);
+}
