@@ -101,5 +101,39 @@ fn statsd(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, split, statsd);
+fn budget(c: &mut Criterion) {
+    use otel_sidecar::exporters::awsemf::budget::{BudgetConfig, CardinalityBudget};
+    use std::collections::BTreeMap;
+    let mut budget = CardinalityBudget::new(BudgetConfig::with_max_metrics(10_000));
+    budget.advance(0);
+    let labels: BTreeMap<String, String> = [
+        ("OTelLib", "statsd"),
+        ("route", "/api/chat"),
+        ("code", "200"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let set: Vec<String> = labels.keys().cloned().collect();
+    let id = budget
+        .hasher()
+        .identity("ECS/OTEL/VM-X-AI", "requests", &set, &labels);
+    budget.admit("ECS/OTEL/VM-X-AI", "requests", &[id], &labels);
+    let mut group = c.benchmark_group("cardinality_budget");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("admit_admitted_metric", |b| {
+        b.iter(|| {
+            let id = budget.hasher().identity(
+                black_box("ECS/OTEL/VM-X-AI"),
+                black_box("requests"),
+                &set,
+                &labels,
+            );
+            budget.admit("ECS/OTEL/VM-X-AI", "requests", &[id], &labels)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, split, statsd, budget);
 criterion_main!(benches);

@@ -28,6 +28,27 @@ struct Cli {
         default_value = "20s"
     )]
     shutdown_grace: String,
+    /// Cardinality budget for every awsemf exporter whose config has none: at most this many
+    /// distinct CloudWatch metrics per hour.
+    #[arg(long, global = true, env = "OTEL_SIDECAR_EMF_MAX_METRICS")]
+    emf_max_metrics: Option<usize>,
+    /// The same budget expressed as a monthly cost (at $0.30 per metric-month).
+    #[arg(long, global = true, env = "OTEL_SIDECAR_EMF_MAX_MONTHLY_COST_USD")]
+    emf_max_monthly_cost_usd: Option<f64>,
+}
+
+impl Cli {
+    /// The budget the flags describe, if any.
+    fn default_budget(&self) -> Option<otel_sidecar::exporters::awsemf::budget::BudgetConfig> {
+        use otel_sidecar::exporters::awsemf::budget::BudgetConfig;
+        if self.emf_max_metrics.is_none() && self.emf_max_monthly_cost_usd.is_none() {
+            return None;
+        }
+        let mut budget = BudgetConfig::with_max_metrics(usize::MAX);
+        budget.max_metrics = self.emf_max_metrics;
+        budget.max_monthly_cost_usd = self.emf_max_monthly_cost_usd;
+        Some(budget)
+    }
 }
 
 #[derive(Subcommand)]
@@ -123,7 +144,18 @@ async fn load(cli: &Cli) -> Result<(config::SidecarConfig, source::ConfigSource,
         }
     };
     match config::parse_config(&text, &|name| std::env::var(name).ok()) {
-        Ok(config) => Ok((config, source, flag_ignored)),
+        Ok(mut config) => {
+            if let Some(budget) = cli.default_budget() {
+                if let Err((key, message)) = budget.validate() {
+                    eprintln!(
+                        "otel-sidecar: --emf-max-metrics / --emf-max-monthly-cost-usd: {key}: {message}"
+                    );
+                    return Err(ExitCode::FAILURE);
+                }
+                config.apply_default_budget(&budget);
+            }
+            Ok((config, source, flag_ignored))
+        }
         Err(errors) => {
             eprintln!("otel-sidecar: invalid configuration ({source}):");
             for error in &errors.0 {

@@ -89,6 +89,22 @@ pub struct SidecarConfig {
 }
 
 impl SidecarConfig {
+    /// Gives every `awsemf` exporter without a `cardinality_budget` this one (the command-line
+    /// flag / environment variable, so an unchanged config can be capped from the task
+    /// definition).
+    pub fn apply_default_budget(
+        &mut self,
+        budget: &crate::exporters::awsemf::budget::BudgetConfig,
+    ) {
+        for exporter in self.exporters.values_mut() {
+            if let ExporterConfig::AwsEmf(emf) = exporter
+                && emf.cardinality_budget.is_none()
+            {
+                emf.cardinality_budget = Some(budget.clone());
+            }
+        }
+    }
+
     /// A one-line summary of the pipelines, for `validate` and the start-up log.
     pub fn summary(&self) -> String {
         let pipelines: Vec<String> = self

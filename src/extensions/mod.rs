@@ -51,7 +51,8 @@ pub async fn start(
     }
 }
 
-/// Serves the Prometheus text of the self-metrics on `GET /metrics`.
+/// Serves the Prometheus text of the self-metrics on `GET /metrics`, and the cardinality
+/// budgets' state as JSON on `GET /cardinality`.
 pub async fn serve_self_metrics(
     address: SocketAddr,
     handle: metrics_exporter_prometheus::PrometheusHandle,
@@ -61,6 +62,18 @@ pub async fn serve_self_metrics(
     let handler = move |request: hyper::Request<hyper::body::Incoming>| {
         let handle = handle.clone();
         async move {
+            if request.uri().path() == "/cardinality" {
+                let reports = crate::exporters::awsemf::budget::reports()
+                    .lock()
+                    .expect("reports lock")
+                    .clone();
+                return Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(
+                        serde_json::to_vec(&reports).expect("json"),
+                    )))
+                    .expect("static response");
+            }
             if request.uri().path() != "/metrics" {
                 return Response::builder()
                     .status(404)

@@ -1,6 +1,7 @@
 //! The `awsemf` exporter: metrics become CloudWatch Embedded Metric Format log events
 //! (`translate`, with `delta` for cumulative sources), sent with PutLogEvents (`send`).
 
+pub mod budget;
 mod declaration;
 mod delta;
 mod send;
@@ -74,6 +75,9 @@ pub struct AwsEmfExporterConfig {
     pub tags: BTreeMap<String, String>,
     #[serde(default)]
     pub eks_fargate_container_insights_enabled: bool,
+    /// otel-sidecar's cap on billed CloudWatch metrics (not a collector key).
+    #[serde(default)]
+    pub cardinality_budget: Option<budget::BudgetConfig>,
     #[serde(default)]
     pub sending_queue: QueueSettings,
     #[serde(default)]
@@ -160,6 +164,7 @@ pub struct AwsEmfExporter {
     id: String,
     settings: EmfSettings,
     deltas: delta::DeltaCache,
+    budget: Option<budget::CardinalityBudget>,
     /// `None` writes EMF lines to stdout (`output_destination: stdout`).
     sender: Option<send::LogsSender>,
 }
@@ -194,6 +199,9 @@ impl AwsEmfExporter {
                 .map(|d| (d.metric_name.clone(), (d.unit.clone(), d.overwrite)))
                 .collect(),
             resource_to_telemetry: config.resource_to_telemetry_conversion.enabled,
+            exclude_service_attributes: config
+                .resource_to_telemetry_conversion
+                .exclude_service_attributes,
             declarations: config
                 .metric_declarations
                 .iter()
@@ -223,8 +231,36 @@ impl AwsEmfExporter {
             id: id.to_string(),
             settings,
             deltas: delta::DeltaCache::default(),
+            budget: config
+                .cardinality_budget
+                .clone()
+                .map(budget::CardinalityBudget::new),
             sender,
         })
+    }
+
+    /// Budget self-metrics and the `/cardinality` document.
+    fn publish_budget(&self, budget: &budget::CardinalityBudget) {
+        let labels = [("exporter", self.id.clone())];
+        metrics::gauge!("otelsidecar_emf_budget_metrics", &labels).set(budget.limit() as f64);
+        metrics::gauge!("otelsidecar_emf_budget_admitted_metrics", &labels)
+            .set(budget.admitted() as f64);
+        metrics::gauge!("otelsidecar_emf_budget_overflow_metrics", &labels)
+            .set(budget.overflow_metrics() as f64);
+        metrics::gauge!("otelsidecar_emf_budget_projected_monthly_cost_usd", &labels)
+            .set(budget.projected_monthly_cost_usd());
+        for (name, folded, dropped) in budget.overflow_counts() {
+            let labels = [
+                ("exporter", self.id.clone()),
+                ("metric_name", name.to_string()),
+            ];
+            metrics::gauge!("otelsidecar_emf_budget_folded_points", &labels).set(folded as f64);
+            metrics::gauge!("otelsidecar_emf_budget_dropped_points", &labels).set(dropped as f64);
+        }
+        budget::reports()
+            .lock()
+            .expect("reports lock")
+            .insert(self.id.clone(), budget.report());
     }
 
     pub async fn export(&mut self, payload: &Payload) -> Result<(), ExportError> {
@@ -233,8 +269,20 @@ impl AwsEmfExporter {
         };
         let now_ms = (unix_nanos() / 1_000_000) as i64;
         self.deltas.advance(now_ms);
-        let (events, stats) = translate::translate(batch, &self.settings, &mut self.deltas, now_ms);
+        if let Some(budget) = self.budget.as_mut() {
+            budget.advance(now_ms);
+        }
+        let (events, stats) = translate::translate(
+            batch,
+            &self.settings,
+            &mut self.deltas,
+            self.budget.as_mut(),
+            now_ms,
+        );
         let labels = [("exporter", self.id.clone())];
+        if let Some(budget) = &self.budget {
+            self.publish_budget(budget);
+        }
         metrics::counter!("otelsidecar_emf_points_skipped", &labels)
             .increment(stats.skipped_points);
         metrics::counter!("otelsidecar_emf_first_cumulative_points", &labels)

@@ -7,6 +7,7 @@
 //! same metric in a group goes to its own event; directives hold at most 100 metrics and
 //! dimension sets at most 30 keys; histograms are delta-converted.
 
+use super::budget::{Admission, CardinalityBudget, OVERFLOW_KEY};
 use super::delta::{DeltaCache, DeltaKey, ExpSnapshot, SparseBuckets};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as Av};
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -46,6 +47,8 @@ pub struct EmfSettings {
     /// `metric_descriptors`: metric name → (unit, overwrite).
     pub descriptors: BTreeMap<String, (String, bool)>,
     pub resource_to_telemetry: bool,
+    /// With `resource_to_telemetry`, leave out `service.*` resource attributes.
+    pub exclude_service_attributes: bool,
     /// `metric_declarations`; empty means every metric with the rollup's dimension sets.
     pub declarations: Vec<super::declaration::MetricDeclaration>,
     pub version_zero: bool,
@@ -70,6 +73,9 @@ pub struct TranslateStats {
     pub skipped_points: u64,
     pub first_cumulative_points: u64,
     pub dimension_sets_over_limit: u64,
+    /// Points the cardinality budget folded into the overflow metric, or left out.
+    pub folded_points: u64,
+    pub dropped_points: u64,
 }
 
 /// An EMF metric value.
@@ -229,6 +235,7 @@ pub fn translate(
     batch: &[ResourceMetrics],
     settings: &EmfSettings,
     deltas: &mut DeltaCache,
+    mut budget: Option<&mut CardinalityBudget>,
     now_ms: i64,
 ) -> (Vec<EmfEvent>, TranslateStats) {
     let mut stats = TranslateStats::default();
@@ -288,6 +295,9 @@ pub fn translate(
                     let mut labels = labels_of(point.attributes);
                     if settings.resource_to_telemetry {
                         for (k, v) in &resource {
+                            if settings.exclude_service_attributes && k.starts_with("service.") {
+                                continue;
+                            }
                             labels.entry(k.clone()).or_insert_with(|| v.clone());
                         }
                     }
@@ -325,10 +335,16 @@ pub fn translate(
             }
         }
     }
-    let events = groups
-        .into_iter()
-        .flat_map(|(key, metrics)| build_events(key, metrics, settings, &mut stats))
-        .collect();
+    let mut events = Vec::new();
+    for (key, metrics) in groups {
+        events.extend(build_events(
+            key,
+            metrics,
+            settings,
+            &mut budget,
+            &mut stats,
+        ));
+    }
     (events, stats)
 }
 
@@ -746,9 +762,10 @@ fn build_events(
     key: GroupKey,
     metrics: Vec<GroupedMetric>,
     settings: &EmfSettings,
+    budget: &mut Option<&mut CardinalityBudget>,
     stats: &mut TranslateStats,
 ) -> Vec<EmfEvent> {
-    let message = render(&key, &metrics, settings, stats);
+    let message = render(&key, &metrics, settings, budget, stats);
     if message.len() <= MAX_EVENT_BYTES || metrics.len() == 1 {
         return vec![EmfEvent {
             log_group: key.log_group.clone(),
@@ -760,8 +777,8 @@ fn build_events(
     // Too large for one event: split by metrics rather than truncating into invalid JSON.
     let mut metrics = metrics;
     let second = metrics.split_off(metrics.len() / 2);
-    let mut events = build_events(key.clone(), metrics, settings, stats);
-    events.extend(build_events(key, second, settings, stats));
+    let mut events = build_events(key.clone(), metrics, settings, budget, stats);
+    events.extend(build_events(key, second, settings, budget, stats));
     events
 }
 
@@ -769,6 +786,7 @@ fn render(
     key: &GroupKey,
     metrics: &[GroupedMetric],
     settings: &EmfSettings,
+    budget: &mut Option<&mut CardinalityBudget>,
     stats: &mut TranslateStats,
 ) -> String {
     let mut fields = Map::new();
@@ -781,9 +799,32 @@ fn render(
     // Each metric's dimension sets; metrics sharing the same sets share directives.
     let mut by_sets: Vec<(Vec<Vec<String>>, Vec<&GroupedMetric>)> = Vec::new();
     for metric in metrics {
-        let Some(sets) = metric_dimension_sets(&metric.name, &key.labels, settings, stats) else {
+        let Some(mut sets) = metric_dimension_sets(&metric.name, &key.labels, settings, stats)
+        else {
             continue;
         };
+        if let Some(budget) = budget.as_deref_mut() {
+            let identities: Vec<u64> = sets
+                .iter()
+                .map(|set| {
+                    budget
+                        .hasher()
+                        .identity(&key.namespace, &metric.name, set, &key.labels)
+                })
+                .collect();
+            match budget.admit(&key.namespace, &metric.name, &identities, &key.labels) {
+                Admission::Admitted => {}
+                Admission::Folded => {
+                    fields.insert(OVERFLOW_KEY.into(), Value::String("true".into()));
+                    sets = vec![vec![OVERFLOW_KEY.to_string()]];
+                    stats.folded_points += 1;
+                }
+                Admission::Dropped => {
+                    stats.dropped_points += 1;
+                    continue;
+                }
+            }
+        }
         match by_sets.iter_mut().find(|(s, _)| *s == sets) {
             Some((_, members)) => members.push(metric),
             None => by_sets.push((sets, vec![metric])),

@@ -87,7 +87,7 @@ fn run(
     settings: &EmfSettings,
     cache: &mut DeltaCache,
 ) -> (Vec<Value>, TranslateStats) {
-    let (events, stats) = translate(batch, settings, cache, 42);
+    let (events, stats) = translate(batch, settings, cache, None, 42);
     (
         events
             .iter()
@@ -522,6 +522,7 @@ fn oversized_events_split_by_metric_into_valid_json() {
         &batch("lib", metrics),
         &settings(),
         &mut DeltaCache::default(),
+        None,
         0,
     );
     assert!(events.len() > 1);
@@ -593,4 +594,244 @@ fn declarations_choose_metrics_and_dimension_sets() {
         "nothing declared: a plain log line, nothing billed"
     );
     assert_eq!(docs[0]["db.calls"], 2.0);
+}
+
+mod budget {
+    use super::*;
+    use crate::exporters::awsemf::budget::{
+        BudgetConfig, CardinalityBudget, OVERFLOW_KEY, OnExceed,
+    };
+    use std::collections::BTreeSet;
+
+    const HOUR: i64 = 3_600_000;
+    const START: i64 = 1_767_225_600_000; // a UTC hour boundary
+
+    fn labelled(name: &str, labels: &[(&str, String)], value: f64) -> Metric {
+        let attributes = labels.iter().map(|(k, v)| s(k, v)).collect();
+        delta_sum(name, vec![point(attributes, value)])
+    }
+
+    /// Runs one export at `now_ms` through the budget; returns the EMF documents.
+    fn export(metrics: Vec<Metric>, budget: &mut CardinalityBudget, now_ms: i64) -> Vec<Value> {
+        budget.advance(now_ms);
+        let (events, _) = translate(
+            &batch(STATSD_SCOPE, metrics),
+            &settings(),
+            &mut DeltaCache::default(),
+            Some(budget),
+            now_ms,
+        );
+        events
+            .iter()
+            .map(|e| serde_json::from_str(&e.message).unwrap())
+            .collect()
+    }
+
+    /// Every CloudWatch metric identity the documents define.
+    fn identities(docs: &[Value]) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for doc in docs {
+            for directive in doc["_aws"]["CloudWatchMetrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for metric in directive["Metrics"].as_array().unwrap() {
+                    for set in directive["Dimensions"].as_array().unwrap() {
+                        let dims: Vec<String> = set
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|k| {
+                                format!("{}={}", k.as_str().unwrap(), doc[k.as_str().unwrap()])
+                            })
+                            .collect();
+                        out.insert(format!(
+                            "{}|{}|{}",
+                            directive["Namespace"],
+                            metric["Name"],
+                            dims.join(",")
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// (regular sum, overflow sum) of `name` over the documents.
+    fn sums(docs: &[Value], name: &str) -> (f64, f64) {
+        let mut regular = 0.0;
+        let mut overflow = 0.0;
+        for doc in docs {
+            for directive in doc["_aws"]["CloudWatchMetrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if directive["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["Name"] == name)
+                {
+                    if directive["Dimensions"] == json!([[OVERFLOW_KEY]]) {
+                        overflow += doc[name].as_f64().unwrap();
+                    } else {
+                        regular += doc[name].as_f64().unwrap();
+                    }
+                }
+            }
+        }
+        (regular, overflow)
+    }
+
+    #[test]
+    fn an_hour_of_exploding_labels_stays_under_the_cap_and_loses_no_value() {
+        let mut budget = CardinalityBudget::new(BudgetConfig::with_max_metrics(100));
+        let mut docs = Vec::new();
+        let mut sent = 0.0;
+        for i in 0..5000 {
+            let labels = [
+                ("user", format!("u{i}")),
+                ("route", format!("/r{}", i % 7)),
+                ("code", format!("{}", 200 + i % 3)),
+            ];
+            let value = (i % 10) as f64 + 1.0;
+            sent += value;
+            docs.extend(export(
+                vec![labelled("requests", &labels, value)],
+                &mut budget,
+                START + i * 700,
+            ));
+        }
+        let distinct = identities(&docs);
+        assert!(
+            distinct.len() <= 100,
+            "{} distinct CloudWatch metrics",
+            distinct.len()
+        );
+        let (regular, overflow) = sums(&docs, "requests");
+        assert_eq!(regular + overflow, sent, "capped, not lost");
+        assert!(overflow > 0.0);
+        assert!(
+            docs.iter().all(|d| d.get("user").is_some()),
+            "labels stay as fields"
+        );
+    }
+
+    #[test]
+    fn admitted_metrics_keep_their_dimensions_across_the_hour_and_rollover() {
+        // Five routes: [OTelLib] plus one [OTelLib,route] each, plus room for the overflow metric.
+        let mut budget = CardinalityBudget::new(BudgetConfig::with_max_metrics(7));
+        let first = |i: i64| [("route", format!("/r{i}"))];
+        let docs = export(
+            (0..5).map(|i| labelled("req", &first(i), 1.0)).collect(),
+            &mut budget,
+            START,
+        );
+        assert!(docs.iter().all(|d| d.get(OVERFLOW_KEY).is_none()));
+        let admitted_before = identities(&docs);
+        let newcomer = export(
+            vec![
+                labelled("req", &[("route", "/new1".into())], 1.0),
+                labelled("req", &[("route", "/new2".into())], 1.0),
+            ],
+            &mut budget,
+            START + 1000,
+        );
+        assert!(
+            newcomer.iter().any(|d| d.get(OVERFLOW_KEY).is_some()),
+            "over the cap: folded"
+        );
+        for when in [START + HOUR / 2, START + HOUR + 10, START + 2 * HOUR - 10] {
+            let docs = export(
+                (0..5).map(|i| labelled("req", &first(i), 1.0)).collect(),
+                &mut budget,
+                when,
+            );
+            assert!(
+                docs.iter().all(|d| d.get(OVERFLOW_KEY).is_none()),
+                "admitted series never fold"
+            );
+            assert_eq!(identities(&docs), admitted_before);
+            let late = export(
+                vec![labelled("req", &[("route", "/late".into())], 1.0)],
+                &mut budget,
+                when + 1,
+            );
+            assert!(late[0].get(OVERFLOW_KEY).is_some(), "newcomers still fold");
+        }
+    }
+
+    #[test]
+    fn one_exploding_metric_cannot_starve_the_others() {
+        let mut config = BudgetConfig::with_max_metrics(50);
+        config.max_metrics_per_name = Some(20);
+        let mut budget = CardinalityBudget::new(config);
+        for i in 0..500 {
+            export(
+                vec![labelled("exploding", &[("user", format!("u{i}"))], 1.0)],
+                &mut budget,
+                START + i,
+            );
+        }
+        let docs = export(
+            (0..10)
+                .map(|i| labelled("steady", &[("route", format!("/r{i}"))], 1.0))
+                .collect(),
+            &mut budget,
+            START + 600,
+        );
+        assert!(
+            docs.iter().all(|d| d.get(OVERFLOW_KEY).is_none()),
+            "steady metrics still admitted"
+        );
+        assert!(budget.admitted() <= 50);
+    }
+
+    #[test]
+    fn drop_mode_leaves_the_value_out_of_the_directive_only() {
+        let mut config = BudgetConfig::with_max_metrics(2);
+        config.on_exceed = OnExceed::Drop;
+        let mut budget = CardinalityBudget::new(config);
+        export(
+            vec![labelled("req", &[("route", "/a".into())], 1.0)],
+            &mut budget,
+            START,
+        );
+        let docs = export(
+            vec![labelled("req", &[("route", "/b".into())], 5.0)],
+            &mut budget,
+            START + 1,
+        );
+        assert!(docs[0].get("_aws").is_none());
+        assert_eq!(
+            (docs[0]["req"].as_f64(), docs[0]["route"].as_str()),
+            (Some(5.0), Some("/b"))
+        );
+    }
+
+    #[test]
+    fn a_monthly_cost_is_a_metric_count() {
+        let config: BudgetConfig = serde_yaml_ng::from_str("max_monthly_cost_usd: 30").unwrap();
+        assert_eq!(config.limit(), 100, "$30 at $0.30 a metric");
+        let config: BudgetConfig =
+            serde_yaml_ng::from_str("max_monthly_cost_usd: 30\nmax_metrics: 40").unwrap();
+        assert_eq!(config.limit(), 40);
+        let mut budget =
+            CardinalityBudget::new(serde_yaml_ng::from_str("max_monthly_cost_usd: 30").unwrap());
+        let mut docs = Vec::new();
+        for i in 0..1000 {
+            docs.extend(export(
+                vec![labelled("req", &[("user", format!("u{i}"))], 1.0)],
+                &mut budget,
+                START + i,
+            ));
+        }
+        assert!(identities(&docs).len() <= 100);
+        assert!(budget.projected_monthly_cost_usd() <= 30.0 + 1e-9);
+        let bad: BudgetConfig = serde_yaml_ng::from_str("price_per_metric_month: 0.3").unwrap();
+        assert_eq!(bad.validate().unwrap_err().0, "max_metrics");
+    }
 }

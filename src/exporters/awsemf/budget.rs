@@ -1,0 +1,384 @@
+//! The CloudWatch cardinality budget: a hard cap on the distinct metrics CloudWatch bills.
+//!
+//! CloudWatch bills every distinct (namespace, metric name, dimension set with its values) at
+//! about $0.30 a month, prorated by the hour. The budget counts exactly those identities, per UTC
+//! clock hour, after rollup and `metric_declarations`. A data point whose identities fit is
+//! admitted; one that would pass the cap is folded into one overflow metric per name (single
+//! dimension `otel.metric.overflow = "true"`, the OpenTelemetry SDK's convention) or left out of
+//! the directive. Either way its labels and value stay in the log event as plain fields.
+//!
+//! Hot path: an admitted identity is one hash and one lookup in a map owned by the exporter's
+//! single task, with no allocation.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+
+/// The OpenTelemetry SDK's overflow attribute.
+pub const OVERFLOW_KEY: &str = "otel.metric.overflow";
+/// What CloudWatch charges per metric-month when the config does not say.
+pub const DEFAULT_PRICE_PER_METRIC_MONTH: f64 = 0.30;
+/// Distinct values remembered per (metric name, dimension key) to name the label to fix.
+const MAX_TRACKED_VALUES: usize = 1024;
+const HOUR_MS: i64 = 3_600_000;
+
+/// What happens to a point beyond the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnExceed {
+    #[default]
+    Fold,
+    Drop,
+}
+
+/// `exporters.awsemf.cardinality_budget`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    #[serde(default)]
+    pub max_metrics: Option<usize>,
+    #[serde(default)]
+    pub max_monthly_cost_usd: Option<f64>,
+    #[serde(default = "default_price")]
+    pub price_per_metric_month: f64,
+    #[serde(default)]
+    pub max_metrics_per_name: Option<usize>,
+    #[serde(default)]
+    pub on_exceed: OnExceed,
+}
+
+fn default_price() -> f64 {
+    DEFAULT_PRICE_PER_METRIC_MONTH
+}
+
+impl BudgetConfig {
+    /// A budget of `max_metrics` with every other setting at its default.
+    pub fn with_max_metrics(max_metrics: usize) -> Self {
+        BudgetConfig {
+            max_metrics: Some(max_metrics),
+            max_monthly_cost_usd: None,
+            price_per_metric_month: DEFAULT_PRICE_PER_METRIC_MONTH,
+            max_metrics_per_name: None,
+            on_exceed: OnExceed::Fold,
+        }
+    }
+
+    /// The cap in metrics: the smaller of `max_metrics` and what `max_monthly_cost_usd` buys.
+    pub fn limit(&self) -> usize {
+        let by_cost = self
+            .max_monthly_cost_usd
+            .map(|cost| (cost / self.price_per_metric_month + 1e-9).floor() as usize);
+        match (self.max_metrics, by_cost) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => usize::MAX,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.max_metrics.is_none() && self.max_monthly_cost_usd.is_none() {
+            return Err((
+                "max_metrics".into(),
+                "set max_metrics or max_monthly_cost_usd".into(),
+            ));
+        }
+        if !self.price_per_metric_month.is_finite() || self.price_per_metric_month <= 0.0 {
+            return Err((
+                "price_per_metric_month".into(),
+                "must be greater than 0".into(),
+            ));
+        }
+        if self.limit() < 2 {
+            return Err((
+                "max_metrics".into(),
+                "the budget must allow at least 2 metrics (one regular, one overflow)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The budget's verdict on one data point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    Folded,
+    Dropped,
+}
+
+/// Hashes a CloudWatch metric identity without allocating.
+#[derive(Clone, Default)]
+pub struct IdentityHasher(hashbrown::DefaultHashBuilder);
+
+impl IdentityHasher {
+    /// The identity of `metric` under one dimension set with the point's label values.
+    pub fn identity(
+        &self,
+        namespace: &str,
+        metric: &str,
+        set: &[String],
+        labels: &BTreeMap<String, String>,
+    ) -> u64 {
+        let mut h = self.0.build_hasher();
+        h.write(namespace.as_bytes());
+        h.write_u8(0);
+        h.write(metric.as_bytes());
+        for key in set {
+            h.write_u8(0);
+            h.write(key.as_bytes());
+            h.write_u8(b'=');
+            h.write(labels.get(key).map(String::as_bytes).unwrap_or_default());
+        }
+        h.finish()
+    }
+
+    fn overflow_identity(&self, namespace: &str, metric: &str) -> u64 {
+        let mut h = self.0.build_hasher();
+        h.write(namespace.as_bytes());
+        h.write_u8(0);
+        h.write(metric.as_bytes());
+        h.write_u8(0);
+        h.write(OVERFLOW_KEY.as_bytes());
+        h.write(b"=true");
+        h.finish()
+    }
+}
+
+/// Per metric name: how many identities it holds and which labels vary most.
+#[derive(Debug, Default)]
+struct NameUsage {
+    regular: usize,
+    overflowed: bool,
+    folded: u64,
+    dropped: u64,
+    distinct_values: BTreeMap<String, HashSet<u64>>,
+}
+
+/// One exporter's budget.
+pub struct CardinalityBudget {
+    config: BudgetConfig,
+    limit: usize,
+    hasher: IdentityHasher,
+    hour: i64,
+    /// Admitted identities only.
+    admitted: HashMap<u64, Seen>,
+    names: HashMap<String, NameUsage>,
+}
+
+/// When an admitted identity was last seen, and whether it is a regular or overflow metric.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    hour: i64,
+    overflow: bool,
+}
+
+impl CardinalityBudget {
+    pub fn new(config: BudgetConfig) -> Self {
+        CardinalityBudget {
+            limit: config.limit(),
+            config,
+            hasher: IdentityHasher::default(),
+            hour: i64::MIN,
+            admitted: HashMap::new(),
+            names: HashMap::new(),
+        }
+    }
+
+    pub fn hasher(&self) -> &IdentityHasher {
+        &self.hasher
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Identities counted this hour.
+    pub fn admitted(&self) -> usize {
+        self.admitted.len()
+    }
+
+    /// Overflow identities among them.
+    pub fn overflow_metrics(&self) -> usize {
+        self.admitted.values().filter(|s| s.overflow).count()
+    }
+
+    pub fn projected_monthly_cost_usd(&self) -> f64 {
+        self.admitted.len() as f64 * self.config.price_per_metric_month
+    }
+
+    /// Starts a new UTC hour when `now_ms` is in one: what was seen last hour stays admitted
+    /// (so nothing flaps at the boundary); what was not seen for a whole hour is forgotten.
+    pub fn advance(&mut self, now_ms: i64) {
+        let hour = now_ms.div_euclid(HOUR_MS);
+        if hour == self.hour {
+            return;
+        }
+        let previous = self.hour;
+        self.hour = hour;
+        self.admitted.retain(|_, seen| seen.hour == previous);
+        for seen in self.admitted.values_mut() {
+            seen.hour = hour;
+        }
+        // Per-name counts restart; carried identities still count against the total, which is
+        // what CloudWatch bills (an over-estimate when some carried series stay silent).
+        for usage in self.names.values_mut() {
+            usage.regular = 0;
+            usage.overflowed = false;
+        }
+    }
+
+    /// Decides for one data point of `metric` whose identities are `identities`.
+    pub fn admit(
+        &mut self,
+        namespace: &str,
+        metric: &str,
+        identities: &[u64],
+        labels: &BTreeMap<String, String>,
+    ) -> Admission {
+        let hour = self.hour;
+        let mut new = 0;
+        for id in identities {
+            match self.admitted.get_mut(id) {
+                Some(seen) => seen.hour = hour,
+                None => new += 1,
+            }
+        }
+        if new == 0 {
+            return Admission::Admitted;
+        }
+        let usage = match self.names.get_mut(metric) {
+            Some(usage) => usage,
+            None => self.names.entry(metric.to_string()).or_default(),
+        };
+        for (key, value) in labels {
+            let values = usage.distinct_values.entry(key.clone()).or_default();
+            if values.len() < MAX_TRACKED_VALUES {
+                let mut h = self.hasher.0.build_hasher();
+                h.write(value.as_bytes());
+                values.insert(h.finish());
+            }
+        }
+        // In fold mode every name keeps room for its overflow metric.
+        let overflow_id = self.hasher.overflow_identity(namespace, metric);
+        let reserve = usize::from(
+            self.config.on_exceed == OnExceed::Fold && !self.admitted.contains_key(&overflow_id),
+        );
+        let fits_total = self.admitted.len() + new + reserve <= self.limit;
+        let fits_name = self
+            .config
+            .max_metrics_per_name
+            .is_none_or(|max| usage.regular + new <= max);
+        if fits_total && fits_name {
+            usage.regular += new;
+            for id in identities {
+                self.admitted.insert(
+                    *id,
+                    Seen {
+                        hour,
+                        overflow: false,
+                    },
+                );
+            }
+            if reserve == 1 {
+                self.admitted.insert(
+                    overflow_id,
+                    Seen {
+                        hour,
+                        overflow: true,
+                    },
+                );
+            }
+            return Admission::Admitted;
+        }
+        let first_overflow = !usage.overflowed;
+        usage.overflowed = true;
+        let verdict = match self.config.on_exceed {
+            OnExceed::Fold => {
+                usage.folded += 1;
+                if let Some(seen) = self.admitted.get_mut(&overflow_id) {
+                    seen.hour = hour;
+                } else if self.admitted.len() < self.limit {
+                    self.admitted.insert(
+                        overflow_id,
+                        Seen {
+                            hour,
+                            overflow: true,
+                        },
+                    );
+                }
+                Admission::Folded
+            }
+            OnExceed::Drop => {
+                usage.dropped += 1;
+                Admission::Dropped
+            }
+        };
+        if first_overflow {
+            let culprits = top_keys(usage, 3);
+            tracing::warn!(
+                metric = metric,
+                budget = self.limit,
+                labels_with_most_values = %culprits.iter().map(|(k, n)| format!("{k} ({n} values)")).collect::<Vec<_>>().join(", "),
+                "CloudWatch cardinality budget reached: new dimension values of this metric are {}; fix the label with the most values",
+                if verdict == Admission::Folded { "folded into otel.metric.overflow" } else { "left out of the directive" }
+            );
+        }
+        verdict
+    }
+
+    /// The `/cardinality` document: top metric names by identity count and top dimension keys
+    /// by distinct values.
+    pub fn report(&self) -> serde_json::Value {
+        let mut names: Vec<(&String, &NameUsage)> = self.names.iter().collect();
+        names.sort_by(|a, b| b.1.regular.cmp(&a.1.regular).then(a.0.cmp(b.0)));
+        let mut keys: Vec<(String, String, usize)> = self
+            .names
+            .iter()
+            .flat_map(|(name, usage)| {
+                usage
+                    .distinct_values
+                    .iter()
+                    .map(move |(k, v)| (name.clone(), k.clone(), v.len()))
+            })
+            .collect();
+        keys.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+        serde_json::json!({
+            "budget": self.limit,
+            "admitted_metrics": self.admitted.len(),
+            "projected_monthly_cost_usd": self.projected_monthly_cost_usd(),
+            "top_metric_names": names.iter().take(20).map(|(n, u)| serde_json::json!({
+                "name": n, "metrics": u.regular, "folded_points": u.folded, "dropped_points": u.dropped
+            })).collect::<Vec<_>>(),
+            "top_dimension_keys": keys.iter().take(20).map(|(n, k, c)| serde_json::json!({
+                "metric_name": n, "key": k, "distinct_values": c
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Folded and dropped points by metric name since the start.
+    pub fn overflow_counts(&self) -> impl Iterator<Item = (&str, u64, u64)> {
+        self.names
+            .iter()
+            .filter(|(_, u)| u.folded + u.dropped > 0)
+            .map(|(n, u)| (n.as_str(), u.folded, u.dropped))
+    }
+}
+
+fn top_keys(usage: &NameUsage, n: usize) -> Vec<(String, usize)> {
+    let mut keys: Vec<(String, usize)> = usage
+        .distinct_values
+        .iter()
+        .filter(|(k, _)| k.as_str() != "OTelLib")
+        .map(|(k, v)| (k.clone(), v.len()))
+        .collect();
+    keys.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    keys.truncate(n);
+    keys
+}
+
+/// Latest `/cardinality` documents, by exporter id, for the telemetry endpoint.
+pub fn reports() -> &'static std::sync::Mutex<BTreeMap<String, serde_json::Value>> {
+    static REPORTS: std::sync::OnceLock<std::sync::Mutex<BTreeMap<String, serde_json::Value>>> =
+        std::sync::OnceLock::new();
+    REPORTS.get_or_init(Default::default)
+}
