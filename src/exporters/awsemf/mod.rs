@@ -208,6 +208,8 @@ impl AwsEmfExporter {
                 .filter_map(|d| declaration::MetricDeclaration::compile(d).ok())
                 .collect(),
             version_zero: config.version == "0",
+            detailed_metrics: config.detailed_metrics,
+            json_encoded_labels: config.parse_json_encoded_attr_values.clone(),
             retain_initial_value_of_delta_metric: config.retain_initial_value_of_delta_metric,
             started_at: unix_nanos(),
         };

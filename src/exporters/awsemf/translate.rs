@@ -52,6 +52,10 @@ pub struct EmfSettings {
     /// `metric_declarations`; empty means every metric with the rollup's dimension sets.
     pub declarations: Vec<super::declaration::MetricDeclaration>,
     pub version_zero: bool,
+    /// Summaries as `<name>_sum`, `<name>_count` and one point per quantile.
+    pub detailed_metrics: bool,
+    /// Labels whose values are JSON documents, written into the event decoded.
+    pub json_encoded_labels: Vec<String>,
     pub retain_initial_value_of_delta_metric: bool,
     /// Unix nanoseconds at which the sidecar started: cumulative series that began later are
     /// complete, so their first point is a delta.
@@ -147,7 +151,12 @@ struct GroupedMetric {
     name: String,
     unit: String,
     value: EmfValue,
+    /// 1 (high resolution) or 60, from the `aws.emf.storage_resolution` label.
+    storage_resolution: u8,
 }
+
+/// The label that asks CloudWatch for high-resolution storage; it is removed from the fields.
+pub const STORAGE_RESOLUTION_LABEL: &str = "aws.emf.storage_resolution";
 
 fn attribute_text(value: Option<&Av>) -> String {
     match value {
@@ -293,6 +302,15 @@ pub fn translate(
                     &mut stats,
                 ) {
                     let mut labels = labels_of(point.attributes);
+                    if let Some((key, value)) = &point.extra_label {
+                        labels.insert(key.to_string(), value.clone());
+                    }
+                    let storage_resolution =
+                        match labels.remove(STORAGE_RESOLUTION_LABEL).as_deref() {
+                            Some("1") => 1,
+                            _ => 60,
+                        };
+                    let name = point.name.clone().unwrap_or_else(|| metric.name.clone());
                     if settings.resource_to_telemetry {
                         for (k, v) in &resource {
                             if settings.exclude_service_attributes && k.starts_with("service.") {
@@ -322,14 +340,15 @@ pub fn translate(
                     // with the same dimensions instead of being dropped.
                     while groups
                         .get(&key)
-                        .is_some_and(|g| g.iter().any(|m| m.name == metric.name))
+                        .is_some_and(|g| g.iter().any(|m| m.name == name))
                     {
                         key.split += 1_000;
                     }
                     groups.entry(key).or_default().push(GroupedMetric {
-                        name: metric.name.clone(),
+                        name,
                         unit: unit.clone(),
                         value: point.value,
+                        storage_resolution,
                     });
                 }
             }
@@ -351,6 +370,9 @@ pub fn translate(
 /// One data point ready for grouping.
 struct PointOut<'a> {
     attributes: &'a [KeyValue],
+    /// Set for `detailed_metrics` summary parts (`<name>_sum`, `<name>_count`, quantiles).
+    name: Option<String>,
+    extra_label: Option<(&'static str, String)>,
     time_unix_nano: u64,
     value: EmfValue,
     /// Keeps gauges and sums apart, as the collector's grouping key does.
@@ -389,6 +411,8 @@ fn points<'a>(
                 match number_value(p).filter(|v| !skip(p.flags, &[*v])) {
                     Some(v) => out.push(PointOut {
                         attributes: &p.attributes,
+                        name: None,
+                        extra_label: None,
                         time_unix_nano: p.time_unix_nano,
                         value: EmfValue::Number(v),
                         type_class: 0,
@@ -425,6 +449,8 @@ fn points<'a>(
                 };
                 out.push(PointOut {
                     attributes: &p.attributes,
+                    name: None,
+                    extra_label: None,
                     time_unix_nano: p.time_unix_nano,
                     value: EmfValue::Number(value),
                     type_class: 1,
@@ -460,6 +486,8 @@ fn points<'a>(
                 };
                 out.push(PointOut {
                     attributes: &p.attributes,
+                    name: None,
+                    extra_label: None,
                     time_unix_nano: p.time_unix_nano,
                     value: histogram_value(p, count, sum),
                     type_class: 2,
@@ -493,6 +521,8 @@ fn points<'a>(
                 for (split, value) in values.into_iter().enumerate() {
                     out.push(PointOut {
                         attributes: &p.attributes,
+                        name: None,
+                        extra_label: None,
                         time_unix_nano: p.time_unix_nano,
                         value,
                         type_class: 3,
@@ -507,13 +537,43 @@ fn points<'a>(
                     stats.skipped_points += 1;
                     continue;
                 }
-                out.push(PointOut {
+                if !settings.detailed_metrics {
+                    out.push(PointOut {
+                        attributes: &p.attributes,
+                        name: None,
+                        extra_label: None,
+                        time_unix_nano: p.time_unix_nano,
+                        value: summary_value(p),
+                        type_class: 4,
+                        split: 0,
+                    });
+                    continue;
+                }
+                // detailed_metrics: the sum, the count, and one point per quantile.
+                let part = |name: Option<String>,
+                            label: Option<(&'static str, String)>,
+                            value: f64| PointOut {
                     attributes: &p.attributes,
+                    name,
+                    extra_label: label,
                     time_unix_nano: p.time_unix_nano,
-                    value: summary_value(p),
+                    value: EmfValue::Number(value),
                     type_class: 4,
                     split: 0,
-                });
+                };
+                out.push(part(Some(format!("{}_sum", metric.name)), None, p.sum));
+                out.push(part(
+                    Some(format!("{}_count", metric.name)),
+                    None,
+                    p.count as f64,
+                ));
+                for q in &p.quantile_values {
+                    out.push(part(
+                        None,
+                        Some(("quantile", q.quantile.to_string())),
+                        q.value,
+                    ));
+                }
             }
         }
         None => {}
@@ -791,7 +851,12 @@ fn render(
 ) -> String {
     let mut fields = Map::new();
     for (k, v) in &key.labels {
-        fields.insert(k.clone(), Value::String(v.clone()));
+        let value = if settings.json_encoded_labels.contains(k) {
+            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone()))
+        } else {
+            Value::String(v.clone())
+        };
+        fields.insert(k.clone(), value);
     }
     for m in metrics {
         fields.insert(m.name.clone(), m.value.to_json());
@@ -837,7 +902,7 @@ fn render(
                 json!({
                     "Namespace": key.namespace,
                     "Dimensions": dimensions,
-                    "Metrics": chunk.iter().map(|m| json!({"Name": m.name, "Unit": m.unit, "StorageResolution": 60})).collect::<Vec<_>>(),
+                    "Metrics": chunk.iter().map(|m| json!({"Name": m.name, "Unit": m.unit, "StorageResolution": m.storage_resolution})).collect::<Vec<_>>(),
                 })
             })
         })

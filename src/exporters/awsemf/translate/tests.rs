@@ -835,3 +835,97 @@ mod budget {
         assert_eq!(bad.validate().unwrap_err().0, "max_metrics");
     }
 }
+
+#[test]
+fn storage_resolution_label_sets_high_resolution() {
+    let m = delta_sum(
+        "req",
+        vec![point(
+            vec![s("aws.emf.storage_resolution", "1"), s("route", "/a")],
+            1.0,
+        )],
+    );
+    let (docs, _) = run(
+        &batch("lib", vec![m]),
+        &settings(),
+        &mut DeltaCache::default(),
+    );
+    assert_eq!(
+        docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["StorageResolution"],
+        1
+    );
+    assert!(docs[0].get("aws.emf.storage_resolution").is_none());
+    assert!(
+        !docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+            .to_string()
+            .contains("storage")
+    );
+}
+
+#[test]
+fn detailed_summaries_and_json_encoded_labels() {
+    use opentelemetry_proto::tonic::metrics::v1::{Summary, summary_data_point::ValueAtQuantile};
+    let summary = Metric {
+        name: "rt".into(),
+        data: Some(Data::Summary(Summary {
+            data_points: vec![SummaryDataPoint {
+                attributes: vec![s("meta", r#"{"a":[1,2]}"#)],
+                time_unix_nano: T,
+                count: 4,
+                sum: 10.0,
+                quantile_values: vec![
+                    ValueAtQuantile {
+                        quantile: 0.0,
+                        value: 1.0,
+                    },
+                    ValueAtQuantile {
+                        quantile: 1.0,
+                        value: 4.0,
+                    },
+                ],
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    };
+    let plain = run(
+        &batch("lib", vec![summary.clone()]),
+        &settings(),
+        &mut DeltaCache::default(),
+    )
+    .0;
+    assert_eq!(
+        plain[0]["rt"],
+        json!({"Max": 4.0, "Min": 1.0, "Count": 4, "Sum": 10.0})
+    );
+    assert_eq!(plain[0]["meta"], r#"{"a":[1,2]}"#);
+    let cfg = EmfSettings {
+        detailed_metrics: true,
+        json_encoded_labels: vec!["meta".into()],
+        ..settings()
+    };
+    let docs = run(
+        &batch("lib", vec![summary]),
+        &cfg,
+        &mut DeltaCache::default(),
+    )
+    .0;
+    let whole = docs.iter().find(|d| d.get("rt_sum").is_some()).unwrap();
+    assert_eq!(
+        (whole["rt_sum"].as_f64(), whole["rt_count"].as_f64()),
+        (Some(10.0), Some(4.0))
+    );
+    assert_eq!(whole["meta"], json!({"a": [1, 2]}));
+    let quantiles: Vec<(String, f64)> = docs
+        .iter()
+        .filter(|d| d.get("quantile").is_some())
+        .map(|d| {
+            (
+                d["quantile"].as_str().unwrap().to_string(),
+                d["rt"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(quantiles.len(), 2);
+    assert!(quantiles.contains(&("1".into(), 4.0)));
+}
