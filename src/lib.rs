@@ -10,6 +10,7 @@ pub mod config;
 pub mod exporters;
 pub mod extensions;
 pub mod http_server;
+pub mod loadgen;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

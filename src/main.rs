@@ -63,6 +63,26 @@ enum Command {
         #[arg(long, default_value_t = health_check::DEFAULT_PORT)]
         port: u16,
     },
+    /// Drive an OTLP, X-Ray or StatsD endpoint with load and report rate, errors and latency;
+    /// `loadgen sink` answers X-Ray and CloudWatch Logs calls and counts them.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Loadgen {
+        #[command(subcommand)]
+        mode: Option<LoadgenMode>,
+        #[command(flatten)]
+        options: otel_sidecar::loadgen::LoadOptions,
+    },
+}
+
+#[derive(Subcommand)]
+enum LoadgenMode {
+    /// A loopback stand-in for X-Ray and CloudWatch Logs that counts what arrives; point the
+    /// sidecar at it with AWS_ENDPOINT_URL. `GET /counts` returns the tallies.
+    Sink {
+        /// Address to listen on (port 0 picks a free one; the bound address is printed).
+        #[arg(long, default_value = "127.0.0.1:4599")]
+        listen: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -79,8 +99,60 @@ fn main() -> ExitCode {
     match cli.command.as_ref().unwrap_or(&Command::Run) {
         Command::Healthcheck { port } => exit_code(health_check::probe(*port)),
         Command::Validate => runtime().block_on(validate(&cli)),
+        Command::Loadgen {
+            mode: Some(LoadgenMode::Sink { listen }),
+            ..
+        } => runtime().block_on(sink(listen)),
+        Command::Loadgen {
+            mode: None,
+            options,
+        } => runtime().block_on(loadgen(options.clone())),
         Command::Run => runtime().block_on(run(&cli)),
     }
+}
+
+async fn loadgen(options: otel_sidecar::loadgen::LoadOptions) -> ExitCode {
+    let (json, max_error_rate) = (options.json, options.max_error_rate);
+    match otel_sidecar::loadgen::run(options).await {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).expect("report serializes")
+                );
+            } else {
+                println!("{}", report.text());
+            }
+            exit_code(report.error_rate() <= max_error_rate)
+        }
+        Err(error) => {
+            eprintln!("loadgen: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sink(endpoint: &str) -> ExitCode {
+    let (stop, _) = pipeline::ShutdownTrigger::new();
+    let (task, address, counts) =
+        match otel_sidecar::loadgen::sink::start(endpoint, stop.subscribe()).await {
+            Ok(started) => started,
+            Err(error) => {
+                eprintln!("sink: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+    println!(
+        "{}",
+        serde_json::json!({"message": "listening", "address": address.to_string()})
+    );
+    if let Err(error) = wait_for_stop_signal().await {
+        eprintln!("sink: {error:#}");
+    }
+    stop.trigger();
+    let _ = task.await;
+    println!("{}", counts.json());
+    ExitCode::SUCCESS
 }
 
 fn exit_code(ok: bool) -> ExitCode {

@@ -12,7 +12,28 @@
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+
+/// Identities are already well-mixed 64-bit hashes: the map uses them as they are instead of
+/// hashing them again (this is most of the admission cost on the hot path).
+#[derive(Default)]
+struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdentityMap<V> = hashbrown::HashMap<u64, V, BuildHasherDefault<PassThroughHasher>>;
 
 /// The OpenTelemetry SDK's overflow attribute.
 pub const OVERFLOW_KEY: &str = "otel.metric.overflow";
@@ -161,7 +182,7 @@ pub struct CardinalityBudget {
     hasher: IdentityHasher,
     hour: i64,
     /// Admitted identities only.
-    admitted: HashMap<u64, Seen>,
+    admitted: IdentityMap<Seen>,
     names: HashMap<String, NameUsage>,
 }
 
@@ -179,7 +200,7 @@ impl CardinalityBudget {
             config,
             hasher: IdentityHasher::default(),
             hour: i64::MIN,
-            admitted: HashMap::new(),
+            admitted: IdentityMap::default(),
             names: HashMap::new(),
         }
     }

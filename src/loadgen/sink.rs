@@ -1,0 +1,129 @@
+//! `loadgen sink`: a loopback stand-in for X-Ray (PutTraceSegments) and CloudWatch Logs
+//! (PutLogEvents, CreateLogGroup, CreateLogStream, PutRetentionPolicy) that answers at once,
+//! checks shapes cheaply and counts, so a benchmark measures the sidecar and not an emulator.
+//! `GET /counts` returns the tallies as JSON.
+
+use crate::http_server;
+use crate::pipeline::Shutdown;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Counts {
+    pub xray_calls: AtomicU64,
+    pub xray_documents: AtomicU64,
+    pub logs_calls: AtomicU64,
+    pub emf_events: AtomicU64,
+    pub bad_shapes: AtomicU64,
+}
+
+impl Counts {
+    pub fn json(&self) -> Value {
+        json!({
+            "xray_calls": self.xray_calls.load(Ordering::Relaxed),
+            "xray_documents": self.xray_documents.load(Ordering::Relaxed),
+            "logs_calls": self.logs_calls.load(Ordering::Relaxed),
+            "emf_events": self.emf_events.load(Ordering::Relaxed),
+            "bad_shapes": self.bad_shapes.load(Ordering::Relaxed),
+        })
+    }
+}
+
+fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static response")
+}
+
+async fn handle(
+    counts: Arc<Counts>,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    if request.uri().path() == "/counts" {
+        return reply(200, counts.json());
+    }
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let path = request.uri().path().to_string();
+    let body = match request.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return reply(400, json!({"message": "unreadable body"})),
+    };
+    let document: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if path == "/TraceSegments" {
+        counts.xray_calls.fetch_add(1, Ordering::Relaxed);
+        let documents = document["TraceSegmentDocuments"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for d in &documents {
+            let ok = d
+                .as_str()
+                .is_some_and(|s| s.contains("\"trace_id\"") && s.contains("\"id\""));
+            if !ok {
+                counts.bad_shapes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        counts
+            .xray_documents
+            .fetch_add(documents.len() as u64, Ordering::Relaxed);
+        return reply(200, json!({"UnprocessedTraceSegments": []}));
+    }
+    match target.rsplit('.').next().unwrap_or("") {
+        "PutLogEvents" => {
+            counts.logs_calls.fetch_add(1, Ordering::Relaxed);
+            let events = document["logEvents"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for e in &events {
+                if !e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with('{') && m.contains("\"_aws\""))
+                {
+                    counts.bad_shapes.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            counts
+                .emf_events
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            reply(200, json!({"nextSequenceToken": "1"}))
+        }
+        "CreateLogGroup" | "CreateLogStream" | "PutRetentionPolicy" => reply(200, json!({})),
+        _ => reply(
+            400,
+            json!({"__type": "UnknownOperationException", "message": target}),
+        ),
+    }
+}
+
+/// Starts the sink; returns its task, its address and the live counts.
+pub async fn start(
+    endpoint: &str,
+    shutdown: Shutdown,
+) -> std::io::Result<(
+    tokio::task::JoinHandle<()>,
+    std::net::SocketAddr,
+    Arc<Counts>,
+)> {
+    let listener = http_server::bind(endpoint, "sink", "http").await?;
+    let address = listener.local_addr()?;
+    let counts = Arc::new(Counts::default());
+    let shared = counts.clone();
+    let handler = move |request| handle(shared.clone(), request);
+    Ok((
+        http_server::serve(listener, handler, shutdown, true),
+        address,
+        counts,
+    ))
+}

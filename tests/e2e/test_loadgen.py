@@ -1,0 +1,93 @@
+"""Acceptance (issue 6, partly): the load generator sends exactly what it is asked for, over each
+transport, and the AWS sink counts what the sidecar exports."""
+
+import json
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import BINARY, exported_spans, file_pipeline_config, read_file_export
+
+
+def loadgen(*args):
+    result = subprocess.run([str(BINARY), "loadgen", "--json", *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("target,encoding,gzip", [
+    ("otlp-grpc", "protobuf", False), ("otlp-http", "protobuf", True), ("otlp-http", "json", False)])
+def test_exact_spans_over_each_transport(start_sidecar, tmp, target, encoding, gzip):
+    out = tmp / "spans.jsonl"
+    sidecar = start_sidecar(file_pipeline_config(out, signals=("traces",)))
+    transport = "grpc" if target == "otlp-grpc" else "http"
+    args = ["--target", target, "--endpoint", sidecar.address("otlp", transport), "--encoding", encoding,
+            "--total", "1050", "--batch", "100", "--workers", "3", "--signal", "traces"]
+    report = loadgen(*args, *(["--gzip"] if gzip else []))
+    assert (report["items_sent"], report["failed_requests"]) == (1050, 0)
+    assert report["requests"] == 11 and report["latency_ms"]["p50"] > 0
+    assert sidecar.terminate() == 0
+    spans = exported_spans(out)
+    assert len(spans) == 1050
+    assert len({(s["traceId"], s["spanId"]) for _, _, s in spans}) == 1050, "all distinct"
+
+
+def test_exact_points_and_series(start_sidecar, tmp):
+    out = tmp / "metrics.jsonl"
+    sidecar = start_sidecar(file_pipeline_config(out, signals=("metrics",)))
+    report = loadgen("--target", "otlp-grpc", "--endpoint", sidecar.address("otlp", "grpc"), "--signal", "metrics",
+                     "--total", "1000", "--batch", "64", "--series", "37")
+    assert report["items_sent"] == 1000
+    assert sidecar.terminate() == 0
+    series = []
+    for line in read_file_export(out):
+        for rm in line["resourceMetrics"]:
+            for sm in rm["scopeMetrics"]:
+                for metric in sm["metrics"]:
+                    for point in metric["sum"]["dataPoints"]:
+                        series.append(point["attributes"][0]["value"]["stringValue"])
+    assert len(series) == 1000
+    assert len(set(series)) == 37
+
+
+def test_rate_limit_is_honoured(start_sidecar, tmp):
+    sidecar = start_sidecar(file_pipeline_config(tmp / "r.jsonl", signals=("traces",)))
+    report = loadgen("--target", "otlp-grpc", "--endpoint", sidecar.address("otlp", "grpc"), "--rate", "2000",
+                     "--duration", "1s", "--batch", "100", "--workers", "2")
+    assert 1000 <= report["items_sent"] <= 2600, report
+
+
+def test_sink_counts_what_the_sidecar_exports(start_sidecar, tmp, aws_env):
+    sink = subprocess.Popen([str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+    try:
+        address = json.loads(sink.stdout.readline())["address"]
+        env = dict(aws_env, AWS_ENDPOINT_URL=f"http://{address}")
+        config = {
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}},
+                          "awsxray": {"endpoint": "127.0.0.1:0", "proxy_server": {"endpoint": "127.0.0.1:0"}},
+                          "statsd": {"endpoint": "127.0.0.1:0", "aggregation_interval": "60s"}},
+            "processors": {"batch": {"timeout": "100ms"}},
+            "exporters": {"awsxray": {}, "awsemf": {"namespace": "Load", "log_group_name": "/load", "log_stream_name": "s"}},
+            "service": {"pipelines": {
+                "traces": {"receivers": ["otlp", "awsxray"], "processors": ["batch"], "exporters": ["awsxray"]},
+                "metrics": {"receivers": ["otlp", "statsd"], "processors": ["batch"], "exporters": ["awsemf"]}}},
+        }
+        sidecar = start_sidecar(config, env=env)
+        loadgen("--target", "otlp-grpc", "--endpoint", sidecar.address("otlp", "grpc"), "--total", "700", "--batch", "70")
+        loadgen("--target", "xray-udp", "--endpoint", sidecar.address("awsxray", "udp"), "--total", "300", "--batch", "10", "--workers", "1")
+        loadgen("--target", "statsd-udp", "--endpoint", sidecar.address("statsd", "udp"), "--total", "5000", "--batch", "50", "--series", "40", "--workers", "1")
+        deadline = time.monotonic() + 30
+        while sidecar.self_metrics().get('otelsidecar_receiver_statsd_lines{receiver="statsd"}', 0) < 5000:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert sidecar.terminate() == 0
+        counts = json.loads(urllib.request.urlopen(f"http://{address}/counts").read())
+        assert counts["xray_documents"] == 1000, counts
+        assert counts["emf_events"] == 40, counts
+        assert counts["bad_shapes"] == 0
+    finally:
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=10)
