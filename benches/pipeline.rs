@@ -135,5 +135,98 @@ fn budget(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, split, statsd, budget);
+fn xray(c: &mut Criterion) {
+    use otel_sidecar::exporters::awsxray::translate::{TranslateSettings, span_to_documents};
+    use otel_sidecar::receivers::awsxray::translate::datagram_to_resource_spans;
+    let request = request();
+    let resource = vec![KeyValue {
+        key: "service.name".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("checkout".into())),
+        }),
+        ..Default::default()
+    }];
+    let spans = &request.resource_spans[0].scope_spans[0].spans;
+    let settings = TranslateSettings::default();
+    let mut group = c.benchmark_group("xray");
+    group.throughput(Throughput::Elements(SPANS as u64));
+    group.bench_function("span_to_document_100_spans", |b| {
+        b.iter(|| {
+            for span in spans {
+                let docs = span_to_documents(black_box(span), &resource, &settings).unwrap();
+                black_box(serde_json::to_string(&docs[0]).unwrap());
+            }
+        })
+    });
+    let datagram = br#"{"format":"json","version":1}
+{"name":"checkout","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1478293361.271,"end_time":1478293361.449,"http":{"request":{"method":"GET","url":"http://shop/cart"},"response":{"status":200}},"aws":{"xray":{"sdk":"X-Ray for Python","sdk_version":"2.15.0"}},"annotations":{"tenant":"acme"},"subsegments":[{"name":"prices","id":"53995c3f42cd8ad8","start_time":1478293361.3,"end_time":1478293361.4,"namespace":"remote"}]}"#;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("datagram_to_spans", |b| {
+        b.iter(|| datagram_to_resource_spans(black_box(datagram)).unwrap())
+    });
+    group.finish();
+}
+
+fn emf(c: &mut Criterion) {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric::Data,
+        number_data_point,
+    };
+    use otel_sidecar::exporters::awsemf::translate::{EmfSettings, translate};
+    let points: Vec<NumberDataPoint> = (0..1000)
+        .map(|i| NumberDataPoint {
+            attributes: vec![
+                KeyValue {
+                    key: "route".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(format!("/r{}", i % 50))),
+                    }),
+                    ..Default::default()
+                },
+                KeyValue {
+                    key: "code".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(format!("{}", 200 + i % 4))),
+                    }),
+                    ..Default::default()
+                },
+            ],
+            time_unix_nano: 1_700_000_000_000_000_000 + (i / 200) as u64 * 1_000_000_000,
+            value: Some(number_data_point::Value::AsInt(i)),
+            ..Default::default()
+        })
+        .collect();
+    let batch = vec![ResourceMetrics {
+        scope_metrics: vec![ScopeMetrics {
+            metrics: vec![Metric {
+                name: "requests".into(),
+                data: Some(Data::Sum(Sum {
+                    data_points: points,
+                    aggregation_temporality: 1,
+                    is_monotonic: true,
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }];
+    let settings = EmfSettings {
+        namespace: "ECS/OTEL/VM-X-AI".into(),
+        log_group_name: "/aws/ecs/application/metrics".into(),
+        log_stream_name: "s".into(),
+        ..Default::default()
+    };
+    let mut group = c.benchmark_group("emf");
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("translate_1000_points", |b| {
+        b.iter(|| {
+            let mut deltas = Default::default();
+            translate(black_box(&batch), &settings, &mut deltas, None, 0)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, split, statsd, budget, xray, emf);
 criterion_main!(benches);

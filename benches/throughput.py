@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""End-to-end throughput benchmark: builds release, starts the AWS sink and the sidecar (pinned
+to one core), drives each signal at fixed rates and at the maximum with the load generator (on
+another core), samples the sidecar's CPU and RSS from /proc, and writes a markdown + JSON table.
+Items sent must equal items counted at the sink, or the run fails.
+
+    benches/throughput.sh [--duration 10s] [--rates 1000,10000,50000,0] [--out benches/results]
+"""
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BINARY = ROOT / "target" / "release" / "otel-sidecar"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+CONFIG = """
+extensions:
+  health_check: {endpoint: 127.0.0.1:0}
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: 127.0.0.1:0}
+      http: {endpoint: 127.0.0.1:0}
+  awsxray: {endpoint: 127.0.0.1:0, proxy_server: {endpoint: 127.0.0.1:0}}
+  statsd: {endpoint: 127.0.0.1:0, aggregation_interval: 1s}
+processors:
+  batch/traces: {timeout: 1s, send_batch_size: 50}
+  batch/metrics: {timeout: 1s}
+exporters:
+  awsxray: {}
+  awsemf: {namespace: Bench, log_group_name: /bench, log_stream_name: bench}
+service:
+  telemetry:
+    logs: {encoding: json}
+    metrics: {readers: [{pull: {exporter: {prometheus: {host: 127.0.0.1, port: 0}}}}]}
+  extensions: [health_check]
+  pipelines:
+    traces: {receivers: [otlp, awsxray], processors: [batch/traces], exporters: [awsxray]}
+    metrics: {receivers: [otlp, statsd], processors: [batch/metrics], exporters: [awsemf]}
+"""
+
+
+def cpu_ticks(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_mb(pid):
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 1e6
+
+
+def get_json(url):
+    return json.loads(urllib.request.urlopen(url, timeout=10).read())
+
+
+def taskset(core):
+    return ["taskset", "-c", str(core)] if subprocess.run(["which", "taskset"], capture_output=True).returncode == 0 else []
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", default="10s")
+    parser.add_argument("--rates", default="1000,10000,50000,0")
+    parser.add_argument("--out", default=str(ROOT / "benches" / "results"))
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    work = Path(tempfile.mkdtemp())
+    env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+    env.pop("AOT_CONFIG_CONTENT", None)
+
+    sink = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, text=True)
+    sink_address = json.loads(sink.stdout.readline())["address"]
+    env["AWS_ENDPOINT_URL"] = f"http://{sink_address}"
+    (work / "bench.yaml").write_text(CONFIG)
+    log = open(work / "sidecar.log", "w")
+    started = time.monotonic()
+    sidecar = subprocess.Popen([*taskset(0), str(BINARY), "--config", str(work / "bench.yaml")],
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    addresses = {}
+    while True:
+        for line in (work / "sidecar.log").read_text().splitlines():
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("message") == "listening":
+                addresses[(record["component"], record["transport"])] = record["address"]
+            if record.get("message", "").startswith("everything is ready"):
+                break
+        else:
+            if sidecar.poll() is not None:
+                sys.exit((work / "sidecar.log").read_text())
+            time.sleep(0.005)
+            continue
+        break
+    start_to_ready_ms = (time.monotonic() - started) * 1000
+    time.sleep(1)
+    idle_rss = rss_mb(sidecar.pid)
+    metrics_url = f"http://{addresses[('telemetry', 'http')]}/metrics"
+
+    def statsd_lines():
+        for line in urllib.request.urlopen(metrics_url).read().decode().splitlines():
+            if line.startswith("otelsidecar_receiver_statsd_lines{"):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return 0
+
+    scenarios = [
+        ("OTLP traces → X-Ray documents", ["--target", "otlp-grpc", "--signal", "traces", "--endpoint", addresses[("otlp", "grpc")]], lambda: get_json(f"http://{sink_address}/counts")["xray_documents"]),
+        ("OTLP metrics → EMF events", ["--target", "otlp-grpc", "--signal", "metrics", "--series", "100", "--endpoint", addresses[("otlp", "grpc")]], lambda: get_json(f"http://{sink_address}/counts")["emf_events"]),
+        ("X-Ray UDP segments → X-Ray documents", ["--target", "xray-udp", "--batch", "20", "--endpoint", addresses[("awsxray", "udp")]], lambda: get_json(f"http://{sink_address}/counts")["xray_documents"]),
+        ("StatsD lines parsed and aggregated", ["--target", "statsd-udp", "--batch", "50", "--series", "500", "--endpoint", addresses[("statsd", "udp")]], statsd_lines),
+    ]
+    rows = []
+    for name, load, counted in scenarios:
+        for rate in [int(r) for r in args.rates.split(",")]:
+            before_count = counted()
+            before_ticks, t0 = cpu_ticks(sidecar.pid), time.monotonic()
+            peak_rss = rss_mb(sidecar.pid)
+            runner = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "--json", "--duration", args.duration,
+                                       "--rate", str(rate), "--workers", "2", *load], stdout=subprocess.PIPE, text=True)
+            while runner.poll() is None:
+                peak_rss = max(peak_rss, rss_mb(sidecar.pid))
+                time.sleep(0.1)
+            report = json.loads(runner.stdout.read())
+            sent = report["items_sent"]
+            deadline = time.monotonic() + 60
+            while counted() - before_count < sent and time.monotonic() < deadline:
+                peak_rss = max(peak_rss, rss_mb(sidecar.pid))
+                time.sleep(0.1)
+            elapsed = time.monotonic() - t0
+            arrived = counted() - before_count
+            # EMF aggregates nothing here (distinct series per point), so events equal points.
+            rows.append({
+                "scenario": name, "rate": rate or "max", "sent": sent, "arrived": arrived,
+                "achieved_per_s": round(sent / report["seconds"]),
+                "cpu_pct_of_core": round((cpu_ticks(sidecar.pid) - before_ticks) / CLK_TCK / elapsed * 100, 1),
+                "peak_rss_mb": round(peak_rss, 1), "errors": report["failed_requests"],
+                "p99_ms": report["latency_ms"]["p99"],
+            })
+            print(json.dumps(rows[-1]), flush=True)
+    sidecar.send_signal(signal.SIGTERM)
+    sidecar.wait(timeout=60)
+    sink.send_signal(signal.SIGTERM)
+    sink.wait(timeout=10)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"machine": os.uname().machine, "cores": os.cpu_count(), "duration": args.duration,
+               "start_to_ready_ms": round(start_to_ready_ms, 1), "idle_rss_mb": round(idle_rss, 1), "rows": rows}
+    (out / "throughput.json").write_text(json.dumps(summary, indent=2))
+    lines = [f"Start to healthy: {summary['start_to_ready_ms']} ms; idle RSS {summary['idle_rss_mb']} MB; "
+             f"{summary['cores']} cores, sidecar pinned to core 0, load generator and sink on core 1; "
+             f"{args.duration} per row.", "",
+             "| scenario | target rate/s | sent | arrived at sink | achieved/s | sidecar CPU % of a core | peak RSS MB | errors | p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['scenario']} | {r['rate']} | {r['sent']} | {r['arrived']} | {r['achieved_per_s']} | "
+                     f"{r['cpu_pct_of_core']} | {r['peak_rss_mb']} | {r['errors']} | {r['p99_ms']} |")
+    (out / "throughput.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    lost = [r for r in rows if r["arrived"] != r["sent"]]
+    if lost:
+        sys.exit(f"items lost in {len(lost)} rows: {lost}")
+
+
+if __name__ == "__main__":
+    main()
