@@ -154,6 +154,15 @@ pub fn decode_section<T: DeserializeOwned>(value: &Value) -> Result<T, DecodeErr
     })
 }
 
+/// Refuses the keys a component with flattened settings left unclaimed (serde cannot combine
+/// `flatten` with `deny_unknown_fields`).
+pub fn reject_unknown_keys(unknown: &BTreeMap<String, Value>) -> Result<(), (String, String)> {
+    match unknown.keys().next() {
+        Some(key) => Err((key.clone(), format!("unknown field `{key}`"))),
+        None => Ok(()),
+    }
+}
+
 /// Serde helper for optional sections whose *presence* enables something even with an empty
 /// body (`protocols: {grpc:}`), as the collector's `configoptional` does.
 pub fn present_with_defaults<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>

@@ -96,9 +96,7 @@ fn default_version() -> String {
 impl AwsEmfExporterConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let err = |key: &str, message: String| Err((key.to_string(), message));
-        if let Some(key) = self.unknown.keys().next() {
-            return err(key, format!("unknown field `{key}`"));
-        }
+        crate::config::reject_unknown_keys(&self.unknown)?;
         self.session.validate()?;
         if !self.metric_declarations.is_empty() {
             return err(

@@ -380,6 +380,25 @@ struct PointOut<'a> {
     split: usize,
 }
 
+impl<'a> PointOut<'a> {
+    fn new(
+        attributes: &'a [KeyValue],
+        time_unix_nano: u64,
+        value: EmfValue,
+        type_class: u8,
+    ) -> Self {
+        PointOut {
+            attributes,
+            name: None,
+            extra_label: None,
+            time_unix_nano,
+            value,
+            type_class,
+            split: 0,
+        }
+    }
+}
+
 fn number_value(point: &NumberDataPoint) -> Option<f64> {
     match point.value? {
         number_data_point::Value::AsInt(i) => Some(i as f64),
@@ -409,15 +428,12 @@ fn points<'a>(
         Some(Data::Gauge(gauge)) => {
             for p in &gauge.data_points {
                 match number_value(p).filter(|v| !skip(p.flags, &[*v])) {
-                    Some(v) => out.push(PointOut {
-                        attributes: &p.attributes,
-                        name: None,
-                        extra_label: None,
-                        time_unix_nano: p.time_unix_nano,
-                        value: EmfValue::Number(v),
-                        type_class: 0,
-                        split: 0,
-                    }),
+                    Some(v) => out.push(PointOut::new(
+                        &p.attributes,
+                        p.time_unix_nano,
+                        EmfValue::Number(v),
+                        0,
+                    )),
                     None => stats.skipped_points += 1,
                 }
             }
@@ -447,15 +463,12 @@ fn points<'a>(
                 } else {
                     v
                 };
-                out.push(PointOut {
-                    attributes: &p.attributes,
-                    name: None,
-                    extra_label: None,
-                    time_unix_nano: p.time_unix_nano,
-                    value: EmfValue::Number(value),
-                    type_class: 1,
-                    split: 0,
-                });
+                out.push(PointOut::new(
+                    &p.attributes,
+                    p.time_unix_nano,
+                    EmfValue::Number(value),
+                    1,
+                ));
             }
         }
         Some(Data::Histogram(histogram)) => {
@@ -484,15 +497,12 @@ fn points<'a>(
                 } else {
                     (p.count, sum)
                 };
-                out.push(PointOut {
-                    attributes: &p.attributes,
-                    name: None,
-                    extra_label: None,
-                    time_unix_nano: p.time_unix_nano,
-                    value: histogram_value(p, count, sum),
-                    type_class: 2,
-                    split: 0,
-                });
+                out.push(PointOut::new(
+                    &p.attributes,
+                    p.time_unix_nano,
+                    histogram_value(p, count, sum),
+                    2,
+                ));
             }
         }
         Some(Data::ExponentialHistogram(histogram)) => {
@@ -538,15 +548,12 @@ fn points<'a>(
                     continue;
                 }
                 if !settings.detailed_metrics {
-                    out.push(PointOut {
-                        attributes: &p.attributes,
-                        name: None,
-                        extra_label: None,
-                        time_unix_nano: p.time_unix_nano,
-                        value: summary_value(p),
-                        type_class: 4,
-                        split: 0,
-                    });
+                    out.push(PointOut::new(
+                        &p.attributes,
+                        p.time_unix_nano,
+                        summary_value(p),
+                        4,
+                    ));
                     continue;
                 }
                 // detailed_metrics: the sum, the count, and one point per quantile.

@@ -42,9 +42,7 @@ pub struct AwsXrayExporterConfig {
 
 impl AwsXrayExporterConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
-        if let Some(key) = self.unknown.keys().next() {
-            return Err((key.clone(), format!("unknown field `{key}`")));
-        }
+        crate::config::reject_unknown_keys(&self.unknown)?;
         self.session.validate()
     }
 }
