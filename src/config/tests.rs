@@ -173,11 +173,16 @@ fn unknown_component_type_lists_the_valid_ones() {
 
 #[test]
 fn planned_components_are_named_as_missing() {
-    let yaml = VALID.replace("  batch/traces:", "  resourcedetection:\n  batch/traces:");
+    let yaml = VALID.replace("  batch/traces:", "  memory_limiter:\n  batch/traces:");
+    assert_error(&yaml, "processors.memory_limiter", "does not implement yet");
+    let yaml = VALID.replace(
+        "  batch/traces:",
+        "  resourcedetection:\n    detectors: [env, gcp]\n  batch/traces:",
+    );
     assert_error(
         &yaml,
-        "processors.resourcedetection",
-        "does not implement yet",
+        "processors.resourcedetection.detectors[1]",
+        "not supported",
     );
     let yaml = VALID.replace("  debug:\n", "  awsemf:\n    log_retention: 2\n");
     assert_error(
@@ -348,7 +353,10 @@ fn environment_references_are_expanded() {
     };
     assert_eq!(file.path.to_str(), Some("/tmp/from-env.jsonl"));
     let crate::processors::ProcessorConfig::Batch(batch) =
-        &config.processors[&ComponentId::parse("batch/traces").unwrap()];
+        &config.processors[&ComponentId::parse("batch/traces").unwrap()]
+    else {
+        panic!("batch decodes as batch")
+    };
     assert_eq!(
         (batch.send_batch_size, batch.send_batch_max_size),
         (64, 128)

@@ -1,6 +1,7 @@
 //! Processors: components that sit between a pipeline's receivers and its exporters.
 
 pub mod batch;
+pub mod resourcedetection;
 
 use crate::config::{ComponentId, DecodeError, decode_section};
 use crate::pipeline::{Payload, Signal};
@@ -9,15 +10,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Processor types otel-sidecar runs.
-pub const PROCESSOR_TYPES: &[&str] = &["batch"];
+pub const PROCESSOR_TYPES: &[&str] = &["batch", "resourcedetection"];
 
 /// Collector processor types that are recognised but not implemented yet.
-const PLANNED_PROCESSOR_TYPES: &[&str] = &["resourcedetection", "memory_limiter"];
+const PLANNED_PROCESSOR_TYPES: &[&str] = &["memory_limiter"];
 
 /// A validated processor config.
 #[derive(Debug, Clone)]
 pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
+    ResourceDetection(resourcedetection::ResourceDetectionConfig),
 }
 
 /// Decodes the body of a `processors.<id>` entry of type `kind`.
@@ -29,6 +31,13 @@ pub fn decode(kind: &str, body: &Value) -> Result<ProcessorConfig, DecodeError> 
                 .validate()
                 .map_err(|e| DecodeError::Invalid(vec![e]))?;
             Ok(ProcessorConfig::Batch(config))
+        }
+        "resourcedetection" => {
+            let config: resourcedetection::ResourceDetectionConfig = decode_section(body)?;
+            config
+                .validate()
+                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            Ok(ProcessorConfig::ResourceDetection(config))
         }
         _ if PLANNED_PROCESSOR_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
         _ => Err(DecodeError::UnknownType(PROCESSOR_TYPES)),
@@ -48,5 +57,8 @@ pub fn spawn(
         ProcessorConfig::Batch(config) => tokio::spawn(
             batch::BatchProcessor::new(id.to_string(), config.clone(), signal).run(input, output),
         ),
+        ProcessorConfig::ResourceDetection(config) => {
+            tokio::spawn(resourcedetection::run(config.clone(), input, output))
+        }
     }
 }
