@@ -301,3 +301,38 @@ mod tests {
         assert_eq!(second.count, 10 - 4);
     }
 }
+
+#[cfg(test)]
+mod churn_tests {
+    use super::*;
+
+    #[test]
+    fn memory_stays_flat_under_series_churn() {
+        let settings = EmfSettings::default();
+        let mut cache = DeltaCache::default();
+        let mut peak = 0;
+        // Every minute 1,000 new series replace the previous ones, for two hours.
+        for minute in 0..120i64 {
+            cache.advance(minute * 60_000);
+            for i in 0..1000 {
+                let key = DeltaKey::new(&format!("m{minute}-{i}"), "ns", "g", "s", &[]);
+                cache.number_delta(key, 1, 1.0, true, &settings);
+            }
+            peak = peak.max(cache.len());
+        }
+        // Idle series expire after five minutes, swept once a minute: at most ~6 minutes' worth.
+        assert!(peak <= 6 * 1000, "peak {peak}");
+    }
+
+    #[test]
+    fn the_cache_is_capped() {
+        let settings = EmfSettings::default();
+        let mut cache = DeltaCache::default();
+        cache.advance(0);
+        for i in 0..(MAX_SERIES + 100) {
+            let key = DeltaKey::new(&format!("m{i}"), "ns", "g", "s", &[]);
+            cache.number_delta(key, 1, 1.0, true, &settings);
+        }
+        assert_eq!(cache.len(), MAX_SERIES);
+    }
+}
