@@ -6,7 +6,6 @@
 pub mod generate;
 pub mod sink;
 
-use bytes::Bytes;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -233,6 +232,3 @@ impl Report {
         )
     }
 }
-
-/// Kept for the sink and generator: a body ready to send.
-pub type Body = Bytes;

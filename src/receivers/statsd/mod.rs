@@ -280,7 +280,7 @@ async fn read_tcp(mut stream: tokio::net::TcpStream, chunks: Sender<Vec<u8>>, sh
                 }
                 if pending.len() > MAX_DATAGRAM_BYTES {
                     // A line longer than any datagram: not StatsD. Count it once and move on.
-                    ingest_error_line();
+                    count_overlong_line();
                     pending.clear();
                 }
             }
@@ -291,7 +291,7 @@ async fn read_tcp(mut stream: tokio::net::TcpStream, chunks: Sender<Vec<u8>>, sh
     }
 }
 
-fn ingest_error_line() {
+fn count_overlong_line() {
     metrics::counter!("otelsidecar_receiver_statsd_lines_skipped", "reason" => "line_too_long")
         .increment(1);
 }
