@@ -103,8 +103,15 @@ fn str_attr(attrs: &Attributes, key: &str) -> String {
     attrs.get(key).map(|v| value_string(v)).unwrap_or_default()
 }
 
+/// Lower-case hex of ids; on the per-span path, so no `format!` per byte.
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 /// `1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy`. Timestamp validation of the first four bytes is off,
@@ -118,7 +125,7 @@ pub fn xray_trace_id(trace_id: &[u8]) -> Result<String, TranslateError> {
 
 /// A fresh random 16-hex-digit id, for synthetic segments and exceptions.
 pub fn new_segment_id() -> String {
-    format!("{:016x}", fastrand::u64(1..))
+    hex(&fastrand::u64(1..).to_be_bytes())
 }
 
 fn seconds(nanos: u64) -> f64 {
