@@ -73,7 +73,7 @@ impl DebugExporter {
 
 /// One line per span / metric / log record, like the collector's `normal` verbosity.
 fn normal_lines(payload: &Payload) -> Vec<String> {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    use super::awsxray::translate::hex;
     match payload {
         Payload::Traces(rs) => rs
             .iter()

@@ -84,7 +84,7 @@ pub fn value_json(value: &AnyValue) -> Value {
                 .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), value_json(v))))
                 .collect(),
         ),
-        Some(Av::BytesValue(b)) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+        Some(Av::BytesValue(b)) => Value::String(hex(b)),
         // Dictionary-encoded strings only occur in profiles, which never reach this exporter.
         Some(Av::StringValueStrindex(_)) | None => Value::Null,
     }
@@ -104,7 +104,7 @@ fn str_attr(attrs: &Attributes, key: &str) -> String {
 }
 
 /// Lower-case hex of ids; on the per-span path, so no `format!` per byte.
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
