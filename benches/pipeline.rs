@@ -136,7 +136,9 @@ fn budget(c: &mut Criterion) {
 }
 
 fn xray(c: &mut Criterion) {
-    use otel_sidecar::exporters::awsxray::translate::{TranslateSettings, span_to_documents};
+    use otel_sidecar::exporters::awsxray::translate::{
+        ResourceContext, TranslateSettings, span_documents,
+    };
     use otel_sidecar::receivers::awsxray::translate::datagram_to_resource_spans;
     let request = request();
     let resource = vec![KeyValue {
@@ -152,8 +154,10 @@ fn xray(c: &mut Criterion) {
     group.throughput(Throughput::Elements(SPANS as u64));
     group.bench_function("span_to_document_100_spans", |b| {
         b.iter(|| {
+            // As the exporter does: the resource's part once per resource.
+            let context = ResourceContext::new(&resource, &settings);
             for span in spans {
-                let docs = span_to_documents(black_box(span), &resource, &settings).unwrap();
+                let docs = span_documents(black_box(span), &context, &settings).unwrap();
                 black_box(serde_json::to_string(&docs[0]).unwrap());
             }
         })

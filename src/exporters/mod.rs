@@ -9,6 +9,7 @@ use crate::config::{ComponentId, DecodeError, decode_section};
 use crate::pipeline::{Payload, Signal};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
+use std::pin::Pin;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -28,9 +29,10 @@ pub struct QueueSettings {
     /// Batches the queue holds before the pipeline is made to wait.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
-    /// Accepted for compatibility: each exporter sends from one consumer, in order.
-    #[serde(default)]
-    pub num_consumers: Option<u32>,
+    /// Exports in flight at once (the collector's default, 10). The AWS exporters translate in
+    /// order and overlap only the sending; `debug` and `file` write in order.
+    #[serde(default = "default_num_consumers")]
+    pub num_consumers: usize,
 }
 
 impl Default for QueueSettings {
@@ -38,7 +40,7 @@ impl Default for QueueSettings {
         QueueSettings {
             enabled: true,
             queue_size: default_queue_size(),
-            num_consumers: None,
+            num_consumers: default_num_consumers(),
         }
     }
 }
@@ -49,6 +51,11 @@ fn default_true() -> bool {
 /// The collector's exporterhelper default.
 fn default_queue_size() -> usize {
     1000
+}
+
+/// The collector's exporterhelper default.
+fn default_num_consumers() -> usize {
+    10
 }
 
 /// A validated exporter config.
@@ -79,6 +86,15 @@ impl ExporterConfig {
             ExporterConfig::File(c) => &c.sending_queue,
         };
         settings.queue_size.max(1)
+    }
+
+    /// How many exports may be in flight at once.
+    pub fn consumers(&self) -> usize {
+        match self {
+            ExporterConfig::AwsXray(c) => c.sending_queue.num_consumers.max(1),
+            ExporterConfig::AwsEmf(c) => c.sending_queue.num_consumers.max(1),
+            _ => 1,
+        }
     }
 }
 
@@ -153,15 +169,20 @@ impl Exporter {
         })
     }
 
-    async fn export(&mut self, payload: &Payload) -> Result<(), ExportError> {
+    /// Does the part of an export that needs the exporter itself (translation, in order) and
+    /// returns the part that waits on the network, which may overlap other exports.
+    async fn start(&mut self, payload: &Payload) -> InFlight {
         match self {
-            Exporter::AwsXray(e) => e.export(payload).await,
-            Exporter::AwsEmf(e) => e.export(payload).await,
+            Exporter::AwsXray(e) => e.start(payload),
+            Exporter::AwsEmf(e) => e.start(payload),
             Exporter::Debug(e) => {
                 e.export(payload);
-                Ok(())
+                Box::pin(std::future::ready(Ok(())))
             }
-            Exporter::File(e) => e.export(payload).await,
+            Exporter::File(e) => {
+                let result = e.export(payload).await;
+                Box::pin(std::future::ready(result))
+            }
         }
     }
 
@@ -173,21 +194,25 @@ impl Exporter {
     }
 }
 
-/// Runs an exporter until its queue closes (every pipeline feeding it has drained).
+/// The sending part of an export, run concurrently with others up to `num_consumers`.
+pub type InFlight = Pin<Box<dyn Future<Output = Result<(), ExportError>> + Send>>;
+
+/// Runs an exporter until its queue closes (every pipeline feeding it has drained). At most
+/// `consumers` exports are in flight; while they are, the queue is not read, so a slow
+/// destination fills the queue and the pipeline is pushed back instead of memory growing.
 pub fn spawn(
     id: ComponentId,
     mut exporter: Exporter,
     mut queue: mpsc::Receiver<Payload>,
+    consumers: usize,
 ) -> JoinHandle<()> {
     metrics::gauge!("otelcol_exporter_queue_capacity", "exporter" => id.to_string())
         .set(queue.max_capacity() as f64);
     tokio::spawn(async move {
         let name = id.to_string();
-        while let Some(payload) = queue.recv().await {
-            let signal = payload.signal();
-            let items = payload.item_count() as u64;
-            let labels = [("exporter", name.clone())];
-            let failed = match exporter.export(&payload).await {
+        let labels = [("exporter", name.clone())];
+        let record = |signal: Signal, items: u64, result: Result<(), ExportError>| {
+            let failed = match result {
                 Ok(()) => 0,
                 Err(ExportError::Dropped { items: dropped, .. }) => dropped.min(items),
                 Err(error) => {
@@ -205,6 +230,28 @@ pub fn spawn(
                 &labels
             )
             .increment(failed);
+        };
+        let mut in_flight = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    let (signal, items, result) = done.expect("export tasks do not panic");
+                    record(signal, items, result);
+                }
+                next = queue.recv(), if in_flight.len() < consumers.max(1) => {
+                    let Some(payload) = next else { break };
+                    let signal = payload.signal();
+                    let items = payload.item_count() as u64;
+                    let sending = exporter.start(&payload).await;
+                    drop(payload);
+                    in_flight.spawn(async move { (signal, items, sending.await) });
+                }
+            }
+        }
+        while let Some(done) = in_flight.join_next().await {
+            let (signal, items, result) = done.expect("export tasks do not panic");
+            record(signal, items, result);
         }
         if let Err(error) = exporter.shutdown().await {
             tracing::error!(exporter = %name, %error, "exporter shutdown failed");

@@ -82,7 +82,12 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
                 .await
                 .map_err(|e| StartError::new(format!("exporters.{id}"), e))?;
             let (tx, rx) = mpsc::channel(exporter_config.queue_size());
-            exporter_tasks.push(exporters::spawn(id.clone(), exporter, rx));
+            exporter_tasks.push(exporters::spawn(
+                id.clone(),
+                exporter,
+                rx,
+                exporter_config.consumers(),
+            ));
             exporter_inputs.insert(id.clone(), tx);
         }
     }

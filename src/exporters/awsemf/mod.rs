@@ -164,7 +164,7 @@ pub struct AwsEmfExporter {
     deltas: delta::DeltaCache,
     budget: Option<budget::CardinalityBudget>,
     /// `None` writes EMF lines to stdout (`output_destination: stdout`).
-    sender: Option<send::LogsSender>,
+    sender: Option<std::sync::Arc<send::LogsSender>>,
 }
 
 fn unix_nanos() -> u64 {
@@ -219,13 +219,13 @@ impl AwsEmfExporter {
                 .sdk_config()
                 .await
                 .map_err(|e| ExportError::Setup(e.to_string()))?;
-            Some(send::LogsSender {
+            Some(std::sync::Arc::new(send::LogsSender {
                 exporter: id.to_string(),
                 client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
                 retry: config.retry_on_failure.clone(),
                 retention_days: config.log_retention,
                 tags: config.tags.clone(),
-            })
+            }))
         };
         Ok(AwsEmfExporter {
             id: id.to_string(),
@@ -263,9 +263,11 @@ impl AwsEmfExporter {
             .insert(self.id.clone(), budget.report());
     }
 
-    pub async fn export(&mut self, payload: &Payload) -> Result<(), ExportError> {
+    /// Translates the payload now (the delta cache and budget need the batches in order) and
+    /// returns the sending, to be awaited.
+    pub fn start(&mut self, payload: &Payload) -> crate::exporters::InFlight {
         let Payload::Metrics(batch) = payload else {
-            return Ok(());
+            return Box::pin(std::future::ready(Ok(())));
         };
         let now_ms = (unix_nanos() / 1_000_000) as i64;
         self.deltas.advance(now_ms);
@@ -291,19 +293,22 @@ impl AwsEmfExporter {
             .increment(stats.dimension_sets_over_limit);
         metrics::gauge!("otelsidecar_emf_delta_series", &labels).set(self.deltas.len() as f64);
         metrics::counter!("otelsidecar_emf_events", &labels).increment(events.len() as u64);
-        let Some(sender) = &self.sender else {
+        let Some(sender) = self.sender.clone() else {
             for event in &events {
                 println!("{}", event.message);
             }
-            return Ok(());
+            return Box::pin(std::future::ready(Ok(())));
         };
-        let dropped = sender.send(events).await;
-        if dropped > 0 {
-            return Err(ExportError::Dropped {
-                items: dropped.min(payload.item_count() as u64),
-                reason: "see otelsidecar_emf_events_dropped".into(),
-            });
-        }
-        Ok(())
+        let items = payload.item_count() as u64;
+        Box::pin(async move {
+            let dropped = sender.send(events).await;
+            if dropped > 0 {
+                return Err(ExportError::Dropped {
+                    items: dropped.min(items),
+                    reason: "see otelsidecar_emf_events_dropped".into(),
+                });
+            }
+            Ok(())
+        })
     }
 }

@@ -62,7 +62,7 @@ pub(crate) fn count_dropped(exporter: &str, reason: &'static str, documents: u64
 pub struct AwsXrayExporter {
     id: String,
     settings: TranslateSettings,
-    sender: send::XRaySender,
+    sender: std::sync::Arc<send::XRaySender>,
 }
 
 impl AwsXrayExporter {
@@ -82,31 +82,35 @@ impl AwsXrayExporter {
                 index_all_attributes: config.index_all_attributes,
                 log_group_names: config.aws_log_groups.clone(),
             },
-            sender: send::XRaySender::new(
+            sender: std::sync::Arc::new(send::XRaySender::new(
                 id.to_string(),
                 aws_sdk_xray::Client::new(&sdk),
                 config.session.num_workers,
                 config.retry_on_failure.clone(),
-            ),
+            )),
         })
     }
 
-    /// Translates and sends every span of the payload. Spans that cannot be translated or
-    /// documents X-Ray refuses for good are counted and reported as dropped.
-    pub async fn export(&self, payload: &Payload) -> Result<(), ExportError> {
+    /// Translates every span of the payload now and returns the sending, to be awaited.
+    /// Spans that cannot be translated or documents X-Ray refuses for good are counted and
+    /// reported as dropped.
+    pub fn start(&self, payload: &Payload) -> super::InFlight {
         let Payload::Traces(resource_spans) = payload else {
-            return Ok(());
+            return Box::pin(std::future::ready(Ok(())));
         };
-        let mut documents = Vec::new();
+        let mut documents = Vec::with_capacity(payload.item_count());
         let mut untranslatable = 0u64;
         for resource_spans in resource_spans {
-            let resource = resource_spans
-                .resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or_default();
+            let resource = translate::ResourceContext::new(
+                resource_spans
+                    .resource
+                    .as_ref()
+                    .map(|r| r.attributes.as_slice())
+                    .unwrap_or_default(),
+                &self.settings,
+            );
             for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-                match translate::span_to_documents(span, resource, &self.settings) {
+                match translate::span_documents(span, &resource, &self.settings) {
                     Ok(docs) => documents.extend(docs),
                     Err(error) => {
                         untranslatable += 1;
@@ -116,13 +120,16 @@ impl AwsXrayExporter {
             }
         }
         count_dropped(&self.id, "untranslatable", untranslatable);
-        let dropped = self.sender.send(documents).await + untranslatable;
-        if dropped > 0 {
-            return Err(ExportError::Dropped {
-                items: dropped,
-                reason: "see otelsidecar_xray_documents_dropped".into(),
-            });
-        }
-        Ok(())
+        let sender = self.sender.clone();
+        Box::pin(async move {
+            let dropped = sender.send(documents).await + untranslatable;
+            if dropped > 0 {
+                return Err(ExportError::Dropped {
+                    items: dropped,
+                    reason: "see otelsidecar_xray_documents_dropped".into(),
+                });
+            }
+            Ok(())
+        })
     }
 }

@@ -46,12 +46,102 @@ const SQL_DATABASES: &[&str] = &[
     "other_sql",
 ];
 
-type Attributes<'a> = BTreeMap<&'a str, &'a AnyValue>;
+/// Attributes by key, sorted, the last of duplicate keys winning (as a map built from the list
+/// would). A sorted vector rather than a `BTreeMap`: spans carry a handful of attributes, and
+/// the per-span path looks up twenty-odd known keys, where comparing lengths first beats
+/// ordered string comparisons and a vector costs one allocation instead of a node per entry.
+#[derive(Clone, Default)]
+struct Attributes<'a> {
+    entries: Vec<(&'a str, &'a AnyValue)>,
+    /// One bit per key signature ever inserted: most of the known keys the translation asks
+    /// for are absent, and this answers those without comparing strings.
+    signatures: u64,
+}
+
+/// A bit chosen by a key's length and first and last bytes.
+fn key_signature(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let (first, last) = match (bytes.first(), bytes.last()) {
+        (Some(f), Some(l)) => (u64::from(*f), u64::from(*l)),
+        _ => (0, 0),
+    };
+    let mixed = (bytes.len() as u64 | first << 16 | last << 24).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    1 << (mixed >> 58)
+}
 
 fn attributes(list: &[KeyValue]) -> Attributes<'_> {
-    list.iter()
+    let mut entries: Vec<(&str, &AnyValue)> = list
+        .iter()
         .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v)))
-        .collect()
+        .collect();
+    if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        // Keep the last of each run of equal keys.
+        let mut kept: Vec<(&str, &AnyValue)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match kept.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => kept.push(entry),
+            }
+        }
+        entries = kept;
+    }
+    let signatures = entries
+        .iter()
+        .fold(0, |bits, (key, _)| bits | key_signature(key));
+    Attributes {
+        entries,
+        signatures,
+    }
+}
+
+impl<'a> Attributes<'a> {
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        if self.signatures & key_signature(key) == 0 {
+            return Err(self.entries.partition_point(|(k, _)| *k < key));
+        }
+        self.entries.binary_search_by(|(k, _)| (*k).cmp(key))
+    }
+
+    fn index(&self, key: &str) -> Option<usize> {
+        if self.signatures & key_signature(key) == 0 {
+            return None;
+        }
+        self.entries.iter().position(|(k, _)| *k == key)
+    }
+
+    fn get(&self, key: &str) -> Option<&'a AnyValue> {
+        self.index(key).map(|i| self.entries[i].1)
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn remove(&mut self, key: &str) -> Option<&'a AnyValue> {
+        self.index(key).map(|i| self.entries.remove(i).1)
+    }
+
+    fn insert(&mut self, key: &'a str, value: &'a AnyValue) {
+        self.signatures |= key_signature(key);
+        match self.position(key) {
+            Ok(i) => self.entries[i].1 = value,
+            Err(i) => self.entries.insert(i, (key, value)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'a str, &'a AnyValue)> + '_ {
+        self.entries.iter().copied()
+    }
+
+    /// Keeps the attributes `keep` says to keep, in order.
+    fn retain(&mut self, mut keep: impl FnMut(&'a str, &'a AnyValue) -> bool) {
+        self.entries.retain(|(k, v)| keep(k, v));
+    }
 }
 
 /// The value as Go's `Value.AsString()` renders it.
@@ -100,7 +190,7 @@ fn int_of(value: &AnyValue) -> Option<i64> {
 }
 
 fn str_attr(attrs: &Attributes, key: &str) -> String {
-    attrs.get(key).map(|v| value_string(v)).unwrap_or_default()
+    attrs.get(key).map(value_string).unwrap_or_default()
 }
 
 /// Lower-case hex of ids; on the per-span path, so no `format!` per byte.
@@ -132,10 +222,48 @@ fn seconds(nanos: u64) -> f64 {
     nanos as f64 / 1e9
 }
 
+/// What a resource gives every document of its spans, worked out once per resource rather
+/// than once per span (the exporter's per-span cost is what bounds its throughput).
+pub struct ResourceContext<'a> {
+    attrs: Attributes<'a>,
+    origin: String,
+    service: Option<ServiceData>,
+    aws: AwsResourceData,
+    language: String,
+    /// `otel.resource.<key>` and the value, for the metadata of segments.
+    metadata: Vec<(String, &'a AnyValue)>,
+}
+
+impl<'a> ResourceContext<'a> {
+    pub fn new(resource: &'a [KeyValue], settings: &TranslateSettings) -> Self {
+        let attrs = attributes(resource);
+        ResourceContext {
+            origin: determine_origin(&attrs),
+            service: make_service(&attrs),
+            aws: aws_resource_data(&attrs, &settings.log_group_names),
+            language: str_attr(&attrs, "telemetry.sdk.language"),
+            metadata: attrs
+                .iter()
+                .map(|(key, value)| (format!("otel.resource.{key}"), value))
+                .collect(),
+            attrs,
+        }
+    }
+}
+
 /// Every document a span becomes: usually one, two for a local-root dependency span.
 pub fn span_to_documents(
     span: &Span,
     resource: &[KeyValue],
+    settings: &TranslateSettings,
+) -> Result<Vec<SegmentDocument>, TranslateError> {
+    span_documents(span, &ResourceContext::new(resource, settings), settings)
+}
+
+/// [`span_to_documents`] with the resource's part already worked out.
+pub fn span_documents(
+    span: &Span,
+    resource: &ResourceContext,
     settings: &TranslateSettings,
 ) -> Result<Vec<SegmentDocument>, TranslateError> {
     let span_attrs = attributes(&span.attributes);
@@ -232,7 +360,7 @@ fn trim_aws_sdk_prefix(name: &str, attrs: &Attributes) -> String {
 /// One segment from one span. `id_override` and `removed` serve the local-root split.
 fn make_segment(
     span: &Span,
-    resource: &[KeyValue],
+    resource: &ResourceContext,
     settings: &TranslateSettings,
     id_override: Option<String>,
     removed: &[&str],
@@ -245,7 +373,7 @@ fn make_segment(
     let is_subsegment = !matches!(kind, SpanKind::Server | SpanKind::Consumer) && has_parent;
     let store_resource = !is_subsegment;
     let trace_id = xray_trace_id(&span.trace_id)?;
-    let resource_attrs = attributes(resource);
+    let resource_attrs = &resource.attrs;
     let mut all_attrs = attributes(&span.attributes);
     for key in removed {
         all_attrs.remove(key);
@@ -257,10 +385,10 @@ fn make_segment(
         .is_some_and(|v| matches!(v.value, Some(Av::BoolValue(true))));
     let http = make_http(span, kind, &mut remaining);
     let (error, fault, throttle, cause) =
-        make_cause(span, kind, &all_attrs, &resource_attrs, &mut remaining);
-    let origin = determine_origin(&resource_attrs);
-    let aws = make_aws(&mut remaining, &resource_attrs, &settings.log_group_names);
-    let service = make_service(&resource_attrs);
+        make_cause(span, kind, &all_attrs, &resource.language, &mut remaining);
+    let origin = resource.origin.clone();
+    let aws = make_aws(&mut remaining, &resource.aws);
+    let service = resource.service.clone();
     let sql = make_sql(span, &mut remaining);
     for name in &settings.indexed_attributes {
         if let Some(value) = all_attrs.get(name.as_str())
@@ -270,7 +398,7 @@ fn make_segment(
         }
     }
     let (user, annotations, metadata) =
-        make_xray_attributes(remaining, &resource_attrs, store_resource, settings);
+        make_xray_attributes(remaining, resource, store_resource, settings);
     let links = span
         .links
         .iter()
@@ -286,7 +414,7 @@ fn make_segment(
             })
         })
         .collect();
-    let (name, namespace) = segment_name(span, kind, &all_attrs, &resource_attrs);
+    let (name, namespace) = segment_name(span, kind, &all_attrs, resource_attrs);
 
     Ok(SegmentDocument {
         name,
@@ -322,12 +450,7 @@ fn segment_name(
     attrs: &Attributes,
     resource: &Attributes,
 ) -> (String, String) {
-    let get = |key: &str| {
-        attrs
-            .get(key)
-            .map(|v| value_string(v))
-            .filter(|s| !s.is_empty())
-    };
+    let get = |key: &str| attrs.get(key).map(value_string).filter(|s| !s.is_empty());
     let mut name = None;
     let mut namespace = String::new();
     if kind == SpanKind::Server {
@@ -375,7 +498,7 @@ fn segment_name(
     if name.is_none() && kind == SpanKind::Server {
         name = resource
             .get("service.name")
-            .map(|v| value_string(v))
+            .map(value_string)
             .filter(|s| !s.is_empty());
     }
     for key in ["rpc.service", "http.host", "net.peer.name"] {
@@ -442,23 +565,22 @@ fn make_http(span: &Span, kind: SpanKind, remaining: &mut Attributes) -> Option<
     let mut url_parts: BTreeMap<&str, String> = BTreeMap::new();
     let mut has_http = false;
     let mut has_url_attributes = false;
-    let keys: Vec<&str> = remaining.keys().copied().collect();
-    for key in keys {
-        let value = remaining[key];
-        let text = value_string(value);
+    remaining.retain(|key, value| {
+        // Rendered only for the keys that are used.
+        let text = || value_string(value);
         let mut consumed = true;
         match key {
             "http.method" | "http.request.method" => {
-                request.method = Some(text);
+                request.method = Some(text());
                 has_http = true;
             }
             "http.client_ip" | "client.address" => {
-                request.client_ip = Some(text);
+                request.client_ip = Some(text());
                 request.x_forwarded_for = Some(true);
                 has_http = true;
             }
             "http.user_agent" | "user_agent.original" => {
-                request.user_agent = Some(text);
+                request.user_agent = Some(text());
                 has_http = true;
             }
             "http.status_code" | "http.response.status_code" => {
@@ -466,59 +588,59 @@ fn make_http(span: &Span, kind: SpanKind, remaining: &mut Attributes) -> Option<
                 has_http = true;
             }
             "http.url" | "url.full" => {
-                url_parts.insert("http.url", text);
+                url_parts.insert("http.url", text());
                 has_http = true;
                 has_url_attributes = true;
             }
             "http.scheme" | "url.scheme" => {
-                url_parts.insert("http.scheme", text);
+                url_parts.insert("http.scheme", text());
                 has_http = true;
             }
             "http.host" | "server.address" => {
-                url_parts.insert("http.host", text);
+                url_parts.insert("http.host", text());
                 has_http = true;
                 has_url_attributes = true;
             }
             "http.target" => {
-                url_parts.insert("http.target", text);
+                url_parts.insert("http.target", text());
                 has_http = true;
             }
             "url.path" => {
-                url_parts.insert("url.path", text);
+                url_parts.insert("url.path", text());
                 has_http = true;
             }
             "url.query" => {
-                url_parts.insert("url.query", text);
+                url_parts.insert("url.query", text());
                 has_http = true;
             }
             "http.server_name" => {
-                url_parts.insert("http.server_name", text);
+                url_parts.insert("http.server_name", text());
                 has_http = true;
                 has_url_attributes = true;
             }
             "net.host.port" | "server.port" => {
-                url_parts.insert("net.host.port", text);
+                url_parts.insert("net.host.port", text());
                 has_http = true;
             }
             "host.name" => {
-                url_parts.insert("host.name", text);
+                url_parts.insert("host.name", text());
                 has_url_attributes = true;
             }
             "net.host.name" => {
-                url_parts.insert("net.host.name", text);
+                url_parts.insert("net.host.name", text());
                 has_url_attributes = true;
             }
             "net.peer.name" => {
-                url_parts.insert("net.peer.name", text);
+                url_parts.insert("net.peer.name", text());
             }
             "net.peer.port" => {
-                url_parts.insert("net.peer.port", text);
+                url_parts.insert("net.peer.port", text());
             }
             "net.peer.ip" | "network.peer.address" => {
                 if request.client_ip.is_none() {
-                    request.client_ip = Some(text.clone());
+                    request.client_ip = Some(text());
                 }
-                url_parts.insert("net.peer.ip", text);
+                url_parts.insert("net.peer.ip", text());
                 has_url_attributes = true;
             }
             "http.response_content_length" | "http.response.body.size" => {
@@ -527,10 +649,8 @@ fn make_http(span: &Span, kind: SpanKind, remaining: &mut Attributes) -> Option<
             }
             _ => consumed = false,
         }
-        if consumed {
-            remaining.remove(key);
-        }
-    }
+        !consumed
+    });
     if !has_http {
         return None;
     }
@@ -555,7 +675,7 @@ fn response_size_from_events(span: &Span) -> Option<i64> {
                 .then(|| {
                     attrs
                         .get("messaging.message_payload_size_bytes")
-                        .and_then(|v| int_of(v))
+                        .and_then(int_of)
                 })
                 .flatten()
         })
@@ -610,7 +730,7 @@ fn make_cause(
     span: &Span,
     kind: SpanKind,
     all_attrs: &Attributes,
-    resource: &Attributes,
+    language: &str,
     remaining: &mut Attributes,
 ) -> (bool, bool, bool, Option<Cause>) {
     let status_code = span
@@ -626,7 +746,6 @@ fn make_cause(
         .collect();
     let mut cause = None;
     if !exception_events.is_empty() {
-        let language = str_attr(resource, "telemetry.sdk.language");
         let remote = matches!(kind, SpanKind::Client | SpanKind::Producer);
         let exceptions = exception_events
             .iter()
@@ -635,7 +754,7 @@ fn make_cause(
                 // A segment that came from X-Ray keeps its exception ids.
                 let id = attrs
                     .get("aws.xray.exception.id")
-                    .map(|v| value_string(v))
+                    .map(value_string)
                     .filter(|id| !id.is_empty())
                     .unwrap_or_else(new_segment_id);
                 ExceptionData {
@@ -643,7 +762,7 @@ fn make_cause(
                     message: non_empty(str_attr(&attrs, "exception.message")),
                     kind: non_empty(str_attr(&attrs, "exception.type")),
                     remote: remote.then_some(true),
-                    stack: parse_stacktrace(&str_attr(&attrs, "exception.stacktrace"), &language),
+                    stack: parse_stacktrace(&str_attr(&attrs, "exception.stacktrace"), language),
                 }
             })
             .collect();
@@ -675,7 +794,7 @@ fn make_cause(
     let http_status = all_attrs
         .get("http.status_code")
         .or_else(|| all_attrs.get("http.response.status_code"))
-        .and_then(|v| int_of(v));
+        .and_then(int_of);
     let (error, fault, throttle) = match http_status {
         Some(code @ 400..=499) => (true, false, code == 429),
         Some(500..=599) => (false, true, false),
@@ -770,73 +889,25 @@ fn string_list(value: &AnyValue) -> Vec<String> {
     }
 }
 
-fn make_aws(
-    remaining: &mut Attributes,
-    resource: &Attributes,
-    config_log_groups: &[String],
-) -> Option<AwsData> {
+/// What a span's resource contributes to the `aws` block: the same for every span of the
+/// resource, so worked out once per resource.
+#[derive(Clone, Default)]
+struct AwsResourceData {
+    /// `cloud.provider` names another cloud: no `aws` block at all.
+    other_cloud: bool,
+    account_id: String,
+    elastic_beanstalk: Option<BeanstalkData>,
+    ecs: Option<EcsData>,
+    ec2: Option<Ec2Data>,
+    eks: Option<EksData>,
+    cloudwatch_logs: Vec<LogGroupData>,
+    xray: XRayData,
+}
+
+fn aws_resource_data(resource: &Attributes, config_log_groups: &[String]) -> AwsResourceData {
     let r = |key: &str| str_attr(resource, key);
     let cloud = r("cloud.provider");
     let platform = r("cloud.platform");
-    let mut account = r("cloud.account.id");
-    let operation = remaining
-        .get("aws.operation")
-        .or_else(|| remaining.get("rpc.method"))
-        .map(|v| value_string(v))
-        .unwrap_or_default();
-    let mut remote_region = String::new();
-    let mut request_id = String::new();
-    let mut queue_url = String::new();
-    let mut table_name = String::new();
-    let mut table_names = Vec::new();
-    let keys: Vec<&str> = remaining.keys().copied().collect();
-    for key in keys {
-        let value = value_string(remaining[key]);
-        let consumed = match key {
-            "rpc.method" | "aws.operation" => true,
-            "aws.account_id" => {
-                account = value;
-                true
-            }
-            "aws.region" => {
-                remote_region = value;
-                true
-            }
-            "aws.request_id" | "aws.requestId" => {
-                request_id = value;
-                true
-            }
-            "aws.queue_url" | "aws.queue.url" => {
-                queue_url = value;
-                true
-            }
-            "aws.table_name" | "aws.table.name" => {
-                table_name = value;
-                true
-            }
-            _ => false,
-        };
-        if consumed {
-            remaining.remove(key);
-        }
-    }
-    if !cloud.is_empty() && cloud != "aws" {
-        return None;
-    }
-    if let Some(url) = remaining.get("messaging.url") {
-        queue_url = value_string(url);
-    }
-    if let Some(tables) = remaining.get("aws.dynamodb.table_names") {
-        let names = string_list(tables);
-        match names.len() {
-            0 => {}
-            1 => table_name = names[0].clone(),
-            _ => {
-                table_name.clear();
-                table_names = names;
-            }
-        }
-    }
     let host_id = r("host.id");
     let ec2 = (platform == "aws_ec2" || !host_id.is_empty()).then(|| Ec2Data {
         instance_id: non_empty(host_id.clone()),
@@ -869,11 +940,11 @@ fn make_aws(
     });
     let arns = resource
         .get("aws.log.group.arns")
-        .map(|v| string_list(v))
+        .map(string_list)
         .unwrap_or_default();
     let names = resource
         .get("aws.log.group.names")
-        .map(|v| string_list(v))
+        .map(string_list)
         .unwrap_or_default();
     let cloudwatch_logs = if !arns.is_empty() {
         arns.into_iter()
@@ -912,18 +983,86 @@ fn make_aws(
     } else {
         sdk_name
     };
-    Some(AwsData {
-        account_id: non_empty(account),
+    AwsResourceData {
+        other_cloud: !cloud.is_empty() && cloud != "aws",
+        account_id: r("cloud.account.id"),
         elastic_beanstalk,
         ecs,
         ec2,
         eks,
-        xray: Some(XRayData {
+        cloudwatch_logs,
+        xray: XRayData {
             sdk_version: non_empty(r("telemetry.sdk.version")),
             sdk: non_empty(sdk),
             auto_instrumentation: !r("telemetry.auto.version").is_empty(),
-        }),
-        cloudwatch_logs,
+        },
+    }
+}
+
+fn make_aws(remaining: &mut Attributes, resource: &AwsResourceData) -> Option<AwsData> {
+    let mut account = None;
+    let operation = remaining
+        .get("aws.operation")
+        .or_else(|| remaining.get("rpc.method"))
+        .map(value_string)
+        .unwrap_or_default();
+    let mut remote_region = String::new();
+    let mut request_id = String::new();
+    let mut queue_url = String::new();
+    let mut table_name = String::new();
+    let mut table_names = Vec::new();
+    remaining.retain(|key, value| {
+        let consumed = match key {
+            "rpc.method" | "aws.operation" => true,
+            "aws.account_id" => {
+                account = Some(value_string(value));
+                true
+            }
+            "aws.region" => {
+                remote_region = value_string(value);
+                true
+            }
+            "aws.request_id" | "aws.requestId" => {
+                request_id = value_string(value);
+                true
+            }
+            "aws.queue_url" | "aws.queue.url" => {
+                queue_url = value_string(value);
+                true
+            }
+            "aws.table_name" | "aws.table.name" => {
+                table_name = value_string(value);
+                true
+            }
+            _ => false,
+        };
+        !consumed
+    });
+    if resource.other_cloud {
+        return None;
+    }
+    if let Some(url) = remaining.get("messaging.url") {
+        queue_url = value_string(url);
+    }
+    if let Some(tables) = remaining.get("aws.dynamodb.table_names") {
+        let names = string_list(tables);
+        match names.len() {
+            0 => {}
+            1 => table_name = names[0].clone(),
+            _ => {
+                table_name.clear();
+                table_names = names;
+            }
+        }
+    }
+    Some(AwsData {
+        account_id: non_empty(account.unwrap_or_else(|| resource.account_id.clone())),
+        elastic_beanstalk: resource.elastic_beanstalk.clone(),
+        ecs: resource.ecs.clone(),
+        ec2: resource.ec2.clone(),
+        eks: resource.eks.clone(),
+        xray: Some(resource.xray.clone()),
+        cloudwatch_logs: resource.cloudwatch_logs.clone(),
         operation: non_empty(operation),
         remote_region: non_empty(remote_region),
         request_id: non_empty(request_id),
@@ -936,14 +1075,14 @@ fn make_aws(
 fn make_service(resource: &Attributes) -> Option<ServiceData> {
     let version = resource
         .get("service.version")
-        .map(|v| value_string(v))
+        .map(value_string)
         .filter(|s| !s.is_empty())
         .or_else(|| {
             resource
                 .get("container.image.tags")
                 .and_then(|v| string_list(v).into_iter().next())
         })
-        .or_else(|| resource.get("container.image.tag").map(|v| value_string(v)))
+        .or_else(|| resource.get("container.image.tag").map(value_string))
         .filter(|s| !s.is_empty())?;
     Some(ServiceData {
         version: Some(version),
@@ -951,7 +1090,7 @@ fn make_service(resource: &Attributes) -> Option<ServiceData> {
 }
 
 fn make_sql(span: &Span, remaining: &mut Attributes) -> Option<SqlData> {
-    let system = remaining.get("db.system").map(|v| value_string(v))?;
+    let system = remaining.get("db.system").map(value_string)?;
     if !SQL_DATABASES.contains(&system.as_str()) {
         return None;
     }
@@ -992,7 +1131,7 @@ type XRayAttributes = (
 
 fn make_xray_attributes(
     mut remaining: Attributes,
-    resource: &Attributes,
+    resource: &ResourceContext,
     store_resource: bool,
     settings: &TranslateSettings,
 ) -> XRayAttributes {
@@ -1002,38 +1141,41 @@ fn make_xray_attributes(
         .remove("enduser.id")
         .map(value_string)
         .unwrap_or_default();
-    if remaining.is_empty() && (!store_resource || resource.is_empty()) {
+    if remaining.is_empty() && (!store_resource || resource.metadata.is_empty()) {
         return (user, annotations, metadata);
     }
     let mut default_metadata = Map::new();
-    let mut indexed: Vec<String> = if settings.index_all_attributes {
+    let mut indexed: Vec<&str> = if settings.index_all_attributes {
         Vec::new()
     } else {
-        settings.indexed_attributes.clone()
+        settings
+            .indexed_attributes
+            .iter()
+            .map(String::as_str)
+            .collect()
     };
     if let Some(keys) = remaining.remove(ANNOTATIONS_ATTRIBUTE)
         && let Some(Av::ArrayValue(list)) = &keys.value
     {
         indexed.extend(list.values.iter().filter_map(|v| match &v.value {
-            Some(Av::StringValue(s)) => Some(s.clone()),
+            Some(Av::StringValue(s)) => Some(s.as_str()),
             _ => None,
         }));
     }
-    let is_indexed = |key: &str| settings.index_all_attributes || indexed.iter().any(|k| k == key);
+    let is_indexed = |key: &str| settings.index_all_attributes || indexed.contains(&key);
     if store_resource {
-        for (key, value) in resource {
-            let key = format!("otel.resource.{key}");
+        for (key, value) in &resource.metadata {
             match annotation_value(value) {
-                Some(annotation) if is_indexed(&key) => {
-                    annotations.insert(fix_annotation_key(&key), annotation);
+                Some(annotation) if is_indexed(key) => {
+                    annotations.insert(fix_annotation_key(key), annotation);
                 }
                 _ => {
-                    default_metadata.insert(key, value_json(value));
+                    default_metadata.insert(key.clone(), value_json(value));
                 }
             }
         }
     }
-    for (key, value) in remaining {
+    for (key, value) in remaining.iter() {
         if is_indexed(key) {
             if let Some(annotation) = annotation_value(value) {
                 annotations.insert(fix_annotation_key(key), annotation);
