@@ -36,8 +36,9 @@ pub struct XRaySender {
 /// A document ready to send, with its segment id to match unprocessed answers.
 struct Encoded {
     id: String,
-    /// The document's JSON, escaped to sit inside a JSON string of the request body.
-    escaped: Vec<u8>,
+    /// The document's JSON, escaped to sit inside a JSON string of the request body: a slice
+    /// of one buffer holding the whole payload's documents, so a document costs no allocation.
+    escaped: bytes::Bytes,
 }
 
 /// A serde_json formatter that writes JSON already escaped as the contents of a JSON string.
@@ -95,33 +96,39 @@ impl serde_json::ser::Formatter for EmbeddedJson<'_> {
     }
 }
 
-/// The document's JSON escaped for embedding, and the size of the JSON itself.
-fn encode_embedded(document: &SegmentDocument) -> Option<(Vec<u8>, usize)> {
+/// Appends the document's JSON escaped for embedding; returns the size of the JSON itself.
+fn encode_embedded(document: &SegmentDocument, out: &mut Vec<u8>) -> Option<usize> {
+    let start = out.len();
     let mut added = 0;
-    let mut escaped = Vec::with_capacity(1024);
     let formatter = EmbeddedJson { added: &mut added };
-    let mut serializer = serde_json::Serializer::with_formatter(&mut escaped, formatter);
-    serde::Serialize::serialize(document, &mut serializer).ok()?;
-    let size = escaped.len() - added;
-    Some((escaped, size))
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, formatter);
+    if serde::Serialize::serialize(document, &mut serializer).is_err() {
+        out.truncate(start);
+        return None;
+    }
+    Some(out.len() - start - added)
 }
 
-/// Serialises a document (escaped for the request body), shedding metadata then annotations
-/// to fit X-Ray's size limit.
-fn encode_within_limit(mut document: SegmentDocument) -> Option<Vec<u8>> {
-    let (escaped, size) = encode_embedded(&document)?;
-    if size <= MAX_DOCUMENT_BYTES {
-        return Some(escaped);
+/// Appends the document (escaped for the request body), shedding metadata then annotations to
+/// fit X-Ray's size limit; false, with nothing appended, when it cannot fit.
+fn encode_within_limit(mut document: SegmentDocument, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    for attempt in 0..3 {
+        match attempt {
+            0 => {}
+            1 => document.metadata.clear(),
+            _ => {
+                document.annotations.clear();
+                document.cause = None;
+            }
+        }
+        match encode_embedded(&document, out) {
+            Some(size) if size <= MAX_DOCUMENT_BYTES => return true,
+            Some(_) => out.truncate(start),
+            None => return false,
+        }
     }
-    document.metadata.clear();
-    let (escaped, size) = encode_embedded(&document)?;
-    if size <= MAX_DOCUMENT_BYTES {
-        return Some(escaped);
-    }
-    document.annotations.clear();
-    document.cause = None;
-    let (escaped, size) = encode_embedded(&document)?;
-    (size <= MAX_DOCUMENT_BYTES).then_some(escaped)
+    false
 }
 
 /// `{"TraceSegmentDocuments":["…","…"]}` from escaped documents.
@@ -181,20 +188,29 @@ impl XRaySender {
     /// dropped (each counted by reason and logged, rate-limited).
     pub async fn send(&self, documents: Vec<SegmentDocument>) -> u64 {
         let mut dropped = 0u64;
-        let mut pending = Vec::with_capacity(documents.len());
+        let mut buffer = Vec::with_capacity(documents.len() * 768);
+        let mut encoded = Vec::with_capacity(documents.len());
         for document in documents {
             let id = document.id.clone();
-            match encode_within_limit(document) {
-                Some(escaped) => pending.push(Encoded { id, escaped }),
-                None => {
-                    dropped += 1;
-                    count_dropped(&self.exporter, "too_large", 1);
-                    if OVERSIZE_LOG.allow().is_some() {
-                        tracing::warn!(exporter = %self.exporter, segment = %id, "segment document over 64 KB even without metadata; dropped");
-                    }
+            let start = buffer.len();
+            if encode_within_limit(document, &mut buffer) {
+                encoded.push((id, start..buffer.len()));
+            } else {
+                dropped += 1;
+                count_dropped(&self.exporter, "too_large", 1);
+                if OVERSIZE_LOG.allow().is_some() {
+                    tracing::warn!(exporter = %self.exporter, segment = %id, "segment document over 64 KB even without metadata; dropped");
                 }
             }
         }
+        let buffer = bytes::Bytes::from(buffer);
+        let mut pending: Vec<Encoded> = encoded
+            .into_iter()
+            .map(|(id, range)| Encoded {
+                id,
+                escaped: buffer.slice(range),
+            })
+            .collect();
         let started = Instant::now();
         let mut attempt = 0u32;
         while !pending.is_empty() {
@@ -356,7 +372,14 @@ mod tests {
 
     /// The document as X-Ray receives it: the body's string, unescaped.
     fn embedded(document: SegmentDocument) -> Option<String> {
-        let escaped = encode_within_limit(document)?;
+        let mut escaped = Vec::new();
+        if !encode_within_limit(document, &mut escaped) {
+            assert!(
+                escaped.is_empty(),
+                "nothing appended for a refused document"
+            );
+            return None;
+        }
         let quoted = format!("\"{}\"", String::from_utf8(escaped).unwrap());
         Some(serde_json::from_str::<String>(&quoted).unwrap())
     }
@@ -376,6 +399,10 @@ mod tests {
         assert!(!shed.contains("blob"));
         let no_annotations = embedded(document(10, 70_000)).unwrap();
         assert!(!no_annotations.contains("annotations"));
+        // What cannot be shed and is still too large is refused, leaving the buffer as it was.
+        let mut huge = document(0, 0);
+        huge.name = "n".repeat(70_000);
+        assert!(embedded(huge).is_none());
     }
 
     #[test]
@@ -385,7 +412,9 @@ mod tests {
         doc.annotations
             .insert("k\"ey".into(), Value::String("\r\u{8}\u{c}\u{1f}".into()));
         let plain = serde_json::to_string(&doc).unwrap();
-        let (escaped, size) = encode_embedded(&doc).unwrap();
+        let mut escaped = Vec::new();
+        let size = encode_embedded(&doc, &mut escaped).unwrap();
+        let escaped = bytes::Bytes::from(escaped);
         assert_eq!(size, plain.len(), "the document's own size is counted");
         assert_eq!(embedded(doc).unwrap(), plain);
         // And the whole body is the JSON the SDK would have written.
