@@ -10,7 +10,8 @@ use crate::pipeline::{Payload, Signal};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::pin::Pin;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 /// Exporter types otel-sidecar runs.
@@ -29,6 +30,11 @@ pub struct QueueSettings {
     /// Batches the queue holds before the pipeline is made to wait.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// Spans, data points or log records queued or being exported at most (an otel-sidecar
+    /// key): a batch waits for room. `queue_size` counts batches, which can be 50 items or
+    /// 8,192; this is what bounds the memory behind a destination slower than the load.
+    #[serde(default = "default_queue_size_items")]
+    pub queue_size_items: usize,
     /// Exports in flight at once (the collector's default, 10). The AWS exporters translate in
     /// order and overlap only the sending; `debug` and `file` write in order.
     #[serde(default = "default_num_consumers")]
@@ -40,6 +46,7 @@ impl Default for QueueSettings {
         QueueSettings {
             enabled: true,
             queue_size: default_queue_size(),
+            queue_size_items: default_queue_size_items(),
             num_consumers: default_num_consumers(),
         }
     }
@@ -51,6 +58,13 @@ fn default_true() -> bool {
 /// The collector's exporterhelper default.
 fn default_queue_size() -> usize {
     1000
+}
+
+/// A decoded span or data point takes 1-1.5 KB in the OTLP model, so about 15 MB: with the
+/// batches being built and translated, this keeps a flooded sidecar under 64 MB (measured by
+/// the saturation rows of `benches/throughput.sh`), and still holds a full 8,192-point batch.
+fn default_queue_size_items() -> usize {
+    10_000
 }
 
 /// The collector's exporterhelper default.
@@ -86,6 +100,17 @@ impl ExporterConfig {
             ExporterConfig::File(c) => &c.sending_queue,
         };
         settings.queue_size.max(1)
+    }
+
+    /// Items queued or in flight at most.
+    pub fn queue_size_items(&self) -> usize {
+        let settings = match self {
+            ExporterConfig::AwsXray(c) => &c.sending_queue,
+            ExporterConfig::AwsEmf(c) => &c.sending_queue,
+            ExporterConfig::Debug(c) => &c.sending_queue,
+            ExporterConfig::File(c) => &c.sending_queue,
+        };
+        settings.queue_size_items.max(1)
     }
 
     /// How many exports may be in flight at once.
@@ -194,6 +219,50 @@ impl Exporter {
     }
 }
 
+/// A batch in an exporter's queue, holding its share of the queue's item room until exported.
+pub type Queued = (Payload, OwnedSemaphorePermit);
+
+/// The input of an exporter: a bounded queue of batches, and room for a bounded number of
+/// items across the queue and the exports in flight.
+#[derive(Clone)]
+pub struct ExporterInput {
+    pub batches: mpsc::Sender<Queued>,
+    pub room: Arc<Semaphore>,
+    pub items: usize,
+}
+
+impl ExporterInput {
+    pub fn new(config: &ExporterConfig) -> (Self, mpsc::Receiver<Queued>) {
+        let (batches, rx) = mpsc::channel(config.queue_size());
+        let items = config.queue_size_items();
+        let room = Arc::new(Semaphore::new(items));
+        (
+            ExporterInput {
+                batches,
+                room,
+                items,
+            },
+            rx,
+        )
+    }
+
+    /// Waits for room (this is the pushback) and queues the batch; false when the exporter
+    /// has stopped.
+    pub async fn send(&self, payload: Payload) -> bool {
+        // A batch larger than the whole room takes all of it.
+        let wanted = payload.item_count().clamp(1, self.items);
+        let Ok(permit) = self
+            .room
+            .clone()
+            .acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX))
+            .await
+        else {
+            return false;
+        };
+        self.batches.send((payload, permit)).await.is_ok()
+    }
+}
+
 /// The sending part of an export, run concurrently with others up to `num_consumers`.
 pub type InFlight = Pin<Box<dyn Future<Output = Result<(), ExportError>> + Send>>;
 
@@ -203,7 +272,7 @@ pub type InFlight = Pin<Box<dyn Future<Output = Result<(), ExportError>> + Send>
 pub fn spawn(
     id: ComponentId,
     mut exporter: Exporter,
-    mut queue: mpsc::Receiver<Payload>,
+    mut queue: mpsc::Receiver<Queued>,
     consumers: usize,
 ) -> JoinHandle<()> {
     metrics::gauge!("otelcol_exporter_queue_capacity", "exporter" => id.to_string())
@@ -240,12 +309,18 @@ pub fn spawn(
                     record(signal, items, result);
                 }
                 next = queue.recv(), if in_flight.len() < consumers.max(1) => {
-                    let Some(payload) = next else { break };
+                    let Some((payload, room)) = next else { break };
                     let signal = payload.signal();
                     let items = payload.item_count() as u64;
                     let sending = exporter.start(&payload).await;
                     drop(payload);
-                    in_flight.spawn(async move { (signal, items, sending.await) });
+                    in_flight.spawn(async move {
+                        let result = sending.await;
+                        // The batch's room is given back once it is exported, not when dequeued:
+                        // documents being sent take memory too.
+                        drop(room);
+                        (signal, items, result)
+                    });
                 }
             }
         }
@@ -257,4 +332,65 @@ pub fn spawn(
             tracing::error!(exporter = %name, %error, "exporter shutdown failed");
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use std::time::Duration;
+
+    fn spans(n: usize) -> Payload {
+        Payload::Traces(vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span::default(); n],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    fn config(queue_size: usize, queue_size_items: usize) -> ExporterConfig {
+        ExporterConfig::Debug(
+            serde_yaml_ng::from_str(&format!(
+                "sending_queue: {{queue_size: {queue_size}, queue_size_items: {queue_size_items}}}"
+            ))
+            .unwrap(),
+        )
+    }
+
+    /// With paused time the timeout fires only once every task is idle, so "still waiting"
+    /// is decided without a real sleep.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waits_for_item_room_until_an_earlier_one_is_exported() {
+        let (input, mut queue) = ExporterInput::new(&config(1000, 100));
+        assert!(input.send(spans(60)).await);
+        assert_eq!(input.room.available_permits(), 40);
+        let second = input.send(spans(60));
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), &mut second)
+                .await
+                .is_err(),
+            "60 more items do not fit in the 40 left"
+        );
+        let (first, room) = queue.recv().await.unwrap();
+        assert_eq!(first.item_count(), 60);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), &mut second)
+                .await
+                .is_err(),
+            "dequeued is not exported: still no room"
+        );
+        drop(room);
+        assert!(
+            second.await,
+            "room given back on export lets the next batch in"
+        );
+        // A batch larger than the whole room takes all of it rather than waiting forever.
+        let (_, room) = queue.recv().await.unwrap();
+        drop(room);
+        assert!(input.send(spans(500)).await);
+        assert_eq!(input.room.available_permits(), 0);
+    }
 }

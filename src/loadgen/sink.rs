@@ -1,7 +1,8 @@
 //! `loadgen sink`: a loopback stand-in for X-Ray (PutTraceSegments) and CloudWatch Logs
 //! (PutLogEvents, CreateLogGroup, CreateLogStream, PutRetentionPolicy) that answers at once,
 //! checks shapes cheaply and counts, so a benchmark measures the sidecar and not an emulator.
-//! `GET /counts` returns the tallies as JSON.
+//! `GET /counts` returns the tallies as JSON; `POST /delay?ms=N` makes every X-Ray and
+//! PutLogEvents answer wait N ms, to stand for a destination slower than the load.
 
 use crate::http_server;
 use crate::pipeline::Shutdown;
@@ -19,6 +20,8 @@ pub struct Counts {
     pub logs_calls: AtomicU64,
     pub emf_events: AtomicU64,
     pub bad_shapes: AtomicU64,
+    /// Milliseconds every PutTraceSegments / PutLogEvents answer waits.
+    pub delay_ms: AtomicU64,
 }
 
 impl Counts {
@@ -47,6 +50,24 @@ async fn handle(
 ) -> Response<Full<Bytes>> {
     if request.uri().path() == "/counts" {
         return reply(200, counts.json());
+    }
+    if request.uri().path() == "/delay" {
+        let ms = request
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("ms="))
+            .and_then(|ms| ms.parse().ok());
+        return match ms {
+            Some(ms) => {
+                counts.delay_ms.store(ms, Ordering::Relaxed);
+                reply(200, json!({"delay_ms": ms}))
+            }
+            None => reply(400, json!({"message": "expected /delay?ms=N"})),
+        };
+    }
+    let delay = counts.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
     let target = request
         .headers()

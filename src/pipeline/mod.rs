@@ -19,7 +19,9 @@ pub use shutdown::{Shutdown, ShutdownTrigger};
 pub const PIPELINE_INPUT_CAPACITY: usize = 16;
 
 /// Capacity, in batches, between two processors and between the last processor and fan-out.
-pub const STAGE_CAPACITY: usize = 4;
+/// One: a batch can be 8,192 data points, and what bounds memory is the exporter's item room
+/// (`sending_queue.queue_size_items`), which batches parked here would escape.
+pub const STAGE_CAPACITY: usize = 1;
 
 /// How long a receiver waits for room in a full pipeline queue before refusing the request
 /// (HTTP 503 / gRPC UNAVAILABLE with a retry hint). Short, so clients learn about overload fast.

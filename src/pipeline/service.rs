@@ -70,7 +70,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
     }
 
     // Exporters: one task and one bounded queue per exporter id, shared by its pipelines.
-    let mut exporter_inputs: BTreeMap<ComponentId, mpsc::Sender<Payload>> = BTreeMap::new();
+    let mut exporter_inputs: BTreeMap<ComponentId, exporters::ExporterInput> = BTreeMap::new();
     let mut exporter_tasks = Vec::new();
     for pipeline in config.pipelines.values() {
         for id in &pipeline.exporters {
@@ -81,7 +81,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
             let exporter = Exporter::build(id, exporter_config)
                 .await
                 .map_err(|e| StartError::new(format!("exporters.{id}"), e))?;
-            let (tx, rx) = mpsc::channel(exporter_config.queue_size());
+            let (tx, rx) = exporters::ExporterInput::new(exporter_config);
             exporter_tasks.push(exporters::spawn(
                 id.clone(),
                 exporter,
@@ -108,7 +108,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
             ));
             stage_rx = rx;
         }
-        let outputs: Vec<(ComponentId, mpsc::Sender<Payload>)> = pipeline
+        let outputs: Vec<(ComponentId, exporters::ExporterInput)> = pipeline
             .exporters
             .iter()
             .map(|id| (id.clone(), exporter_inputs[id].clone()))
@@ -159,7 +159,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
 async fn fan_out(
     pipeline: PipelineId,
     mut input: mpsc::Receiver<Payload>,
-    outputs: Vec<(ComponentId, mpsc::Sender<Payload>)>,
+    outputs: Vec<(ComponentId, exporters::ExporterInput)>,
 ) {
     while let Some(payload) = input.recv().await {
         let last = outputs.len() - 1;
@@ -170,11 +170,12 @@ async fn fan_out(
             } else {
                 payload.clone().expect("present until the last exporter")
             };
-            if queue.send(item).await.is_err() {
+            if !queue.send(item).await {
                 tracing::error!(%pipeline, %exporter, "exporter stopped before its pipeline; batch lost");
             }
+            let batches = &queue.batches;
             metrics::gauge!("otelcol_exporter_queue_size", "exporter" => exporter.to_string())
-                .set((queue.max_capacity() - queue.capacity()) as f64);
+                .set((batches.max_capacity() - batches.capacity()) as f64);
         }
     }
 }

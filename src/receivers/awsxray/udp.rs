@@ -64,6 +64,10 @@ fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// Datagrams already waiting in the socket taken into one payload: a payload per datagram
+/// put the pipeline's per-request cost (queueing, self-metrics) on every segment.
+const DATAGRAMS_PER_PAYLOAD: usize = 64;
+
 async fn read_loop(
     receiver: String,
     socket: Arc<UdpSocket>,
@@ -84,14 +88,35 @@ async fn read_loop(
             },
             _ = &mut stop => break,
         };
-        match datagram_to_resource_spans(&buffer[..length]) {
-            Ok(resource_spans) => {
-                let payload = Payload::Traces(vec![resource_spans]);
-                // UDP cannot push back: a refusal is counted by `accept` and the segment is lost.
-                let _ = crate::receivers::accept(&receiver, "udp", &consumers, payload).await;
+        let mut resource_spans = Vec::new();
+        take_datagram(&receiver, &buffer[..length], &mut resource_spans);
+        // Whatever else has already arrived goes into the same payload, without waiting.
+        while resource_spans.len() < DATAGRAMS_PER_PAYLOAD {
+            match socket.try_recv_from(&mut buffer) {
+                Ok((length, _)) => take_datagram(&receiver, &buffer[..length], &mut resource_spans),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) => {
+                    tracing::warn!(%error, "UDP receive failed");
+                    break;
+                }
             }
-            Err(error) => count_bad_datagram(&receiver, error),
         }
+        if !resource_spans.is_empty() {
+            // UDP cannot push back: a refusal is counted by `accept` and the segments are lost.
+            let payload = Payload::Traces(resource_spans);
+            let _ = crate::receivers::accept(&receiver, "udp", &consumers, payload).await;
+        }
+    }
+}
+
+fn take_datagram(
+    receiver: &str,
+    datagram: &[u8],
+    into: &mut Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans>,
+) {
+    match datagram_to_resource_spans(datagram) {
+        Ok(resource_spans) => into.push(resource_spans),
+        Err(error) => count_bad_datagram(receiver, error),
     }
 }
 
