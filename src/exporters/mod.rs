@@ -91,33 +91,32 @@ impl ExporterConfig {
         }
     }
 
-    /// Capacity of the exporter's queue, in batches.
-    pub fn queue_size(&self) -> usize {
-        let settings = match self {
+    /// The exporter's `sending_queue` settings.
+    fn sending_queue(&self) -> &QueueSettings {
+        match self {
             ExporterConfig::AwsXray(c) => &c.sending_queue,
             ExporterConfig::AwsEmf(c) => &c.sending_queue,
             ExporterConfig::Debug(c) => &c.sending_queue,
             ExporterConfig::File(c) => &c.sending_queue,
-        };
-        settings.queue_size.max(1)
+        }
+    }
+
+    /// Capacity of the exporter's queue, in batches.
+    pub fn queue_size(&self) -> usize {
+        self.sending_queue().queue_size.max(1)
     }
 
     /// Items queued or in flight at most.
     pub fn queue_size_items(&self) -> usize {
-        let settings = match self {
-            ExporterConfig::AwsXray(c) => &c.sending_queue,
-            ExporterConfig::AwsEmf(c) => &c.sending_queue,
-            ExporterConfig::Debug(c) => &c.sending_queue,
-            ExporterConfig::File(c) => &c.sending_queue,
-        };
-        settings.queue_size_items.max(1)
+        self.sending_queue().queue_size_items.max(1)
     }
 
     /// How many exports may be in flight at once.
     pub fn consumers(&self) -> usize {
         match self {
-            ExporterConfig::AwsXray(c) => c.sending_queue.num_consumers.max(1),
-            ExporterConfig::AwsEmf(c) => c.sending_queue.num_consumers.max(1),
+            ExporterConfig::AwsXray(_) | ExporterConfig::AwsEmf(_) => {
+                self.sending_queue().num_consumers.max(1)
+            }
             _ => 1,
         }
     }
