@@ -336,18 +336,9 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use std::time::Duration;
 
-    fn spans(n: usize) -> Payload {
-        Payload::Traces(vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span::default(); n],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }])
-    }
+    use crate::pipeline::test_spans as spans;
 
     fn config(queue_size: usize, queue_size_items: usize) -> ExporterConfig {
         ExporterConfig::Debug(

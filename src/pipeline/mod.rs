@@ -9,6 +9,8 @@ mod service;
 mod shutdown;
 
 pub use consumers::{Consumers, Refused};
+#[cfg(test)]
+pub(crate) use payload::test_spans;
 pub use payload::{Payload, Signal, data_point_count};
 pub use service::{RunningService, StartError, start};
 pub use shutdown::{Shutdown, ShutdownTrigger};

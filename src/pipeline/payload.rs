@@ -309,6 +309,19 @@ mod split {
     }
 }
 
+/// A traces payload of `n` empty spans, for tests of the stages that count items.
+#[cfg(test)]
+pub(crate) fn test_spans(n: usize) -> Payload {
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    Payload::Traces(vec![ResourceSpans {
+        scope_spans: vec![ScopeSpans {
+            spans: vec![Span::default(); n],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -156,17 +156,8 @@ impl BatchProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
-    fn spans(n: usize) -> Payload {
-        Payload::Traces(vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: vec![Span::default(); n],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }])
-    }
+    use crate::pipeline::test_spans as spans;
 
     fn config(yaml: &str) -> BatchConfig {
         serde_yaml_ng::from_str(yaml).unwrap()
