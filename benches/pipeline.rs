@@ -103,18 +103,15 @@ fn statsd(c: &mut Criterion) {
 
 fn budget(c: &mut Criterion) {
     use otel_sidecar::exporters::awsemf::budget::{BudgetConfig, CardinalityBudget};
-    use std::collections::BTreeMap;
+    use otel_sidecar::exporters::awsemf::labels::Labels;
     let mut budget = CardinalityBudget::new(BudgetConfig::with_max_metrics(10_000));
     budget.advance(0);
-    let labels: BTreeMap<String, String> = [
+    let labels = Labels::from_pairs([
         ("OTelLib", "statsd"),
         ("route", "/api/chat"),
         ("code", "200"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let set: Vec<String> = labels.keys().cloned().collect();
+    ]);
+    let set: Vec<&str> = labels.keys().collect();
     let id = budget
         .hasher()
         .identity("ECS/OTEL/VM-X-AI", "requests", &set, &labels);

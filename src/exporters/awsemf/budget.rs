@@ -10,6 +10,7 @@
 //! Hot path: an admitted identity is one hash and one lookup in a map owned by the exporter's
 //! single task, with no allocation.
 
+use super::labels::Labels;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
@@ -137,8 +138,8 @@ impl IdentityHasher {
         &self,
         namespace: &str,
         metric: &str,
-        set: &[String],
-        labels: &BTreeMap<String, String>,
+        set: &[&str],
+        labels: &Labels<'_>,
     ) -> u64 {
         let mut h = self.0.build_hasher();
         h.write(namespace.as_bytes());
@@ -148,7 +149,7 @@ impl IdentityHasher {
             h.write_u8(0);
             h.write(key.as_bytes());
             h.write_u8(b'=');
-            h.write(labels.get(key).map(String::as_bytes).unwrap_or_default());
+            h.write(labels.get(key).map(str::as_bytes).unwrap_or_default());
         }
         h.finish()
     }
@@ -254,7 +255,7 @@ impl CardinalityBudget {
         namespace: &str,
         metric: &str,
         identities: &[u64],
-        labels: &BTreeMap<String, String>,
+        labels: &Labels<'_>,
     ) -> Admission {
         let hour = self.hour;
         let mut new = 0;
@@ -271,8 +272,11 @@ impl CardinalityBudget {
             Some(usage) => usage,
             None => self.names.entry(metric.to_string()).or_default(),
         };
-        for (key, value) in labels {
-            let values = usage.distinct_values.entry(key.clone()).or_default();
+        for (key, value) in labels.iter() {
+            let values = match usage.distinct_values.get_mut(key) {
+                Some(values) => values,
+                None => usage.distinct_values.entry(key.to_string()).or_default(),
+            };
             if values.len() < MAX_TRACKED_VALUES {
                 let mut h = self.hasher.0.build_hasher();
                 h.write(value.as_bytes());

@@ -1,9 +1,9 @@
 //! `metric_declarations`: which metrics CloudWatch extracts, and with which dimension sets.
 //! Regular expressions are unanchored, as the collector's RE2 ones are.
 
+use super::labels::Labels;
 use regex::Regex;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 /// CloudWatch allows 30 keys per dimension set (the collector drops declared sets over 10,
 /// aws-otel-collector#3024; we accept what CloudWatch accepts).
@@ -94,13 +94,10 @@ impl MetricDeclaration {
     }
 
     /// Whether the declaration covers this metric with these labels.
-    pub fn applies(&self, metric: &str, labels: &BTreeMap<String, String>) -> bool {
+    pub fn applies(&self, metric: &str, labels: &Labels<'_>) -> bool {
         let labels_match = self.matchers.is_empty()
             || self.matchers.iter().any(|(names, separator, regex)| {
-                let joined: Vec<&str> = names
-                    .iter()
-                    .map(|n| labels.get(n).map(String::as_str).unwrap_or(""))
-                    .collect();
+                let joined: Vec<&str> = names.iter().map(|n| labels.get(n).unwrap_or("")).collect();
                 regex.is_match(&joined.join(separator))
             });
         labels_match && self.selectors.iter().any(|s| s.is_match(metric))
@@ -109,7 +106,7 @@ impl MetricDeclaration {
     /// Declared sets whose every key is a label.
     pub fn dimension_sets<'a>(
         &'a self,
-        labels: &'a BTreeMap<String, String>,
+        labels: &'a Labels<'_>,
     ) -> impl Iterator<Item = &'a Vec<String>> {
         self.dimensions
             .iter()
@@ -121,11 +118,8 @@ impl MetricDeclaration {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn labels<'a>(pairs: &[(&'a str, &'a str)]) -> Labels<'a> {
+        Labels::from_pairs(pairs.iter().copied())
     }
 
     fn declaration(yaml: &str) -> Result<MetricDeclaration, (String, String)> {

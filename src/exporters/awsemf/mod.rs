@@ -4,6 +4,7 @@
 pub mod budget;
 mod declaration;
 mod delta;
+pub mod labels;
 mod send;
 pub mod translate;
 

@@ -6,8 +6,8 @@
 use super::translate::EmfEvent;
 use crate::aws::RetrySettings;
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub const MAX_BATCH_BYTES: usize = 1_048_576;
@@ -41,6 +41,38 @@ pub fn into_batches(events: Vec<EmfEvent>) -> Vec<Vec<EmfEvent>> {
     batches
 }
 
+/// The PutLogEvents request body: `{"logGroupName":…,"logStreamName":…,"logEvents":[…]}`.
+pub fn request_body(group: &str, stream: &str, batch: &[EmfEvent]) -> bytes::Bytes {
+    let size = 64
+        + group.len()
+        + stream.len()
+        + batch
+            .iter()
+            .map(|e| e.message.len() + e.message.len() / 8 + 48)
+            .sum::<usize>();
+    let mut body = Vec::with_capacity(size);
+    let json = |body: &mut Vec<u8>, text: &str| {
+        serde_json::to_writer(&mut *body, text).expect("writing JSON into memory cannot fail")
+    };
+    body.extend_from_slice(b"{\"logGroupName\":");
+    json(&mut body, group);
+    body.extend_from_slice(b",\"logStreamName\":");
+    json(&mut body, stream);
+    body.extend_from_slice(b",\"logEvents\":[");
+    for (i, event) in batch.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"timestamp\":");
+        body.extend_from_slice(event.timestamp_ms.to_string().as_bytes());
+        body.extend_from_slice(b",\"message\":");
+        json(&mut body, &event.message);
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
+    body.into()
+}
+
 pub struct LogsSender {
     pub exporter: String,
     pub client: aws_sdk_cloudwatchlogs::Client,
@@ -55,22 +87,35 @@ enum Failure {
     Permanent(String),
 }
 
+/// PutLogEvents calls one payload may have in flight at once.
+const CALLS_IN_FLIGHT: usize = 8;
+
 impl LogsSender {
-    /// Sends every event; returns how many were dropped (counted and logged).
-    pub async fn send(&self, events: Vec<EmfEvent>) -> u64 {
-        let mut streams: BTreeMap<(String, String), Vec<EmfEvent>> = BTreeMap::new();
+    /// Sends every event, up to [`CALLS_IN_FLIGHT`] calls at once (CloudWatch Logs takes
+    /// concurrent PutLogEvents to one stream since sequence tokens went away); returns how many
+    /// were dropped (counted and logged).
+    pub async fn send(self: &Arc<Self>, events: Vec<EmfEvent>) -> u64 {
+        let mut streams: BTreeMap<(Arc<str>, Arc<str>), Vec<EmfEvent>> = BTreeMap::new();
         for event in events {
             streams
                 .entry((event.log_group.clone(), event.log_stream.clone()))
                 .or_default()
                 .push(event);
         }
+        let mut calls = tokio::task::JoinSet::new();
         let mut dropped = 0;
         for ((group, stream), mut events) in streams {
             events.sort_by_key(|e| e.timestamp_ms);
             for batch in into_batches(events) {
-                dropped += self.send_batch(&group, &stream, batch).await;
+                if calls.len() >= CALLS_IN_FLIGHT {
+                    dropped += calls.join_next().await.map_or(0, |r| r.unwrap_or(0));
+                }
+                let (this, group, stream) = (self.clone(), group.clone(), stream.clone());
+                calls.spawn(async move { this.send_batch(&group, &stream, batch).await });
             }
+        }
+        while let Some(result) = calls.join_next().await {
+            dropped += result.unwrap_or(0);
         }
         dropped
     }
@@ -120,27 +165,25 @@ impl LogsSender {
 
     /// One PutLogEvents call; returns how many events CloudWatch rejected.
     async fn put(&self, group: &str, stream: &str, batch: &[EmfEvent]) -> Result<u64, Failure> {
-        let events: Vec<InputLogEvent> = batch
-            .iter()
-            .map(|e| {
-                InputLogEvent::builder()
-                    .timestamp(e.timestamp_ms)
-                    .message(&e.message)
-                    .build()
-                    .expect("timestamp and message set")
-            })
-            .collect();
+        // The SDK builds, signs and sends the call; the body is ours, each message escaped in
+        // one pass into one buffer (the SDK's byte-by-byte escaping and per-event copies were
+        // the largest cost of the metrics path in the profile).
+        let body = request_body(group, stream, batch);
         let result = self
             .client
             .put_log_events()
             .log_group_name(group)
             .log_stream_name(stream)
-            .set_log_events(Some(events))
+            .set_log_events(Some(Vec::new()))
             .customize()
-            .mutate_request(|request| {
+            .mutate_request(move |request| {
                 request
                     .headers_mut()
                     .insert("x-amzn-logs-format", "json/emf");
+                request
+                    .headers_mut()
+                    .insert("content-length", body.len().to_string());
+                *request.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
             })
             .send()
             .await;
@@ -289,6 +332,35 @@ mod tests {
                 .map(Vec::len)
                 .collect::<Vec<_>>(),
             vec![2, 1]
+        );
+    }
+
+    #[test]
+    fn the_request_body_carries_each_message_as_a_json_string() {
+        let messages = [
+            r#"{"a":"quote \" backslash \\ tab \t","n":1}"#.to_string(),
+            "control \u{1} newline \n non-ASCII é 漢".to_string(),
+        ];
+        let batch: Vec<EmfEvent> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| EmfEvent {
+                message: m.clone(),
+                ..event(1_700_000_000_000 + i as i64, 0)
+            })
+            .collect();
+        let body: serde_json::Value =
+            serde_json::from_slice(&request_body("/group \"x\"", "stream", &batch)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "logGroupName": "/group \"x\"",
+                "logStreamName": "stream",
+                "logEvents": [
+                    {"timestamp": 1_700_000_000_000i64, "message": messages[0]},
+                    {"timestamp": 1_700_000_000_001i64, "message": messages[1]},
+                ]
+            })
         );
     }
 }

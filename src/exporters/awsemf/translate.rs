@@ -9,13 +9,17 @@
 
 use super::budget::{Admission, CardinalityBudget, OVERFLOW_KEY};
 use super::delta::{DeltaCache, DeltaKey, ExpSnapshot, SparseBuckets};
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as Av};
+use super::labels::Labels;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
     NumberDataPoint, ResourceMetrics, SummaryDataPoint, metric::Data, number_data_point,
 };
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
 
 /// CloudWatch extracts at most 100 metrics per directive.
 pub const MAX_METRICS_PER_DIRECTIVE: usize = 100;
@@ -65,8 +69,8 @@ pub struct EmfSettings {
 /// One EMF log event, ready for PutLogEvents.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmfEvent {
-    pub log_group: String,
-    pub log_stream: String,
+    pub log_group: Arc<str>,
+    pub log_stream: Arc<str>,
     pub timestamp_ms: i64,
     pub message: String,
 }
@@ -103,21 +107,25 @@ pub enum EmfValue {
 }
 
 impl EmfValue {
-    fn to_json(&self) -> Value {
-        let num = |f: f64| {
-            serde_json::Number::from_f64(f)
-                .map(Value::Number)
-                .unwrap_or(Value::Null)
-        };
+    /// Appends the value's JSON (keys in the order serde_json's sorted maps wrote them).
+    fn write_json(&self, out: &mut Vec<u8>) {
         match self {
-            EmfValue::Number(v) => num(*v),
+            EmfValue::Number(v) => write_json(out, v),
             EmfValue::Statistics {
                 max,
                 min,
                 count,
                 sum,
             } => {
-                json!({"Max": num(*max), "Min": num(*min), "Count": count, "Sum": num(*sum)})
+                out.extend_from_slice(b"{\"Count\":");
+                write_json(out, count);
+                out.extend_from_slice(b",\"Max\":");
+                write_json(out, max);
+                out.extend_from_slice(b",\"Min\":");
+                write_json(out, min);
+                out.extend_from_slice(b",\"Sum\":");
+                write_json(out, sum);
+                out.push(b'}');
             }
             EmfValue::Distribution {
                 values,
@@ -126,30 +134,51 @@ impl EmfValue {
                 min,
                 count,
                 sum,
-            } => json!({
-                "Values": values.iter().map(|v| num(*v)).collect::<Vec<_>>(),
-                "Counts": counts.iter().map(|v| num(*v)).collect::<Vec<_>>(),
-                "Max": num(*max), "Min": num(*min), "Count": count, "Sum": num(*sum)
-            }),
+            } => {
+                out.extend_from_slice(b"{\"Count\":");
+                write_json(out, count);
+                out.extend_from_slice(b",\"Counts\":");
+                write_json(out, counts);
+                out.extend_from_slice(b",\"Max\":");
+                write_json(out, max);
+                out.extend_from_slice(b",\"Min\":");
+                write_json(out, min);
+                out.extend_from_slice(b",\"Sum\":");
+                write_json(out, sum);
+                out.extend_from_slice(b",\"Values\":");
+                write_json(out, values);
+                out.push(b'}');
+            }
         }
     }
 }
 
-/// Events sharing this key share one log event (a metric name at most once per event).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct GroupKey {
-    namespace: String,
-    timestamp_ms: i64,
-    log_group: String,
-    log_stream: String,
-    type_class: u8,
-    split: usize,
-    labels: BTreeMap<String, String>,
+/// Appends a value's JSON (strings escaped, non-finite numbers as `null`).
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    serde_json::to_writer(&mut *out, value).expect("writing JSON into memory cannot fail");
 }
 
-struct GroupedMetric {
-    name: String,
-    unit: String,
+/// Where a resource's events go; one per distinct target in a batch, shared by its events.
+struct Target {
+    namespace: String,
+    log_group: Arc<str>,
+    log_stream: Arc<str>,
+}
+
+/// Points sharing this key share one log event (a metric name at most once per event).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct GroupKey<'a> {
+    /// Index into the batch's targets.
+    target: usize,
+    timestamp_ms: i64,
+    type_class: u8,
+    split: usize,
+    labels: Labels<'a>,
+}
+
+struct GroupedMetric<'a> {
+    name: Cow<'a, str>,
+    unit: Cow<'a, str>,
     value: EmfValue,
     /// 1 (high resolution) or 60, from the `aws.emf.storage_resolution` label.
     storage_resolution: u8,
@@ -157,34 +186,6 @@ struct GroupedMetric {
 
 /// The label that asks CloudWatch for high-resolution storage; it is removed from the fields.
 pub const STORAGE_RESOLUTION_LABEL: &str = "aws.emf.storage_resolution";
-
-fn attribute_text(value: Option<&Av>) -> String {
-    match value {
-        Some(Av::StringValue(s)) => s.clone(),
-        Some(Av::IntValue(i)) => i.to_string(),
-        Some(Av::DoubleValue(d)) => d.to_string(),
-        Some(Av::BoolValue(b)) => b.to_string(),
-        Some(other) => crate::exporters::awsxray::translate::value_json(
-            &opentelemetry_proto::tonic::common::v1::AnyValue {
-                value: Some(other.clone()),
-            },
-        )
-        .to_string(),
-        None => String::new(),
-    }
-}
-
-fn labels_of(attributes: &[KeyValue]) -> BTreeMap<String, String> {
-    attributes
-        .iter()
-        .map(|kv| {
-            (
-                kv.key.clone(),
-                attribute_text(kv.value.as_ref().and_then(|v| v.value.as_ref())),
-            )
-        })
-        .collect()
-}
 
 /// CloudWatch unit names for the UCUM units OpenTelemetry uses.
 pub fn cloudwatch_unit(unit: &str) -> &str {
@@ -201,7 +202,7 @@ pub fn cloudwatch_unit(unit: &str) -> &str {
 
 /// `{ClusterName}`-style placeholders from resource attributes (the bare name first, then the
 /// mapped semantic key), `undefined` when missing, as in the collector.
-pub fn replace_placeholders(pattern: &str, resource: &BTreeMap<String, String>) -> String {
+pub fn replace_placeholders(pattern: &str, resource: &Labels<'_>) -> String {
     const MAPPED: &[(&str, &str)] = &[
         ("ClusterName", "aws.ecs.cluster.name"),
         ("TaskId", "aws.ecs.task.id"),
@@ -225,7 +226,7 @@ pub fn replace_placeholders(pattern: &str, resource: &BTreeMap<String, String>) 
                 MAPPED
                     .iter()
                     .find(|(n, _)| *n == name)
-                    .and_then(|(_, key)| resource.get(*key))
+                    .and_then(|(_, key)| resource.get(key))
             })
             .filter(|v| !v.is_empty());
         match value {
@@ -240,22 +241,26 @@ pub fn replace_placeholders(pattern: &str, resource: &BTreeMap<String, String>) 
 }
 
 /// Translates a batch into EMF events.
-pub fn translate(
-    batch: &[ResourceMetrics],
-    settings: &EmfSettings,
+pub fn translate<'a>(
+    batch: &'a [ResourceMetrics],
+    settings: &'a EmfSettings,
     deltas: &mut DeltaCache,
     mut budget: Option<&mut CardinalityBudget>,
     now_ms: i64,
 ) -> (Vec<EmfEvent>, TranslateStats) {
     let mut stats = TranslateStats::default();
-    let mut groups: BTreeMap<GroupKey, Vec<GroupedMetric>> = BTreeMap::new();
+    let mut targets: Vec<Target> = Vec::new();
+    let hasher = hashbrown::DefaultHashBuilder::default();
+    // Groups in the order they first appear, found by hash without storing their keys twice.
+    let mut groups: Vec<(GroupKey<'a>, Vec<GroupedMetric<'a>>)> = Vec::new();
+    let mut group_index: hashbrown::HashTable<usize> = hashbrown::HashTable::new();
     for resource_metrics in batch {
         let resource_attributes = resource_metrics
             .resource
             .as_ref()
             .map(|r| r.attributes.as_slice())
             .unwrap_or_default();
-        let resource = labels_of(resource_attributes);
+        let resource = Labels::from_attributes(resource_attributes, 0);
         let namespace = if !settings.namespace.is_empty() {
             settings.namespace.clone()
         } else {
@@ -264,7 +269,7 @@ pub fn translate(
                 resource.get("service.name"),
             ) {
                 (Some(ns), Some(name)) => format!("{ns}/{name}"),
-                (Some(one), None) | (None, Some(one)) => one.clone(),
+                (Some(one), None) | (None, Some(one)) => one.to_string(),
                 (None, None) => "default".into(),
             }
         };
@@ -275,52 +280,69 @@ pub fn translate(
             log_group
         };
         let log_stream = replace_placeholders(&settings.log_stream_name, &resource);
-        let mut scope_name = String::new();
+        let target = match targets.iter().rposition(|t| {
+            t.namespace == namespace && *t.log_group == *log_group && *t.log_stream == *log_stream
+        }) {
+            Some(i) => i,
+            None => {
+                targets.push(Target {
+                    namespace,
+                    log_group: log_group.into(),
+                    log_stream: log_stream.into(),
+                });
+                targets.len() - 1
+            }
+        };
+        let Target {
+            namespace,
+            log_group,
+            log_stream,
+        } = &targets[target];
+        let mut scope_name: &'a str = "";
         for scope_metrics in &resource_metrics.scope_metrics {
             // Collector quirk kept for identical dimensions: an empty scope name inherits the
             // previous scope's within the same resource.
             if let Some(name) = scope_metrics
                 .scope
                 .as_ref()
-                .map(|s| &s.name)
+                .map(|s| s.name.as_str())
                 .filter(|n| !n.is_empty())
             {
-                scope_name = name.clone();
+                scope_name = name;
             }
             for metric in &scope_metrics.metrics {
-                let unit = match settings.descriptors.get(&metric.name) {
-                    Some((unit, overwrite)) if *overwrite || metric.unit.is_empty() => unit.clone(),
-                    _ => cloudwatch_unit(&metric.unit).to_string(),
+                let unit: Cow<'a, str> = match settings.descriptors.get(&metric.name) {
+                    Some((unit, overwrite)) if *overwrite || metric.unit.is_empty() => {
+                        Cow::Borrowed(unit)
+                    }
+                    _ => Cow::Borrowed(cloudwatch_unit(&metric.unit)),
                 };
                 for point in points(
-                    metric,
-                    settings,
-                    deltas,
-                    &namespace,
-                    &log_group,
-                    &log_stream,
-                    &mut stats,
+                    metric, settings, deltas, namespace, log_group, log_stream, &mut stats,
                 ) {
-                    let mut labels = labels_of(point.attributes);
-                    if let Some((key, value)) = &point.extra_label {
-                        labels.insert(key.to_string(), value.clone());
+                    let mut labels = Labels::from_attributes(point.attributes, 1);
+                    if let Some((key, value)) = point.extra_label {
+                        labels.insert(key, value);
                     }
                     let storage_resolution =
                         match labels.remove(STORAGE_RESOLUTION_LABEL).as_deref() {
                             Some("1") => 1,
                             _ => 60,
                         };
-                    let name = point.name.clone().unwrap_or_else(|| metric.name.clone());
+                    let name: Cow<'a, str> = match point.name {
+                        Some(name) => Cow::Owned(name),
+                        None => Cow::Borrowed(&metric.name),
+                    };
                     if settings.resource_to_telemetry {
-                        for (k, v) in &resource {
+                        for (k, v) in resource.pairs() {
                             if settings.exclude_service_attributes && k.starts_with("service.") {
                                 continue;
                             }
-                            labels.entry(k.clone()).or_insert_with(|| v.clone());
+                            labels.insert_if_absent(k, v);
                         }
                     }
                     if !scope_name.is_empty() {
-                        labels.insert(OTEL_LIB.into(), scope_name.clone());
+                        labels.insert(OTEL_LIB, scope_name);
                     }
                     let timestamp_ms = if point.time_unix_nano == 0 {
                         now_ms
@@ -328,41 +350,56 @@ pub fn translate(
                         (point.time_unix_nano / 1_000_000) as i64
                     };
                     let mut key = GroupKey {
-                        namespace: namespace.clone(),
+                        target,
                         timestamp_ms,
-                        log_group: log_group.clone(),
-                        log_stream: log_stream.clone(),
                         type_class: point.type_class,
                         split: point.split,
                         labels,
                     };
-                    // A second value for a metric already in the group goes to the next event
-                    // with the same dimensions instead of being dropped.
-                    while groups
-                        .get(&key)
-                        .is_some_and(|g| g.iter().any(|m| m.name == name))
-                    {
-                        key.split += 1_000;
-                    }
-                    groups.entry(key).or_default().push(GroupedMetric {
+                    let metric = GroupedMetric {
                         name,
                         unit: unit.clone(),
                         value: point.value,
                         storage_resolution,
-                    });
+                    };
+                    // A second value for a metric already in the group goes to the next event
+                    // with the same dimensions instead of being dropped.
+                    loop {
+                        let hash = hasher.hash_one(&key);
+                        match group_index.find(hash, |&i| groups[i].0 == key) {
+                            Some(&i) if groups[i].1.iter().any(|m| m.name == metric.name) => {
+                                key.split += 1_000;
+                            }
+                            Some(&i) => {
+                                groups[i].1.push(metric);
+                                break;
+                            }
+                            None => {
+                                groups.push((key, vec![metric]));
+                                group_index.insert_unique(hash, groups.len() - 1, |&i| {
+                                    hasher.hash_one(&groups[i].0)
+                                });
+                                break;
+                            }
+                        }
+                    }
                 }
             }
         }
     }
-    let mut events = Vec::new();
-    for (key, metrics) in groups {
-        events.extend(build_events(
+    let mut events = Vec::with_capacity(groups.len());
+    let mut buffer = Vec::new();
+    for (key, metrics) in &groups {
+        build_events(
+            &targets[key.target],
             key,
             metrics,
             settings,
             &mut budget,
             &mut stats,
-        ));
+            &mut buffer,
+            &mut events,
+        );
     }
     (events, stats)
 }
@@ -733,30 +770,27 @@ pub fn exponential_values(p: &ExponentialHistogramDataPoint) -> Vec<EmfValue> {
 }
 
 /// The rollup's own dimension sets (without the full label set).
-fn rollup_sets(labels: &BTreeMap<String, String>, rollup: DimensionRollup) -> Vec<Vec<String>> {
+fn rollup_sets<'k>(labels: &'k Labels<'_>, rollup: DimensionRollup) -> Vec<Vec<&'k str>> {
     let mut sets = Vec::new();
     let has_lib = labels.contains_key(OTEL_LIB);
-    let base: Vec<String> = if has_lib {
-        vec![OTEL_LIB.into()]
-    } else {
-        vec![]
-    };
-    let others: Vec<&String> = labels.keys().filter(|k| *k != OTEL_LIB).collect();
-    if rollup == DimensionRollup::ZeroAndSingleDimensionRollup && !others.is_empty() && has_lib {
-        sets.push(base.clone());
+    let others = labels.len() - usize::from(has_lib);
+    if rollup == DimensionRollup::ZeroAndSingleDimensionRollup && others > 0 && has_lib {
+        sets.push(vec![OTEL_LIB]);
     }
     if rollup != DimensionRollup::NoDimensionRollup {
-        for other in &others {
-            let mut set = base.clone();
-            set.push((*other).clone());
-            set.sort();
+        for other in labels.keys().filter(|k| *k != OTEL_LIB) {
+            let set = match has_lib {
+                false => vec![other],
+                true if other < OTEL_LIB => vec![other, OTEL_LIB],
+                true => vec![OTEL_LIB, other],
+            };
             sets.push(set);
         }
     }
     sets
 }
 
-fn push_unique(sets: &mut Vec<Vec<String>>, set: Vec<String>) {
+fn push_unique<'k>(sets: &mut Vec<Vec<&'k str>>, set: Vec<&'k str>) {
     if !sets.contains(&set) {
         sets.push(set);
     }
@@ -764,13 +798,10 @@ fn push_unique(sets: &mut Vec<Vec<String>>, set: Vec<String>) {
 
 /// The dimension sets of one label set under the rollup option: the full set first (unless a
 /// rollup set already equals it, with one label besides OTelLib), as the collector writes them.
-pub fn dimension_sets(
-    labels: &BTreeMap<String, String>,
-    rollup: DimensionRollup,
-) -> Vec<Vec<String>> {
-    let full: Vec<String> = labels.keys().cloned().collect();
+pub fn dimension_sets<'k>(labels: &'k Labels<'_>, rollup: DimensionRollup) -> Vec<Vec<&'k str>> {
+    let full: Vec<&str> = labels.keys().collect();
     let rollups = rollup_sets(labels, rollup);
-    let mut sets = Vec::new();
+    let mut sets = Vec::with_capacity(rollups.len() + 1);
     if !rollups.contains(&full) {
         sets.push(full);
     }
@@ -782,16 +813,16 @@ pub fn dimension_sets(
 
 /// The dimension sets CloudWatch extracts for one metric, or `None` when no declaration
 /// covers it. Sets over [`MAX_DIMENSIONS_PER_SET`] keys are left out and counted.
-fn metric_dimension_sets(
+fn metric_dimension_sets<'k>(
     metric: &str,
-    labels: &BTreeMap<String, String>,
-    settings: &EmfSettings,
+    labels: &'k Labels<'_>,
+    settings: &'k EmfSettings,
     stats: &mut TranslateStats,
-) -> Option<Vec<Vec<String>>> {
-    let candidates = if settings.declarations.is_empty() {
+) -> Option<Vec<Vec<&'k str>>> {
+    let mut candidates = if settings.declarations.is_empty() {
         dimension_sets(labels, settings.rollup)
     } else {
-        let mut sets: Vec<Vec<String>> = Vec::new();
+        let mut sets: Vec<Vec<&str>> = Vec::new();
         let mut covered = false;
         for declaration in settings
             .declarations
@@ -799,77 +830,83 @@ fn metric_dimension_sets(
             .filter(|d| d.applies(metric, labels))
         {
             covered = true;
-            sets.extend(declaration.dimension_sets(labels).cloned());
+            sets.extend(
+                declaration
+                    .dimension_sets(labels)
+                    .map(|set| set.iter().map(String::as_str).collect()),
+            );
         }
         if !covered {
             return None;
         }
         // Rollup sets are appended to the declared ones, as in the collector.
-        let mut unique: Vec<Vec<String>> = Vec::new();
+        let mut unique: Vec<Vec<&str>> = Vec::new();
         for set in sets.into_iter().chain(rollup_sets(labels, settings.rollup)) {
             push_unique(&mut unique, set);
         }
         unique
     };
-    let mut kept = Vec::new();
-    for set in candidates {
-        if set.len() > MAX_DIMENSIONS_PER_SET {
-            stats.dimension_sets_over_limit += 1;
-        } else {
-            kept.push(set);
-        }
-    }
-    Some(kept)
+    let before = candidates.len();
+    candidates.retain(|set| set.len() <= MAX_DIMENSIONS_PER_SET);
+    stats.dimension_sets_over_limit += (before - candidates.len()) as u64;
+    Some(candidates)
 }
 
 /// CloudWatch Logs' limit on one event, less the 26 bytes it adds.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024 - 26;
 
+#[allow(clippy::too_many_arguments)]
 fn build_events(
-    key: GroupKey,
-    metrics: Vec<GroupedMetric>,
+    target: &Target,
+    key: &GroupKey<'_>,
+    metrics: &[GroupedMetric<'_>],
     settings: &EmfSettings,
     budget: &mut Option<&mut CardinalityBudget>,
     stats: &mut TranslateStats,
-) -> Vec<EmfEvent> {
-    let message = render(&key, &metrics, settings, budget, stats);
-    if message.len() <= MAX_EVENT_BYTES || metrics.len() == 1 {
-        return vec![EmfEvent {
-            log_group: key.log_group.clone(),
-            log_stream: key.log_stream.clone(),
+    buffer: &mut Vec<u8>,
+    events: &mut Vec<EmfEvent>,
+) {
+    buffer.clear();
+    render(target, key, metrics, settings, budget, stats, buffer);
+    if buffer.len() <= MAX_EVENT_BYTES || metrics.len() == 1 {
+        events.push(EmfEvent {
+            log_group: target.log_group.clone(),
+            log_stream: target.log_stream.clone(),
             timestamp_ms: key.timestamp_ms,
-            message,
-        }];
+            message: String::from_utf8(buffer.clone()).expect("rendered JSON is UTF-8"),
+        });
+        return;
     }
     // Too large for one event: split by metrics rather than truncating into invalid JSON.
-    let mut metrics = metrics;
-    let second = metrics.split_off(metrics.len() / 2);
-    let mut events = build_events(key.clone(), metrics, settings, budget, stats);
-    events.extend(build_events(key, second, settings, budget, stats));
-    events
+    let (first, second) = metrics.split_at(metrics.len() / 2);
+    build_events(target, key, first, settings, budget, stats, buffer, events);
+    build_events(target, key, second, settings, budget, stats, buffer, events);
 }
 
+/// A top-level field of an event, written in key order as the collector's sorted maps are.
+enum Field<'r> {
+    Text(&'r str),
+    Decoded(Value),
+    Metric(&'r EmfValue),
+    Aws,
+    Directives,
+    TimestampText,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn render(
-    key: &GroupKey,
-    metrics: &[GroupedMetric],
+    target: &Target,
+    key: &GroupKey<'_>,
+    metrics: &[GroupedMetric<'_>],
     settings: &EmfSettings,
     budget: &mut Option<&mut CardinalityBudget>,
     stats: &mut TranslateStats,
-) -> String {
-    let mut fields = Map::new();
-    for (k, v) in &key.labels {
-        let value = if settings.json_encoded_labels.contains(k) {
-            serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.clone()))
-        } else {
-            Value::String(v.clone())
-        };
-        fields.insert(k.clone(), value);
-    }
-    for m in metrics {
-        fields.insert(m.name.clone(), m.value.to_json());
-    }
+    out: &mut Vec<u8>,
+) {
+    let namespace = target.namespace.as_str();
+    let mut folded = false;
     // Each metric's dimension sets; metrics sharing the same sets share directives.
-    let mut by_sets: Vec<(Vec<Vec<String>>, Vec<&GroupedMetric>)> = Vec::new();
+    let mut by_sets: Vec<(Vec<Vec<&str>>, Vec<&GroupedMetric>)> = Vec::new();
     for metric in metrics {
         let Some(mut sets) = metric_dimension_sets(&metric.name, &key.labels, settings, stats)
         else {
@@ -881,14 +918,14 @@ fn render(
                 .map(|set| {
                     budget
                         .hasher()
-                        .identity(&key.namespace, &metric.name, set, &key.labels)
+                        .identity(namespace, &metric.name, set, &key.labels)
                 })
                 .collect();
-            match budget.admit(&key.namespace, &metric.name, &identities, &key.labels) {
+            match budget.admit(namespace, &metric.name, &identities, &key.labels) {
                 Admission::Admitted => {}
                 Admission::Folded => {
-                    fields.insert(OVERFLOW_KEY.into(), Value::String("true".into()));
-                    sets = vec![vec![OVERFLOW_KEY.to_string()]];
+                    folded = true;
+                    sets = vec![vec![OVERFLOW_KEY]];
                     stats.folded_points += 1;
                 }
                 Admission::Dropped => {
@@ -902,38 +939,101 @@ fn render(
             None => by_sets.push((sets, vec![metric])),
         }
     }
-    let directives: Vec<Value> = by_sets
-        .iter()
-        .flat_map(|(dimensions, members)| {
-            members.chunks(MAX_METRICS_PER_DIRECTIVE).map(move |chunk| {
-                json!({
-                    "Namespace": key.namespace,
-                    "Dimensions": dimensions,
-                    "Metrics": chunk.iter().map(|m| json!({"Name": m.name, "Unit": m.unit, "StorageResolution": m.storage_resolution})).collect::<Vec<_>>(),
-                })
-            })
-        })
-        .collect();
-    if directives.is_empty() {
-        // No declaration covers any metric here: the values stay queryable in CloudWatch Logs,
-        // but nothing is extracted (and billed) as a metric.
-        return Value::Object(fields).to_string();
+    // Fields in the order a map would receive them; a later one replaces an earlier one.
+    let mut fields: Vec<(&str, Field)> = Vec::with_capacity(key.labels.len() + metrics.len() + 3);
+    for (k, v) in key.labels.iter() {
+        let field = if settings.json_encoded_labels.iter().any(|l| l == k) {
+            serde_json::from_str(v)
+                .map(Field::Decoded)
+                .unwrap_or(Field::Text(v))
+        } else {
+            Field::Text(v)
+        };
+        fields.push((k, field));
     }
-    if settings.version_zero {
-        fields.insert("Version".into(), json!("0"));
-        fields.insert("CloudWatchMetrics".into(), Value::Array(directives));
-        fields.insert(
-            "Timestamp".into(),
-            Value::String(key.timestamp_ms.to_string()),
-        );
-    } else {
-        fields.insert("Version".into(), json!("1"));
-        fields.insert(
-            "_aws".into(),
-            json!({"CloudWatchMetrics": directives, "Timestamp": key.timestamp_ms}),
-        );
+    for m in metrics {
+        fields.push((&m.name, Field::Metric(&m.value)));
     }
-    Value::Object(fields).to_string()
+    if folded {
+        fields.push((OVERFLOW_KEY, Field::Text("true")));
+    }
+    let extracted = !by_sets.is_empty();
+    // Without directives no declaration covers any metric here: the values stay queryable in
+    // CloudWatch Logs, but nothing is extracted (and billed) as a metric.
+    if extracted && settings.version_zero {
+        fields.push(("Version", Field::Text("0")));
+        fields.push(("CloudWatchMetrics", Field::Directives));
+        fields.push(("Timestamp", Field::TimestampText));
+    } else if extracted {
+        fields.push(("Version", Field::Text("1")));
+        fields.push(("_aws", Field::Aws));
+    }
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    out.push(b'{');
+    let mut first = true;
+    for (i, (name, field)) in fields.iter().enumerate() {
+        if fields.get(i + 1).is_some_and(|next| next.0 == *name) {
+            continue;
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_json(out, *name);
+        out.push(b':');
+        match field {
+            Field::Text(text) => write_json(out, *text),
+            Field::Decoded(value) => write_json(out, value),
+            Field::Metric(value) => value.write_json(out),
+            Field::Directives => write_directives(out, namespace, &by_sets),
+            Field::TimestampText => write_json(out, &key.timestamp_ms.to_string()),
+            Field::Aws => {
+                out.extend_from_slice(b"{\"CloudWatchMetrics\":");
+                write_directives(out, namespace, &by_sets);
+                out.extend_from_slice(b",\"Timestamp\":");
+                write_json(out, &key.timestamp_ms);
+                out.push(b'}');
+            }
+        }
+    }
+    out.push(b'}');
+}
+
+/// `[{"Dimensions":[…],"Metrics":[{"Name":…,"StorageResolution":…,"Unit":…}],"Namespace":…}]`
+fn write_directives(
+    out: &mut Vec<u8>,
+    namespace: &str,
+    by_sets: &[(Vec<Vec<&str>>, Vec<&GroupedMetric>)],
+) {
+    out.push(b'[');
+    let mut first = true;
+    for (dimensions, members) in by_sets {
+        for chunk in members.chunks(MAX_METRICS_PER_DIRECTIVE) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(b"{\"Dimensions\":");
+            write_json(out, dimensions);
+            out.extend_from_slice(b",\"Metrics\":[");
+            for (i, m) in chunk.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"Name\":");
+                write_json(out, &*m.name);
+                out.extend_from_slice(b",\"StorageResolution\":");
+                write_json(out, &m.storage_resolution);
+                out.extend_from_slice(b",\"Unit\":");
+                write_json(out, &*m.unit);
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"],\"Namespace\":");
+            write_json(out, namespace);
+            out.push(b'}');
+        }
+    }
+    out.push(b']');
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! Metrics in, EMF documents out.
 
 use super::*;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
 use opentelemetry_proto::tonic::metrics::v1::{
     ExponentialHistogram, Gauge, Histogram, ScopeMetrics, Sum,
     exponential_histogram_data_point::Buckets,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use serde_json::json;
 
 const STATSD_SCOPE: &str =
     "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/statsdreceiver";
@@ -120,10 +122,7 @@ fn a_statsd_counter_becomes_the_collectors_document() {
 
 #[test]
 fn rollup_options() {
-    let labels: BTreeMap<String, String> = [("OTelLib", "x"), ("route", "/a"), ("method", "GET")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let labels = Labels::from_pairs([("OTelLib", "x"), ("route", "/a"), ("method", "GET")]);
     let sets = |rollup| dimension_sets(&labels, rollup);
     let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     assert_eq!(
@@ -147,7 +146,7 @@ fn rollup_options() {
         sets(DimensionRollup::NoDimensionRollup),
         vec![v(&["OTelLib", "method", "route"])]
     );
-    let only_lib: BTreeMap<String, String> = [("OTelLib".to_string(), "x".to_string())].into();
+    let only_lib = Labels::from_pairs([("OTelLib", "x")]);
     assert_eq!(
         dimension_sets(&only_lib, DimensionRollup::ZeroAndSingleDimensionRollup),
         vec![v(&["OTelLib"])]
@@ -476,11 +475,7 @@ fn non_finite_and_unrecorded_points_are_skipped() {
 
 #[test]
 fn placeholders_resolve_from_the_resource() {
-    let resource: BTreeMap<String, String> =
-        [("aws.ecs.task.id", "abc123"), ("service.name", "api")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    let resource = Labels::from_pairs([("aws.ecs.task.id", "abc123"), ("service.name", "api")]);
     assert_eq!(replace_placeholders("{TaskId}", &resource), "abc123");
     assert_eq!(
         replace_placeholders("/ecs/{ServiceName}/{ClusterName}", &resource),
