@@ -3,6 +3,7 @@
 pub mod awsemf;
 pub mod awsxray;
 pub mod debug;
+pub mod embedded_json;
 pub mod file;
 
 use crate::config::{ComponentId, DecodeError, decode_section};
@@ -195,16 +196,16 @@ impl Exporter {
 
     /// Does the part of an export that needs the exporter itself (translation, in order) and
     /// returns the part that waits on the network, which may overlap other exports.
-    async fn start(&mut self, payload: &Payload) -> InFlight {
+    async fn start(&mut self, payload: Payload) -> InFlight {
         match self {
-            Exporter::AwsXray(e) => e.start(payload),
-            Exporter::AwsEmf(e) => e.start(payload),
+            Exporter::AwsXray(e) => e.start(&payload),
+            Exporter::AwsEmf(e) => e.start(payload).await,
             Exporter::Debug(e) => {
-                e.export(payload);
+                e.export(&payload);
                 Box::pin(std::future::ready(Ok(())))
             }
             Exporter::File(e) => {
-                let result = e.export(payload).await;
+                let result = e.export(&payload).await;
                 Box::pin(std::future::ready(result))
             }
         }
@@ -311,8 +312,7 @@ pub fn spawn(
                     let Some((payload, room)) = next else { break };
                     let signal = payload.signal();
                     let items = payload.item_count() as u64;
-                    let sending = exporter.start(&payload).await;
-                    drop(payload);
+                    let sending = exporter.start(payload).await;
                     in_flight.spawn(async move {
                         let result = sending.await;
                         // The batch's room is given back once it is exported, not when dequeued:

@@ -161,12 +161,15 @@ impl AwsEmfExporterConfig {
 
 pub struct AwsEmfExporter {
     id: String,
-    settings: EmfSettings,
+    settings: std::sync::Arc<EmfSettings>,
     deltas: delta::DeltaCache,
     budget: Option<budget::CardinalityBudget>,
     /// `None` writes EMF lines to stdout (`output_destination: stdout`).
     sender: Option<std::sync::Arc<send::LogsSender>>,
 }
+
+/// Batches from this many points are translated on the blocking pool.
+const BLOCKING_TRANSLATION_ITEMS: u64 = 512;
 
 fn unix_nanos() -> u64 {
     std::time::SystemTime::now()
@@ -230,7 +233,7 @@ impl AwsEmfExporter {
         };
         Ok(AwsEmfExporter {
             id: id.to_string(),
-            settings,
+            settings: std::sync::Arc::new(settings),
             deltas: delta::DeltaCache::default(),
             budget: config
                 .cardinality_budget
@@ -266,22 +269,36 @@ impl AwsEmfExporter {
 
     /// Translates the payload now (the delta cache and budget need the batches in order) and
     /// returns the sending, to be awaited.
-    pub fn start(&mut self, payload: &Payload) -> crate::exporters::InFlight {
+    pub async fn start(&mut self, payload: Payload) -> crate::exporters::InFlight {
+        let items = payload.item_count() as u64;
         let Payload::Metrics(batch) = payload else {
             return Box::pin(std::future::ready(Ok(())));
         };
         let now_ms = (unix_nanos() / 1_000_000) as i64;
-        self.deltas.advance(now_ms);
-        if let Some(budget) = self.budget.as_mut() {
-            budget.advance(now_ms);
-        }
-        let (events, stats) = translate::translate(
-            batch,
-            &self.settings,
-            &mut self.deltas,
-            self.budget.as_mut(),
-            now_ms,
-        );
+        let settings = self.settings.clone();
+        let mut deltas = std::mem::take(&mut self.deltas);
+        let mut budget = self.budget.take();
+        let translate = move || {
+            deltas.advance(now_ms);
+            if let Some(budget) = budget.as_mut() {
+                budget.advance(now_ms);
+            }
+            let (events, stats) =
+                translate::translate(&batch, &settings, &mut deltas, budget.as_mut(), now_ms);
+            drop(batch);
+            (deltas, budget, events, stats)
+        };
+        // A full batch takes tens of milliseconds to translate; on the blocking pool the runtime
+        // keeps receiving and sending meanwhile (on one core the scheduler interleaves them).
+        let (deltas, budget, events, stats) = if items < BLOCKING_TRANSLATION_ITEMS {
+            translate()
+        } else {
+            tokio::task::spawn_blocking(translate)
+                .await
+                .expect("EMF translation does not panic")
+        };
+        self.deltas = deltas;
+        self.budget = budget;
         let labels = [("exporter", self.id.clone())];
         if let Some(budget) = &self.budget {
             self.publish_budget(budget);
@@ -296,11 +313,10 @@ impl AwsEmfExporter {
         metrics::counter!("otelsidecar_emf_events", &labels).increment(events.len() as u64);
         let Some(sender) = self.sender.clone() else {
             for event in &events {
-                println!("{}", event.message);
+                println!("{}", event.message());
             }
             return Box::pin(std::future::ready(Ok(())));
         };
-        let items = payload.item_count() as u64;
         Box::pin(async move {
             let dropped = sender.send(events).await;
             if dropped > 0 {

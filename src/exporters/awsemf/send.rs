@@ -22,7 +22,7 @@ pub fn into_batches(events: Vec<EmfEvent>) -> Vec<Vec<EmfEvent>> {
     let mut current: Vec<EmfEvent> = Vec::new();
     let mut bytes = 0;
     for event in events {
-        let size = event.message.len() + EVENT_OVERHEAD_BYTES;
+        let size = event.size + EVENT_OVERHEAD_BYTES;
         let too_long = current
             .first()
             .is_some_and(|first| event.timestamp_ms - first.timestamp_ms > MAX_BATCH_SPAN_MS);
@@ -43,13 +43,8 @@ pub fn into_batches(events: Vec<EmfEvent>) -> Vec<Vec<EmfEvent>> {
 
 /// The PutLogEvents request body: `{"logGroupName":…,"logStreamName":…,"logEvents":[…]}`.
 pub fn request_body(group: &str, stream: &str, batch: &[EmfEvent]) -> bytes::Bytes {
-    let size = 64
-        + group.len()
-        + stream.len()
-        + batch
-            .iter()
-            .map(|e| e.message.len() + e.message.len() / 8 + 48)
-            .sum::<usize>();
+    let size =
+        64 + group.len() + stream.len() + batch.iter().map(|e| e.escaped.len() + 48).sum::<usize>();
     let mut body = Vec::with_capacity(size);
     let json = |body: &mut Vec<u8>, text: &str| {
         serde_json::to_writer(&mut *body, text).expect("writing JSON into memory cannot fail")
@@ -65,9 +60,9 @@ pub fn request_body(group: &str, stream: &str, batch: &[EmfEvent]) -> bytes::Byt
         }
         body.extend_from_slice(b"{\"timestamp\":");
         body.extend_from_slice(event.timestamp_ms.to_string().as_bytes());
-        body.extend_from_slice(b",\"message\":");
-        json(&mut body, &event.message);
-        body.push(b'}');
+        body.extend_from_slice(b",\"message\":\"");
+        body.extend_from_slice(&event.escaped);
+        body.extend_from_slice(b"\"}");
     }
     body.extend_from_slice(b"]}");
     body.into()
@@ -288,12 +283,7 @@ mod tests {
     use super::*;
 
     fn event(ts: i64, bytes: usize) -> EmfEvent {
-        EmfEvent {
-            log_group: "g".into(),
-            log_stream: "s".into(),
-            timestamp_ms: ts,
-            message: "x".repeat(bytes),
-        }
+        EmfEvent::from_message("g", "s", ts, &"x".repeat(bytes))
     }
 
     #[test]
@@ -312,7 +302,7 @@ mod tests {
         let exact: Vec<EmfEvent> = (0..4).map(|i| event(i, per_event)).collect();
         assert_eq!(into_batches(exact).len(), 1);
         let mut over: Vec<EmfEvent> = (0..4).map(|i| event(i, per_event)).collect();
-        over[3].message.push('x');
+        over[3] = event(3, per_event + 1);
         assert_eq!(
             into_batches(over).iter().map(Vec::len).collect::<Vec<_>>(),
             vec![3, 1]
@@ -344,10 +334,7 @@ mod tests {
         let batch: Vec<EmfEvent> = messages
             .iter()
             .enumerate()
-            .map(|(i, m)| EmfEvent {
-                message: m.clone(),
-                ..event(1_700_000_000_000 + i as i64, 0)
-            })
+            .map(|(i, m)| EmfEvent::from_message("g", "s", 1_700_000_000_000 + i as i64, m))
             .collect();
         let body: serde_json::Value =
             serde_json::from_slice(&request_body("/group \"x\"", "stream", &batch)).unwrap();

@@ -10,6 +10,8 @@
 use super::budget::{Admission, CardinalityBudget, OVERFLOW_KEY};
 use super::delta::{DeltaCache, DeltaKey, ExpSnapshot, SparseBuckets};
 use super::labels::Labels;
+use crate::exporters::embedded_json;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
@@ -72,7 +74,36 @@ pub struct EmfEvent {
     pub log_group: Arc<str>,
     pub log_stream: Arc<str>,
     pub timestamp_ms: i64,
-    pub message: String,
+    /// The event's JSON escaped to sit inside a JSON string of the request body (see
+    /// [`embedded_json`]): a slice of one buffer holding every event of the batch.
+    pub escaped: Bytes,
+    /// Bytes of the JSON itself, which CloudWatch counts against its limits.
+    pub size: usize,
+}
+
+impl EmfEvent {
+    /// An event from its plain JSON.
+    pub fn from_message(
+        log_group: &str,
+        log_stream: &str,
+        timestamp_ms: i64,
+        message: &str,
+    ) -> Self {
+        let quoted = Bytes::from(serde_json::to_vec(message).expect("a string is JSON"));
+        EmfEvent {
+            log_group: log_group.into(),
+            log_stream: log_stream.into(),
+            timestamp_ms,
+            // The JSON string's contents, without its quotes.
+            escaped: quoted.slice(1..quoted.len() - 1),
+            size: message.len(),
+        }
+    }
+
+    /// The event's plain JSON, as CloudWatch Logs stores it.
+    pub fn message(&self) -> String {
+        embedded_json::unescape(&self.escaped)
+    }
 }
 
 /// What a translation skipped, for self-metrics.
@@ -108,24 +139,24 @@ pub enum EmfValue {
 
 impl EmfValue {
     /// Appends the value's JSON (keys in the order serde_json's sorted maps wrote them).
-    fn write_json(&self, out: &mut Vec<u8>) {
+    fn write_json(&self, w: &mut EventWriter) {
         match self {
-            EmfValue::Number(v) => write_json(out, v),
+            EmfValue::Number(v) => w.value(v),
             EmfValue::Statistics {
                 max,
                 min,
                 count,
                 sum,
             } => {
-                out.extend_from_slice(b"{\"Count\":");
-                write_json(out, count);
-                out.extend_from_slice(b",\"Max\":");
-                write_json(out, max);
-                out.extend_from_slice(b",\"Min\":");
-                write_json(out, min);
-                out.extend_from_slice(b",\"Sum\":");
-                write_json(out, sum);
-                out.push(b'}');
+                w.structure("{\"Count\":");
+                w.value(count);
+                w.structure(",\"Max\":");
+                w.value(max);
+                w.structure(",\"Min\":");
+                w.value(min);
+                w.structure(",\"Sum\":");
+                w.value(sum);
+                w.byte(b'}');
             }
             EmfValue::Distribution {
                 values,
@@ -135,27 +166,51 @@ impl EmfValue {
                 count,
                 sum,
             } => {
-                out.extend_from_slice(b"{\"Count\":");
-                write_json(out, count);
-                out.extend_from_slice(b",\"Counts\":");
-                write_json(out, counts);
-                out.extend_from_slice(b",\"Max\":");
-                write_json(out, max);
-                out.extend_from_slice(b",\"Min\":");
-                write_json(out, min);
-                out.extend_from_slice(b",\"Sum\":");
-                write_json(out, sum);
-                out.extend_from_slice(b",\"Values\":");
-                write_json(out, values);
-                out.push(b'}');
+                w.structure("{\"Count\":");
+                w.value(count);
+                w.structure(",\"Counts\":");
+                w.value(counts);
+                w.structure(",\"Max\":");
+                w.value(max);
+                w.structure(",\"Min\":");
+                w.value(min);
+                w.structure(",\"Sum\":");
+                w.value(sum);
+                w.structure(",\"Values\":");
+                w.value(values);
+                w.byte(b'}');
             }
         }
     }
 }
 
-/// Appends a value's JSON (strings escaped, non-finite numbers as `null`).
-fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
-    serde_json::to_writer(&mut *out, value).expect("writing JSON into memory cannot fail");
+/// Writes an event's JSON escaped for embedding in the PutLogEvents body (see
+/// [`embedded_json`]), counting the bytes the escaping adds to know the event's own size.
+struct EventWriter<'o> {
+    out: &'o mut Vec<u8>,
+    added: usize,
+}
+
+impl EventWriter<'_> {
+    /// Keys and punctuation we write ourselves.
+    fn structure(&mut self, text: &str) {
+        self.added += embedded_json::write_structure(self.out, text);
+    }
+
+    /// A value's JSON (strings escaped, non-finite numbers as `null`).
+    fn value<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
+        self.added += embedded_json::write(self.out, value);
+    }
+
+    fn byte(&mut self, byte: u8) {
+        self.out.push(byte);
+    }
+
+    /// JSON already escaped, with the bytes its escaping added.
+    fn escaped(&mut self, bytes: &[u8], added: usize) {
+        self.out.extend_from_slice(bytes);
+        self.added += added;
+    }
 }
 
 /// Where a resource's events go; one per distinct target in a batch, shared by its events.
@@ -253,7 +308,8 @@ pub fn translate<'a>(
     let hasher = hashbrown::DefaultHashBuilder::default();
     // Groups in the order they first appear, found by hash without storing their keys twice.
     let mut groups: Vec<(GroupKey<'a>, Vec<GroupedMetric<'a>>)> = Vec::new();
-    let mut group_index: hashbrown::HashTable<usize> = hashbrown::HashTable::new();
+    let mut group_index: hashbrown::HashTable<(u64, usize)> =
+        hashbrown::HashTable::with_capacity(1024);
     for resource_metrics in batch {
         let resource_attributes = resource_metrics
             .resource
@@ -366,19 +422,22 @@ pub fn translate<'a>(
                     // with the same dimensions instead of being dropped.
                     loop {
                         let hash = hasher.hash_one(&key);
-                        match group_index.find(hash, |&i| groups[i].0 == key) {
-                            Some(&i) if groups[i].1.iter().any(|m| m.name == metric.name) => {
+                        match group_index.find(hash, |&(h, i)| h == hash && groups[i].0 == key) {
+                            Some(&(_, i)) if groups[i].1.iter().any(|m| m.name == metric.name) => {
                                 key.split += 1_000;
                             }
-                            Some(&i) => {
+                            Some(&(_, i)) => {
                                 groups[i].1.push(metric);
                                 break;
                             }
                             None => {
                                 groups.push((key, vec![metric]));
-                                group_index.insert_unique(hash, groups.len() - 1, |&i| {
-                                    hasher.hash_one(&groups[i].0)
-                                });
+                                // The hash is kept: growing the table need not hash keys again.
+                                group_index.insert_unique(
+                                    hash,
+                                    (hash, groups.len() - 1),
+                                    |&(h, _)| h,
+                                );
                                 break;
                             }
                         }
@@ -387,20 +446,35 @@ pub fn translate<'a>(
             }
         }
     }
-    let mut events = Vec::with_capacity(groups.len());
-    let mut buffer = Vec::new();
+    let mut rendered = Vec::with_capacity(groups.len());
+    // About what an event takes; growing a multi-megabyte buffer by copying showed in profiles.
+    let mut buffer = Vec::with_capacity(groups.len() * 1024);
+    let mut cache = DimensionsCache::default();
     for (key, metrics) in &groups {
         build_events(
+            key.target,
             &targets[key.target],
             key,
             metrics,
             settings,
             &mut budget,
             &mut stats,
+            &mut cache,
             &mut buffer,
-            &mut events,
+            &mut rendered,
         );
     }
+    let buffer = Bytes::from(buffer);
+    let events = rendered
+        .into_iter()
+        .map(|r| EmfEvent {
+            log_group: targets[r.target].log_group.clone(),
+            log_stream: targets[r.target].log_stream.clone(),
+            timestamp_ms: r.timestamp_ms,
+            escaped: buffer.slice(r.range),
+            size: r.size,
+        })
+        .collect();
     (events, stats)
 }
 
@@ -855,32 +929,70 @@ fn metric_dimension_sets<'k>(
 /// CloudWatch Logs' limit on one event, less the 26 bytes it adds.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024 - 26;
 
+/// An event rendered into the batch's buffer.
+struct Rendered {
+    target: usize,
+    timestamp_ms: i64,
+    range: std::ops::Range<usize>,
+    size: usize,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_events(
+    target_index: usize,
     target: &Target,
     key: &GroupKey<'_>,
     metrics: &[GroupedMetric<'_>],
     settings: &EmfSettings,
     budget: &mut Option<&mut CardinalityBudget>,
     stats: &mut TranslateStats,
+    cache: &mut DimensionsCache,
     buffer: &mut Vec<u8>,
-    events: &mut Vec<EmfEvent>,
+    rendered: &mut Vec<Rendered>,
 ) {
-    buffer.clear();
-    render(target, key, metrics, settings, budget, stats, buffer);
-    if buffer.len() <= MAX_EVENT_BYTES || metrics.len() == 1 {
-        events.push(EmfEvent {
-            log_group: target.log_group.clone(),
-            log_stream: target.log_stream.clone(),
+    let start = buffer.len();
+    let mut writer = EventWriter {
+        out: buffer,
+        added: 0,
+    };
+    render(
+        target,
+        key,
+        metrics,
+        settings,
+        budget,
+        stats,
+        cache,
+        &mut writer,
+    );
+    let added = writer.added;
+    let size = buffer.len() - start - added;
+    if size <= MAX_EVENT_BYTES || metrics.len() == 1 {
+        rendered.push(Rendered {
+            target: target_index,
             timestamp_ms: key.timestamp_ms,
-            message: String::from_utf8(buffer.clone()).expect("rendered JSON is UTF-8"),
+            range: start..buffer.len(),
+            size,
         });
         return;
     }
     // Too large for one event: split by metrics rather than truncating into invalid JSON.
+    buffer.truncate(start);
     let (first, second) = metrics.split_at(metrics.len() / 2);
-    build_events(target, key, first, settings, budget, stats, buffer, events);
-    build_events(target, key, second, settings, budget, stats, buffer, events);
+    for half in [first, second] {
+        build_events(
+            target_index,
+            target,
+            key,
+            half,
+            settings,
+            budget,
+            stats,
+            cache,
+            buffer,
+            rendered,
+        );
+    }
 }
 
 /// A top-level field of an event, written in key order as the collector's sorted maps are.
@@ -901,13 +1013,27 @@ fn render(
     settings: &EmfSettings,
     budget: &mut Option<&mut CardinalityBudget>,
     stats: &mut TranslateStats,
-    out: &mut Vec<u8>,
+    cache: &mut DimensionsCache,
+    w: &mut EventWriter,
 ) {
     let namespace = target.namespace.as_str();
     let mut folded = false;
-    // Each metric's dimension sets; metrics sharing the same sets share directives.
-    let mut by_sets: Vec<(Vec<Vec<&str>>, Vec<&GroupedMetric>)> = Vec::new();
-    for metric in metrics {
+    // Metrics sharing the same dimension sets (rendered) share directives.
+    let mut by_sets: Vec<Directive> = Vec::new();
+    let keys_decide = settings.declarations.is_empty() && budget.is_none();
+    if keys_decide {
+        // The sets depend on the label keys alone: rendered once per key list.
+        let dimensions = cache.get(&key.labels, settings.rollup);
+        stats.dimension_sets_over_limit += dimensions.over_limit * metrics.len() as u64;
+        if !metrics.is_empty() {
+            by_sets.push(Directive {
+                dimensions: Cow::Borrowed(&dimensions.escaped),
+                added: dimensions.added,
+                members: metrics.iter().collect(),
+            });
+        }
+    }
+    for metric in metrics.iter().filter(|_| !keys_decide) {
         let Some(mut sets) = metric_dimension_sets(&metric.name, &key.labels, settings, stats)
         else {
             continue;
@@ -934,9 +1060,14 @@ fn render(
                 }
             }
         }
-        match by_sets.iter_mut().find(|(s, _)| *s == sets) {
-            Some((_, members)) => members.push(metric),
-            None => by_sets.push((sets, vec![metric])),
+        let (rendered, added) = render_dimensions(&sets);
+        match by_sets.iter_mut().find(|d| *d.dimensions == *rendered) {
+            Some(directive) => directive.members.push(metric),
+            None => by_sets.push(Directive {
+                dimensions: Cow::Owned(rendered),
+                added,
+                members: vec![metric],
+            }),
         }
     }
     // Fields in the order a map would receive them; a later one replaces an earlier one.
@@ -969,71 +1100,124 @@ fn render(
         fields.push(("_aws", Field::Aws));
     }
     fields.sort_by(|a, b| a.0.cmp(b.0));
-    out.push(b'{');
+    w.byte(b'{');
     let mut first = true;
     for (i, (name, field)) in fields.iter().enumerate() {
         if fields.get(i + 1).is_some_and(|next| next.0 == *name) {
             continue;
         }
         if !first {
-            out.push(b',');
+            w.byte(b',');
         }
         first = false;
-        write_json(out, *name);
-        out.push(b':');
+        w.value(*name);
+        w.byte(b':');
         match field {
-            Field::Text(text) => write_json(out, *text),
-            Field::Decoded(value) => write_json(out, value),
-            Field::Metric(value) => value.write_json(out),
-            Field::Directives => write_directives(out, namespace, &by_sets),
-            Field::TimestampText => write_json(out, &key.timestamp_ms.to_string()),
+            Field::Text(text) => w.value(*text),
+            Field::Decoded(value) => w.value(value),
+            Field::Metric(value) => value.write_json(w),
+            Field::Directives => write_directives(w, namespace, &by_sets),
+            Field::TimestampText => w.value(&key.timestamp_ms.to_string()),
             Field::Aws => {
-                out.extend_from_slice(b"{\"CloudWatchMetrics\":");
-                write_directives(out, namespace, &by_sets);
-                out.extend_from_slice(b",\"Timestamp\":");
-                write_json(out, &key.timestamp_ms);
-                out.push(b'}');
+                w.structure("{\"CloudWatchMetrics\":");
+                write_directives(w, namespace, &by_sets);
+                w.structure(",\"Timestamp\":");
+                w.value(&key.timestamp_ms);
+                w.byte(b'}');
             }
         }
     }
-    out.push(b'}');
+    w.byte(b'}');
+}
+
+/// Metrics sharing one list of dimension sets (rendered, escaped).
+struct Directive<'r> {
+    dimensions: Cow<'r, [u8]>,
+    added: usize,
+    members: Vec<&'r GroupedMetric<'r>>,
 }
 
 /// `[{"Dimensions":[…],"Metrics":[{"Name":…,"StorageResolution":…,"Unit":…}],"Namespace":…}]`
-fn write_directives(
-    out: &mut Vec<u8>,
-    namespace: &str,
-    by_sets: &[(Vec<Vec<&str>>, Vec<&GroupedMetric>)],
-) {
-    out.push(b'[');
+fn write_directives(w: &mut EventWriter, namespace: &str, by_sets: &[Directive]) {
+    w.byte(b'[');
     let mut first = true;
-    for (dimensions, members) in by_sets {
-        for chunk in members.chunks(MAX_METRICS_PER_DIRECTIVE) {
+    for directive in by_sets {
+        for chunk in directive.members.chunks(MAX_METRICS_PER_DIRECTIVE) {
             if !first {
-                out.push(b',');
+                w.byte(b',');
             }
             first = false;
-            out.extend_from_slice(b"{\"Dimensions\":");
-            write_json(out, dimensions);
-            out.extend_from_slice(b",\"Metrics\":[");
+            w.structure("{\"Dimensions\":");
+            w.escaped(&directive.dimensions, directive.added);
+            w.structure(",\"Metrics\":[");
             for (i, m) in chunk.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    w.byte(b',');
                 }
-                out.extend_from_slice(b"{\"Name\":");
-                write_json(out, &*m.name);
-                out.extend_from_slice(b",\"StorageResolution\":");
-                write_json(out, &m.storage_resolution);
-                out.extend_from_slice(b",\"Unit\":");
-                write_json(out, &*m.unit);
-                out.push(b'}');
+                w.structure("{\"Name\":");
+                w.value(&*m.name);
+                w.structure(",\"StorageResolution\":");
+                w.value(&m.storage_resolution);
+                w.structure(",\"Unit\":");
+                w.value(&*m.unit);
+                w.byte(b'}');
             }
-            out.extend_from_slice(b"],\"Namespace\":");
-            write_json(out, namespace);
-            out.push(b'}');
+            w.structure("],\"Namespace\":");
+            w.value(namespace);
+            w.byte(b'}');
         }
     }
-    out.push(b']');
+    w.byte(b']');
+}
+
+/// Dimension sets as escaped JSON, with the bytes the escaping added.
+fn render_dimensions(sets: &[Vec<&str>]) -> (Vec<u8>, usize) {
+    let mut rendered = Vec::with_capacity(64);
+    let mut writer = EventWriter {
+        out: &mut rendered,
+        added: 0,
+    };
+    writer.value(sets);
+    let added = writer.added;
+    (rendered, added)
+}
+
+/// A label-key list's dimension sets, rendered.
+struct CachedDimensions {
+    escaped: Vec<u8>,
+    added: usize,
+    /// Sets left out for holding over [`MAX_DIMENSIONS_PER_SET`] keys.
+    over_limit: u64,
+}
+
+/// Rendered dimension sets by label-key list, for the common case where they depend on the
+/// keys alone (no metric declarations, no budget): one rendering per key list and batch.
+#[derive(Default)]
+struct DimensionsCache {
+    by_keys: hashbrown::HashMap<Box<[u8]>, CachedDimensions>,
+    lookup: Vec<u8>,
+}
+
+impl DimensionsCache {
+    fn get(&mut self, labels: &Labels<'_>, rollup: DimensionRollup) -> &CachedDimensions {
+        self.lookup.clear();
+        for key in labels.keys() {
+            self.lookup
+                .extend_from_slice(&(key.len() as u32).to_le_bytes());
+            self.lookup.extend_from_slice(key.as_bytes());
+        }
+        self.by_keys.entry_ref(&self.lookup[..]).or_insert_with(|| {
+            let mut sets = dimension_sets(labels, rollup);
+            let before = sets.len();
+            sets.retain(|set| set.len() <= MAX_DIMENSIONS_PER_SET);
+            let (escaped, added) = render_dimensions(&sets);
+            CachedDimensions {
+                escaped,
+                added,
+                over_limit: (before - sets.len()) as u64,
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use super::{SegmentDocument, count_dropped};
 use crate::aws::RetrySettings;
+use crate::exporters::embedded_json::EmbeddedJson;
 use aws_sdk_xray::error::ProvideErrorMetadata;
 use std::time::Instant;
 
@@ -41,66 +42,11 @@ struct Encoded {
     escaped: bytes::Bytes,
 }
 
-/// A serde_json formatter that writes JSON already escaped as the contents of a JSON string.
-/// PutTraceSegments takes documents as strings inside a JSON body; writing them escaped in the
-/// one serialisation pass spares the SDK's byte-by-byte escaping of every document, which was
-/// the largest single cost of the traces path in the profile.
-struct EmbeddedJson<'a> {
-    /// Bytes the embedding added, to know the document's own size.
-    added: &'a mut usize,
-}
-
-impl serde_json::ser::Formatter for EmbeddedJson<'_> {
-    fn begin_string<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        *self.added += 1;
-        writer.write_all(b"\\\"")
-    }
-
-    fn end_string<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        *self.added += 1;
-        writer.write_all(b"\\\"")
-    }
-
-    fn write_char_escape<W: ?Sized + std::io::Write>(
-        &mut self,
-        writer: &mut W,
-        escape: serde_json::ser::CharEscape,
-    ) -> std::io::Result<()> {
-        use serde_json::ser::CharEscape::*;
-        // serde's `\x` becomes `\\x`; an escaped quote or backslash needs its own escaped too.
-        let embedded: &[u8] = match escape {
-            Quote => b"\\\\\\\"",
-            ReverseSolidus => b"\\\\\\\\",
-            Solidus => b"\\\\/",
-            Backspace => b"\\\\b",
-            FormFeed => b"\\\\f",
-            LineFeed => b"\\\\n",
-            CarriageReturn => b"\\\\r",
-            Tab => b"\\\\t",
-            AsciiControl(byte) => {
-                const DIGITS: &[u8; 16] = b"0123456789abcdef";
-                *self.added += 1;
-                return writer.write_all(&[
-                    b'\\',
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    DIGITS[usize::from(byte >> 4)],
-                    DIGITS[usize::from(byte & 0x0f)],
-                ]);
-            }
-        };
-        *self.added += embedded.len() - 2;
-        writer.write_all(embedded)
-    }
-}
-
 /// Appends the document's JSON escaped for embedding; returns the size of the JSON itself.
 fn encode_embedded(document: &SegmentDocument, out: &mut Vec<u8>) -> Option<usize> {
     let start = out.len();
     let mut added = 0;
-    let formatter = EmbeddedJson { added: &mut added };
+    let formatter = EmbeddedJson::new(&mut added);
     let mut serializer = serde_json::Serializer::with_formatter(&mut *out, formatter);
     if serde::Serialize::serialize(document, &mut serializer).is_err() {
         out.truncate(start);

@@ -93,7 +93,7 @@ fn run(
     (
         events
             .iter()
-            .map(|e| serde_json::from_str(&e.message).unwrap())
+            .map(|e| serde_json::from_str(&e.message()).unwrap())
             .collect(),
         stats,
     )
@@ -523,8 +523,8 @@ fn oversized_events_split_by_metric_into_valid_json() {
     assert!(events.len() > 1);
     let mut names = 0;
     for event in &events {
-        assert!(event.message.len() <= MAX_EVENT_BYTES);
-        let doc: Value = serde_json::from_str(&event.message).unwrap();
+        assert!(event.size <= MAX_EVENT_BYTES);
+        let doc: Value = serde_json::from_str(&event.message()).unwrap();
         names += doc["_aws"]["CloudWatchMetrics"]
             .as_array()
             .unwrap()
@@ -618,7 +618,7 @@ mod budget {
         );
         events
             .iter()
-            .map(|e| serde_json::from_str(&e.message).unwrap())
+            .map(|e| serde_json::from_str(&e.message()).unwrap())
             .collect()
     }
 
