@@ -169,13 +169,16 @@ pub fn parse_trace_id(text: &str) -> Result<Vec<u8>, DatagramError> {
     if text.len() < 35 {
         return Err(DatagramError::BadId);
     }
-    let hex: String = text
-        .strip_prefix("1-")
-        .ok_or(DatagramError::BadId)?
-        .chars()
-        .filter(|c| *c != '-')
-        .collect();
-    decode_hex(&hex, 16)
+    let rest = text.strip_prefix("1-").ok_or(DatagramError::BadId)?;
+    // `<8 hex digits of time>-<24 hex digits>`, the dash removed without a copy.
+    match rest.split_once('-') {
+        Some((time, random)) if time.len() == 8 && random.len() == 24 => {
+            let mut id = decode_hex(time, 4)?;
+            id.extend(decode_hex(random, 12)?);
+            Ok(id)
+        }
+        _ => Err(DatagramError::BadId),
+    }
 }
 
 fn decode_hex(text: &str, bytes: usize) -> Result<Vec<u8>, DatagramError> {
