@@ -226,6 +226,21 @@ fn emf(c: &mut Criterion) {
             translate(black_box(&batch), &settings, &mut deltas, None, 0)
         })
     });
+    // The OpenTelemetry SDKs' default: cumulative sums, every series already seen (steady state).
+    let mut cumulative = batch.clone();
+    if let Some(Data::Sum(sum)) = &mut cumulative[0].scope_metrics[0].metrics[0].data {
+        sum.aggregation_temporality = 2;
+        for (i, point) in sum.data_points.iter_mut().enumerate() {
+            point.attributes[0].value = Some(AnyValue {
+                value: Some(any_value::Value::StringValue(format!("/r{i}"))),
+            });
+        }
+    }
+    let mut deltas = Default::default();
+    translate(&cumulative, &settings, &mut deltas, None, 0);
+    group.bench_function("translate_1000_cumulative_points", |b| {
+        b.iter(|| translate(black_box(&cumulative), &settings, &mut deltas, None, 0))
+    });
     group.finish();
 }
 

@@ -2,7 +2,7 @@
 //! series expire after [`SERIES_TTL_MS`], and at most [`MAX_SERIES`] are remembered.
 
 use super::translate::EmfSettings;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as Av};
 use std::collections::{BTreeMap, HashMap};
 
 /// Series unseen for this long are forgotten (the collector's 5-minute sweep).
@@ -11,9 +11,11 @@ pub const SERIES_TTL_MS: i64 = 5 * 60 * 1000;
 /// every time (its points are counted as dropped first points), so memory stays flat.
 pub const MAX_SERIES: usize = 200_000;
 
-/// Identity of a series: metric, destination and attributes.
+/// Identity of a series: metric, destination and attributes, each part length-prefixed and
+/// values type-tagged, so distinct series never share a key. Built without formatting: this is
+/// per point for every cumulative series (the OpenTelemetry SDKs' default temporality).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DeltaKey(String);
+pub struct DeltaKey(Box<[u8]>);
 
 impl DeltaKey {
     pub fn new(
@@ -23,19 +25,44 @@ impl DeltaKey {
         log_stream: &str,
         attributes: &[KeyValue],
     ) -> Self {
-        let mut pairs: Vec<(&str, String)> = attributes
-            .iter()
-            .map(|kv| (kv.key.as_str(), format!("{:?}", kv.value)))
-            .collect();
-        pairs.sort();
-        let mut key = format!("{metric}\u{0}{namespace}\u{0}{log_group}\u{0}{log_stream}");
-        for (k, v) in pairs {
-            key.push('\u{0}');
-            key.push_str(k);
-            key.push('=');
-            key.push_str(&v);
+        let mut key = Vec::with_capacity(
+            metric.len() + namespace.len() + log_group.len() + log_stream.len() + 64,
+        );
+        let part = |key: &mut Vec<u8>, bytes: &[u8]| {
+            key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            key.extend_from_slice(bytes);
+        };
+        for text in [metric, namespace, log_group, log_stream] {
+            part(&mut key, text.as_bytes());
         }
-        DeltaKey(key)
+        let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+        if !sorted.is_sorted_by(|a, b| a.key <= b.key) {
+            sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        for kv in sorted {
+            part(&mut key, kv.key.as_bytes());
+            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Av::StringValue(s)) => {
+                    key.push(b's');
+                    part(&mut key, s.as_bytes());
+                }
+                Some(Av::IntValue(i)) => {
+                    key.push(b'i');
+                    key.extend_from_slice(&i.to_le_bytes());
+                }
+                Some(Av::DoubleValue(d)) => {
+                    key.push(b'd');
+                    key.extend_from_slice(&d.to_bits().to_le_bytes());
+                }
+                Some(Av::BoolValue(b)) => key.extend_from_slice(&[b'b', u8::from(*b)]),
+                Some(other) => {
+                    key.push(b'o');
+                    part(&mut key, format!("{other:?}").as_bytes());
+                }
+                None => key.push(b'n'),
+            }
+        }
+        DeltaKey(key.into_boxed_slice())
     }
 }
 
@@ -334,5 +361,31 @@ mod churn_tests {
             cache.number_delta(key, 1, 1.0, true, &settings);
         }
         assert_eq!(cache.len(), MAX_SERIES);
+    }
+
+    #[test]
+    fn series_keys_tell_types_and_boundaries_apart_but_not_attribute_order() {
+        use opentelemetry_proto::tonic::common::v1::AnyValue;
+        let kv = |k: &str, v: Av| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        };
+        let key = |attributes: &[KeyValue]| DeltaKey::new("m", "ns", "g", "s", attributes);
+        let a = kv("a", Av::StringValue("1".into()));
+        let b = kv("b", Av::IntValue(1));
+        assert_eq!(key(&[a.clone(), b.clone()]), key(&[b, a.clone()]));
+        assert_ne!(
+            key(std::slice::from_ref(&a)),
+            key(&[kv("a", Av::IntValue(1))])
+        );
+        assert_ne!(
+            key(&[kv("a", Av::StringValue("bc".into()))]),
+            key(&[kv("ab", Av::StringValue("c".into()))])
+        );
+        assert_ne!(
+            DeltaKey::new("m", "n", "sg", "s", &[]),
+            DeltaKey::new("m", "ns", "g", "s", &[])
+        );
     }
 }
