@@ -76,11 +76,20 @@ impl<'a> Labels<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
+        // A point has a handful of labels: comparing for equality (lengths first) beats the
+        // ordered comparisons of a binary search, which showed as memcmp in the budget's profile.
+        if self.0.len() <= 16 {
+            return self
+                .0
+                .iter()
+                .find(|(k, _)| k.as_ref() == key)
+                .map(|(_, v)| v.as_ref());
+        }
         self.position(key).ok().map(|i| self.0[i].1.as_ref())
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
-        self.position(key).is_ok()
+        self.get(key).is_some()
     }
 
     /// Sets a label, replacing any value it had.
