@@ -147,17 +147,7 @@ impl EmfValue {
                 min,
                 count,
                 sum,
-            } => {
-                w.structure("{\"Count\":");
-                w.value(count);
-                w.structure(",\"Max\":");
-                w.value(max);
-                w.structure(",\"Min\":");
-                w.value(min);
-                w.structure(",\"Sum\":");
-                w.value(sum);
-                w.byte(b'}');
-            }
+            } => write_statistics(w, *count, *max, *min, *sum, None),
             EmfValue::Distribution {
                 values,
                 counts,
@@ -165,23 +155,37 @@ impl EmfValue {
                 min,
                 count,
                 sum,
-            } => {
-                w.structure("{\"Count\":");
-                w.value(count);
-                w.structure(",\"Counts\":");
-                w.value(counts);
-                w.structure(",\"Max\":");
-                w.value(max);
-                w.structure(",\"Min\":");
-                w.value(min);
-                w.structure(",\"Sum\":");
-                w.value(sum);
-                w.structure(",\"Values\":");
-                w.value(values);
-                w.byte(b'}');
-            }
+            } => write_statistics(w, *count, *max, *min, *sum, Some((values, counts))),
         }
     }
+}
+
+/// `{"Count":…,["Counts":…,]"Max":…,"Min":…,"Sum":…[,"Values":…]}`: keys in sorted order.
+fn write_statistics(
+    w: &mut EventWriter,
+    count: u64,
+    max: f64,
+    min: f64,
+    sum: f64,
+    distribution: Option<(&[f64], &[f64])>,
+) {
+    w.structure("{\"Count\":");
+    w.value(&count);
+    if let Some((_, counts)) = distribution {
+        w.structure(",\"Counts\":");
+        w.value(counts);
+    }
+    w.structure(",\"Max\":");
+    w.value(&max);
+    w.structure(",\"Min\":");
+    w.value(&min);
+    w.structure(",\"Sum\":");
+    w.value(&sum);
+    if let Some((values, _)) = distribution {
+        w.structure(",\"Values\":");
+        w.value(values);
+    }
+    w.byte(b'}');
 }
 
 /// Writes an event's JSON escaped for embedding in the PutLogEvents body (see
