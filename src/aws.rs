@@ -269,6 +269,18 @@ fn dechunk(body: &str) -> String {
     out
 }
 
+/// Puts a request body we wrote ourselves (documents already escaped, see
+/// `exporters::embedded_json`) into an SDK request before signing, so the signature covers it.
+pub fn replace_body(
+    request: &mut aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    body: &bytes::Bytes,
+) {
+    request
+        .headers_mut()
+        .insert("content-length", body.len().to_string());
+    *request.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

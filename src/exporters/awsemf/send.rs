@@ -103,14 +103,17 @@ impl LogsSender {
             events.sort_by_key(|e| e.timestamp_ms);
             for batch in into_batches(events) {
                 if calls.len() >= CALLS_IN_FLIGHT {
-                    dropped += calls.join_next().await.map_or(0, |r| r.unwrap_or(0));
+                    dropped += calls
+                        .join_next()
+                        .await
+                        .map_or(0, |r| r.expect("PutLogEvents tasks do not panic"));
                 }
                 let (this, group, stream) = (self.clone(), group.clone(), stream.clone());
                 calls.spawn(async move { this.send_batch(&group, &stream, batch).await });
             }
         }
         while let Some(result) = calls.join_next().await {
-            dropped += result.unwrap_or(0);
+            dropped += result.expect("PutLogEvents tasks do not panic");
         }
         dropped
     }
@@ -175,10 +178,7 @@ impl LogsSender {
                 request
                     .headers_mut()
                     .insert("x-amzn-logs-format", "json/emf");
-                request
-                    .headers_mut()
-                    .insert("content-length", body.len().to_string());
-                *request.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
+                crate::aws::replace_body(request, &body);
             })
             .send()
             .await;

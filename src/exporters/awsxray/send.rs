@@ -222,12 +222,7 @@ async fn put_trace_segments(client: aws_sdk_xray::Client, chunk: Vec<Encoded>) -
         .put_trace_segments()
         .set_trace_segment_documents(Some(Vec::new()))
         .customize()
-        .mutate_request(move |request| {
-            request
-                .headers_mut()
-                .insert("content-length", body.len().to_string());
-            *request.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
-        })
+        .mutate_request(move |request| crate::aws::replace_body(request, &body))
         .send()
         .await;
     match result {
