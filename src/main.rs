@@ -1,11 +1,17 @@
 //! The `otel-sidecar` command: `run` (the default), `validate`, `healthcheck`.
 
+mod allocator;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use otel_sidecar::config::{self, source};
 use otel_sidecar::extensions::health_check;
 use otel_sidecar::{pipeline, telemetry};
 use std::process::ExitCode;
+
+/// mimalloc for small blocks, the system allocator for large ones (see `allocator.rs`).
+#[global_allocator]
+static ALLOCATOR: allocator::SplitAllocator = allocator::SplitAllocator;
 
 #[derive(Parser)]
 #[command(
@@ -86,6 +92,7 @@ enum LoadgenMode {
 }
 
 fn main() -> ExitCode {
+    allocator::configure();
     // Invoked through a link named `healthcheck` (the image's /healthcheck), behave as ADOT's.
     let invoked_as = std::env::args_os().next().and_then(|a| {
         std::path::Path::new(&a)
