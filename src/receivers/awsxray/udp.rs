@@ -115,7 +115,20 @@ fn take_datagram(
     into: &mut Vec<opentelemetry_proto::tonic::trace::v1::ResourceSpans>,
 ) {
     match datagram_to_resource_spans(datagram) {
-        Ok(resource_spans) => into.push(resource_spans),
+        Ok(mut resource_spans) => match into.last_mut() {
+            // Segments of one service share a resource: one resource for the run of them keeps
+            // the exporter's per-resource work (and allocations) per run, not per segment.
+            Some(last)
+                if last.resource == resource_spans.resource
+                    && last.scope_spans.len() == 1
+                    && resource_spans.scope_spans.len() == 1
+                    && last.scope_spans[0].scope == resource_spans.scope_spans[0].scope =>
+            {
+                let spans = std::mem::take(&mut resource_spans.scope_spans[0].spans);
+                last.scope_spans[0].spans.extend(spans);
+            }
+            _ => into.push(resource_spans),
+        },
         Err(error) => count_bad_datagram(receiver, error),
     }
 }
@@ -159,4 +172,40 @@ fn kernel_drops(port: u16) -> Option<u64> {
             (fields.get(1)?.ends_with(&wanted)).then(|| fields.last()?.parse().ok())?
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(name: &str, id: &str) -> Vec<u8> {
+        format!(
+            "{{\"format\":\"json\",\"version\":1}}\n{{\"name\":\"{name}\",\"id\":\"{id}\",\
+             \"trace_id\":\"1-5f84c7a1-e71b2a063150523ede000199\",\"start_time\":1.0,\"end_time\":2.0}}"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn consecutive_segments_of_one_service_share_a_resource() {
+        let mut taken = Vec::new();
+        take_datagram("awsxray", &datagram("api", "0000000000000001"), &mut taken);
+        take_datagram("awsxray", &datagram("api", "0000000000000002"), &mut taken);
+        take_datagram("awsxray", b"not a datagram", &mut taken);
+        take_datagram("awsxray", &datagram("ui", "0000000000000003"), &mut taken);
+        let spans: Vec<usize> = taken
+            .iter()
+            .map(|r| r.scope_spans.iter().map(|s| s.spans.len()).sum())
+            .collect();
+        assert_eq!(spans, vec![2, 1]);
+        let ids: Vec<Vec<u8>> = taken[0].scope_spans[0]
+            .spans
+            .iter()
+            .map(|s| s.span_id.clone())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![vec![0, 0, 0, 0, 0, 0, 0, 1], vec![0, 0, 0, 0, 0, 0, 0, 2]]
+        );
+    }
 }
