@@ -1,6 +1,7 @@
 //! The `otel-sidecar` command: `run` (the default), `validate`, `healthcheck`.
 
 mod allocator;
+mod startup_pages;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -291,6 +292,8 @@ async fn run_service(
     }
     tracing::info!(message = %config.summary());
     let service = pipeline::start(&config).await.context("cannot start")?;
+    let released = startup_pages::release();
+    tracing::debug!(message = "start-up code pages released", bytes = released);
     wait_for_stop_signal().await?;
     service.shutdown(grace).await?;
     Ok(())
