@@ -43,6 +43,7 @@ pub async fn start(
             socket.clone(),
             consumers.clone(),
             shutdown.clone(),
+            DATAGRAMS_PER_PAYLOAD,
         )));
     }
     tasks.push(tokio::spawn(report_kernel_drops(
@@ -65,14 +66,17 @@ fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
 }
 
 /// Datagrams already waiting in the socket taken into one payload: a payload per datagram
-/// put the pipeline's per-request cost (queueing, self-metrics) on every segment.
-const DATAGRAMS_PER_PAYLOAD: usize = 64;
+/// put the pipeline's per-request cost (queueing, self-metrics) on every segment, and 64 made
+/// batches of 50 + 14 documents, so a fifth of the PutTraceSegments calls carried 14. Ten full
+/// calls' worth; far below the exporter's item room (`queue_size_items`, 10,000).
+const DATAGRAMS_PER_PAYLOAD: usize = 500;
 
 async fn read_loop(
     receiver: String,
     socket: Arc<UdpSocket>,
     consumers: Consumers,
     shutdown: Shutdown,
+    datagrams_per_payload: usize,
 ) {
     let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES + 1];
     let stop = shutdown.wait();
@@ -91,9 +95,15 @@ async fn read_loop(
         let mut resource_spans = Vec::new();
         take_datagram(&receiver, &buffer[..length], &mut resource_spans);
         // Whatever else has already arrived goes into the same payload, without waiting.
-        while resource_spans.len() < DATAGRAMS_PER_PAYLOAD {
+        // Datagrams are counted, not resources: segments of one service share a resource, and
+        // counting those let one payload drain the whole socket buffer past the queue's room.
+        let mut datagrams = 1;
+        while datagrams < datagrams_per_payload {
             match socket.try_recv_from(&mut buffer) {
-                Ok((length, _)) => take_datagram(&receiver, &buffer[..length], &mut resource_spans),
+                Ok((length, _)) => {
+                    datagrams += 1;
+                    take_datagram(&receiver, &buffer[..length], &mut resource_spans)
+                }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(error) => {
                     tracing::warn!(%error, "UDP receive failed");
@@ -184,6 +194,34 @@ mod tests {
              \"trace_id\":\"1-5f84c7a1-e71b2a063150523ede000199\",\"start_time\":1.0,\"end_time\":2.0}}"
         )
         .into_bytes()
+    }
+
+    /// Segments of one service merge into one resource, so a payload's size must be bounded
+    /// by datagrams: with a limit of 10, 15 waiting datagrams make a payload of 10 and one of 5
+    /// (few, so they fit any socket buffer).
+    #[tokio::test]
+    async fn a_payload_takes_at_most_its_datagram_limit() {
+        let socket = Arc::new(bind("127.0.0.1:0".parse().unwrap()).unwrap());
+        let address = socket.local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let total = 15;
+        for n in 1..=total {
+            client
+                .send_to(&datagram("api", &format!("{n:016x}")), address)
+                .unwrap();
+        }
+        let (input, mut pipeline) = tokio::sync::mpsc::channel(16);
+        let mut consumers = Consumers::default();
+        consumers.add(crate::pipeline::Signal::Traces, input);
+        let (stop, shutdown) = crate::pipeline::ShutdownTrigger::new();
+        let reader = tokio::spawn(read_loop("awsxray".into(), socket, consumers, shutdown, 10));
+        let mut sizes = Vec::new();
+        while sizes.iter().sum::<usize>() < total {
+            sizes.push(pipeline.recv().await.unwrap().item_count());
+        }
+        stop.trigger();
+        reader.await.unwrap();
+        assert_eq!(sizes, vec![10, 5]);
     }
 
     #[test]
