@@ -141,6 +141,13 @@ async fn loadgen(options: otel_sidecar::loadgen::LoadOptions) -> ExitCode {
 }
 
 async fn sink(endpoint: &str) -> ExitCode {
+    let stop_signals = match StopSignals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("sink: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (stop, _) = pipeline::ShutdownTrigger::new();
     let (task, address, counts) =
         match otel_sidecar::loadgen::sink::start(endpoint, stop.subscribe()).await {
@@ -154,9 +161,7 @@ async fn sink(endpoint: &str) -> ExitCode {
         "{}",
         serde_json::json!({"message": "listening", "address": address.to_string()})
     );
-    if let Err(error) = wait_for_stop_signal().await {
-        eprintln!("sink: {error:#}");
-    }
+    stop_signals.wait().await;
     stop.trigger();
     let _ = task.await;
     println!("{}", counts.json());
@@ -291,22 +296,37 @@ async fn run_service(
         tracing::warn!(message = "configuration references unset environment variable", name = %name);
     }
     tracing::info!(message = %config.summary());
+    // Handlers first: a SIGTERM that arrives as soon as the sidecar reports ready must drain,
+    // not kill it.
+    let stop_signals = StopSignals::install()?;
     let service = pipeline::start(&config).await.context("cannot start")?;
     let released = startup_pages::release();
     tracing::debug!(message = "start-up code pages released", bytes = released);
-    wait_for_stop_signal().await?;
+    stop_signals.wait().await;
     service.shutdown(grace).await?;
     Ok(())
 }
 
-async fn wait_for_stop_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!(message = "received signal, shutting down", signal = name);
-    Ok(())
+/// SIGTERM and SIGINT, listened for from `install` on.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        let name = tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        };
+        tracing::info!(message = "received signal, shutting down", signal = name);
+    }
 }
