@@ -83,11 +83,10 @@ mod tests {
         let mut total = 0;
         let mut counting = false;
         for line in smaps.lines() {
-            if let Some((range, _)) = line.split_once(' ')
-                && let Some((start, _)) = range.split_once('-')
+            // A mapping's header starts with `start-end`; its fields (`Rss: 12 kB`) follow it.
+            let first = line.split_whitespace().next().unwrap_or("");
+            if let Some((start, _)) = first.split_once('-')
                 && let Ok(start) = usize::from_str_radix(start, 16)
-                && range.contains('-')
-                && !line.starts_with(|c: char| c.is_ascii_uppercase())
             {
                 counting = mappings.iter().any(|&(s, _)| s == start);
             } else if counting && let Some(rss) = line.strip_prefix("Rss:") {
