@@ -4,12 +4,13 @@
 //! Decoded OTLP, X-Ray documents and EMF events are millions of small blocks a second, and
 //! glibc's malloc/free (with its bin consolidation) were a third of the X-Ray UDP path's
 //! samples; mimalloc handles them in far less time. Large blocks (request bodies, whole
-//! batches) are few and short-lived: mimalloc keeps their freed pages for a while before giving
-//! them back, which put the metrics path's peak RSS from 57 to 85 MB, while glibc returns them
-//! at once. Splitting by size keeps each allocator on what it does well.
+//! batches) are few and short-lived, and glibc serves them from mmap or its heap top, which it
+//! gives back; with mimalloc alone the metrics path's peak RSS went from 56 to 85 MB, with the
+//! split 74-76 MB, and with the split and a short purge delay (see [`configure`]) back to the
+//! glibc figure.
 //!
 //! mimalloc is built with `no_thp`: with transparent huge pages its arenas were backed by 2 MB
-//! pages and idle RSS grew by 9 MB. Its purge delay is shortened (see [`configure`]).
+//! pages and idle RSS grew by 9 MB.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::raw::{c_int, c_long};
