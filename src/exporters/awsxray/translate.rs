@@ -75,16 +75,19 @@ fn attributes(list: &[KeyValue]) -> Attributes<'_> {
         .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v)))
         .collect();
     if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        // Stable, so the last of a run of equal keys is the last in the list; keep that one,
+        // compacting in place.
         entries.sort_by(|a, b| a.0.cmp(b.0));
-        // Keep the last of each run of equal keys.
-        let mut kept: Vec<(&str, &AnyValue)> = Vec::with_capacity(entries.len());
-        for entry in entries {
-            match kept.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => kept.push(entry),
+        let mut kept = 0;
+        for i in 0..entries.len() {
+            if kept > 0 && entries[kept - 1].0 == entries[i].0 {
+                entries[kept - 1] = entries[i];
+            } else {
+                entries[kept] = entries[i];
+                kept += 1;
             }
         }
-        entries = kept;
+        entries.truncate(kept);
     }
     let signatures = entries
         .iter()
@@ -195,13 +198,17 @@ fn str_attr(attrs: &Attributes, key: &str) -> String {
 
 /// Lower-case hex of ids; on the per-span path, so no `format!` per byte.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
         out.push(DIGITS[usize::from(b >> 4)] as char);
         out.push(DIGITS[usize::from(b & 0x0f)] as char);
     }
-    out
 }
 
 /// `1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy`. Timestamp validation of the first four bytes is off,
@@ -210,7 +217,12 @@ pub fn xray_trace_id(trace_id: &[u8]) -> Result<String, TranslateError> {
     if trace_id.len() != 16 {
         return Err(TranslateError::TraceId(trace_id.len()));
     }
-    Ok(format!("1-{}-{}", hex(&trace_id[..4]), hex(&trace_id[4..])))
+    let mut id = String::with_capacity(35);
+    id.push_str("1-");
+    push_hex(&mut id, &trace_id[..4]);
+    id.push('-');
+    push_hex(&mut id, &trace_id[4..]);
+    Ok(id)
 }
 
 /// A fresh random 16-hex-digit id, for synthetic segments and exceptions.
@@ -272,7 +284,7 @@ pub fn span_documents(
         .get("aws.span.kind")
         .is_some_and(|v| value_string(v) == "LOCAL_ROOT");
     if !local_root {
-        let mut segment = make_segment(span, resource, settings, None, &[])?;
+        let mut segment = make_segment(span, &span_attrs, resource, settings, None, &[])?;
         if matches!(
             kind,
             SpanKind::Client | SpanKind::Producer | SpanKind::Consumer
@@ -288,7 +300,7 @@ pub fn span_documents(
         kind,
         SpanKind::Server | SpanKind::Internal | SpanKind::Unspecified
     ) {
-        let mut segment = make_segment(span, resource, settings, None, &[])?;
+        let mut segment = make_segment(span, &span_attrs, resource, settings, None, &[])?;
         segment.kind = None;
         segment.namespace = None;
         return Ok(vec![segment]);
@@ -296,7 +308,7 @@ pub fn span_documents(
     // A local root that calls out: a service segment for this service and a dependency
     // subsegment for the remote one, linked by a new id.
     let service_id = new_segment_id();
-    let mut dependency = make_segment(span, resource, settings, None, &[])?;
+    let mut dependency = make_segment(span, &span_attrs, resource, settings, None, &[])?;
     dependency.parent_id = Some(service_id.clone());
     dependency.kind = Some("subsegment".into());
     if dependency.namespace.is_none() {
@@ -314,7 +326,14 @@ pub fn span_documents(
         "remoteTarget",
         "K8s.RemoteNamespace",
     ];
-    let mut service = make_segment(span, resource, settings, Some(service_id), &removed)?;
+    let mut service = make_segment(
+        span,
+        &span_attrs,
+        resource,
+        settings,
+        Some(service_id),
+        &removed,
+    )?;
     if let Some(local) = span_attrs.get("aws.local.service") {
         service.name = value_string(local);
     }
@@ -358,8 +377,9 @@ fn trim_aws_sdk_prefix(name: &str, attrs: &Attributes) -> String {
 }
 
 /// One segment from one span. `id_override` and `removed` serve the local-root split.
-fn make_segment(
-    span: &Span,
+fn make_segment<'a>(
+    span: &'a Span,
+    span_attrs: &Attributes<'a>,
     resource: &ResourceContext,
     settings: &TranslateSettings,
     id_override: Option<String>,
@@ -374,10 +394,17 @@ fn make_segment(
     let store_resource = !is_subsegment;
     let trace_id = xray_trace_id(&span.trace_id)?;
     let resource_attrs = &resource.attrs;
-    let mut all_attrs = attributes(&span.attributes);
-    for key in removed {
-        all_attrs.remove(key);
-    }
+    let without_removed;
+    let all_attrs = if removed.is_empty() {
+        span_attrs
+    } else {
+        let mut kept = span_attrs.clone();
+        for key in removed {
+            kept.remove(key);
+        }
+        without_removed = kept;
+        &without_removed
+    };
 
     let mut remaining = all_attrs.clone();
     let in_progress = remaining
@@ -385,7 +412,7 @@ fn make_segment(
         .is_some_and(|v| matches!(v.value, Some(Av::BoolValue(true))));
     let http = make_http(span, kind, &mut remaining);
     let (error, fault, throttle, cause) =
-        make_cause(span, kind, &all_attrs, &resource.language, &mut remaining);
+        make_cause(span, kind, all_attrs, &resource.language, &mut remaining);
     let origin = resource.origin.clone();
     let aws = make_aws(&mut remaining, &resource.aws);
     let service = resource.service.clone();
@@ -414,7 +441,7 @@ fn make_segment(
             })
         })
         .collect();
-    let (name, namespace) = segment_name(span, kind, &all_attrs, resource_attrs);
+    let (name, namespace) = segment_name(span, kind, all_attrs, resource_attrs);
 
     Ok(SegmentDocument {
         name,
@@ -1145,33 +1172,31 @@ fn make_xray_attributes(
         return (user, annotations, metadata);
     }
     let mut default_metadata = Map::new();
-    let mut indexed: Vec<&str> = if settings.index_all_attributes {
-        Vec::new()
-    } else {
-        settings
-            .indexed_attributes
-            .iter()
-            .map(String::as_str)
-            .collect()
+    // The keys the span's X-Ray annotations came from, looked up where they are rather than
+    // collected into a list per span.
+    let annotation_keys: &[AnyValue] = match remaining.remove(ANNOTATIONS_ATTRIBUTE) {
+        Some(AnyValue {
+            value: Some(Av::ArrayValue(list)),
+        }) => &list.values,
+        _ => &[],
     };
-    if let Some(keys) = remaining.remove(ANNOTATIONS_ATTRIBUTE)
-        && let Some(Av::ArrayValue(list)) = &keys.value
-    {
-        indexed.extend(list.values.iter().filter_map(|v| match &v.value {
-            Some(Av::StringValue(s)) => Some(s.as_str()),
-            _ => None,
-        }));
-    }
-    let is_indexed = |key: &str| settings.index_all_attributes || indexed.contains(&key);
+    let is_indexed = |key: &str| {
+        settings.index_all_attributes
+            || settings.indexed_attributes.iter().any(|k| k == key)
+            || annotation_keys
+                .iter()
+                .any(|v| matches!(&v.value, Some(Av::StringValue(s)) if s == key))
+    };
     if store_resource {
         for (key, value) in &resource.metadata {
-            match annotation_value(value) {
-                Some(annotation) if is_indexed(key) => {
-                    annotations.insert(fix_annotation_key(key), annotation);
-                }
-                _ => {
-                    default_metadata.insert(key.clone(), value_json(value));
-                }
+            // Indexed first: rendering an annotation only to drop it cost an allocation per
+            // resource attribute per span.
+            if is_indexed(key)
+                && let Some(annotation) = annotation_value(value)
+            {
+                annotations.insert(fix_annotation_key(key), annotation);
+            } else {
+                default_metadata.insert(key.clone(), value_json(value));
             }
         }
     }

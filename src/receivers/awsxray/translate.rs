@@ -15,6 +15,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Why a datagram was dropped; the label of the drop counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -56,31 +57,186 @@ struct Header {
     version: i64,
 }
 
-/// The fields of a segment document the translation reads; the rest is ignored.
+/// The fields of a segment document the translation reads; the rest is ignored. Strings
+/// borrow from the datagram where they hold no escapes: a segment is parsed, turned into a
+/// span and dropped on the per-datagram path, so owned copies were allocations for nothing.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct SegmentDoc {
-    name: Option<String>,
-    id: Option<String>,
-    trace_id: Option<String>,
+struct SegmentDoc<'a> {
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+    #[serde(borrow)]
+    id: Option<Text<'a>>,
+    #[serde(borrow)]
+    trace_id: Option<Text<'a>>,
     start_time: Option<f64>,
     end_time: Option<f64>,
     in_progress: Option<bool>,
-    parent_id: Option<String>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    namespace: Option<String>,
-    user: Option<String>,
-    resource_arn: Option<String>,
+    #[serde(borrow)]
+    parent_id: Option<Text<'a>>,
+    #[serde(rename = "type", borrow)]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    namespace: Option<Text<'a>>,
+    #[serde(borrow)]
+    user: Option<Text<'a>>,
+    #[serde(borrow)]
+    resource_arn: Option<Text<'a>>,
     traced: Option<bool>,
     http: Option<HttpDoc>,
     aws: Option<Map<String, Value>>,
     sql: Option<SqlDoc>,
     service: Option<ServiceDoc>,
     cause: Option<Value>,
-    annotations: Option<Map<String, Value>>,
+    #[serde(borrow)]
+    annotations: Option<Annotations<'a>>,
     metadata: Option<Map<String, Value>>,
-    subsegments: Option<Vec<SegmentDoc>>,
+    #[serde(borrow)]
+    subsegments: Option<Vec<SegmentDoc<'a>>>,
+}
+
+/// A JSON string, borrowed from the datagram unless it had escapes. (`Option<Cow<str>>` with
+/// `#[serde(borrow)]` still copies; a visitor of our own does not.)
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// An annotation's value: X-Ray keeps strings, numbers and booleans; anything else is skipped.
+#[derive(Debug)]
+enum AnnotationValue<'a> {
+    Number(f64),
+    Text(Text<'a>),
+    Bool(bool),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for AnnotationValue<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+            type Value = AnnotationValue<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an annotation value")
+            }
+            fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Bool(value))
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Number(value as f64))
+            }
+            fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Number(value as f64))
+            }
+            fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Number(value))
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Text(Text(Cow::Borrowed(text))))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Text(Text(Cow::Owned(text.to_owned()))))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Text(Text(Cow::Owned(text))))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Other)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(AnnotationValue::Other)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                deserializer: D,
+            ) -> Result<Self::Value, D::Error> {
+                deserializer.deserialize_any(self)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(AnnotationValue::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(AnnotationValue::Other)
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+/// Annotations by key, sorted, the last of duplicate keys winning: what a JSON object read
+/// into a map gives, without a node and two strings per entry.
+#[derive(Debug, Default)]
+struct Annotations<'a>(Vec<(Text<'a>, AnnotationValue<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> serde::de::Visitor<'de> for MapVisitor {
+            type Value = Annotations<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of annotations")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries: Vec<(Text<'de>, AnnotationValue<'de>)> = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                // Stable: equal keys keep their order, so the last of a run is the last written.
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut kept: Vec<(Text<'de>, AnnotationValue<'de>)> =
+                    Vec::with_capacity(entries.len());
+                for entry in entries {
+                    match kept.last_mut() {
+                        Some(last) if last.0 == entry.0 => *last = entry,
+                        _ => kept.push(entry),
+                    }
+                }
+                Ok(Annotations(kept))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,10 +284,15 @@ pub fn split_datagram(datagram: &[u8]) -> Result<&[u8], DatagramError> {
         .iter()
         .position(|&b| b == b'\n')
         .ok_or(DatagramError::MissingHeader)?;
-    let header: Header =
-        serde_json::from_slice(&datagram[..newline]).map_err(|_| DatagramError::BadHeader)?;
-    if !header.format.eq_ignore_ascii_case("json") || header.version != 1 {
-        return Err(DatagramError::BadHeader);
+    // The SDKs all write this exact header; anything else is parsed as JSON.
+    const USUAL_HEADER: &[u8] = br#"{"format":"json","version":1}"#;
+    let header = &datagram[..newline];
+    if header != USUAL_HEADER {
+        let header: Header =
+            serde_json::from_slice(header).map_err(|_| DatagramError::BadHeader)?;
+        if !header.format.eq_ignore_ascii_case("json") || header.version != 1 {
+            return Err(DatagramError::BadHeader);
+        }
     }
     let body = &datagram[newline + 1..];
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -170,24 +331,38 @@ pub fn parse_trace_id(text: &str) -> Result<Vec<u8>, DatagramError> {
         return Err(DatagramError::BadId);
     }
     let rest = text.strip_prefix("1-").ok_or(DatagramError::BadId)?;
-    // `<8 hex digits of time>-<24 hex digits>`, the dash removed without a copy.
+    // `<8 hex digits of time>-<24 hex digits>`, decoded in place: one allocation per id.
     match rest.split_once('-') {
         Some((time, random)) if time.len() == 8 && random.len() == 24 => {
-            let mut id = decode_hex(time, 4)?;
-            id.extend(decode_hex(random, 12)?);
-            Ok(id)
+            let mut id = [0u8; 16];
+            decode_hex_into(time, &mut id[..4])?;
+            decode_hex_into(random, &mut id[4..])?;
+            Ok(id.to_vec())
         }
         _ => Err(DatagramError::BadId),
     }
 }
 
 fn decode_hex(text: &str, bytes: usize) -> Result<Vec<u8>, DatagramError> {
-    if text.len() != bytes * 2 {
+    let mut out = vec![0u8; bytes];
+    decode_hex_into(text, &mut out)?;
+    Ok(out)
+}
+
+fn decode_hex_into(text: &str, out: &mut [u8]) -> Result<(), DatagramError> {
+    if text.len() != out.len() * 2 {
         return Err(DatagramError::BadId);
     }
-    (0..bytes)
-        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| DatagramError::BadId))
-        .collect()
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        b'A'..=b'F' => Ok(c - b'A' + 10),
+        _ => Err(DatagramError::BadId),
+    };
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Ok(())
 }
 
 /// Float seconds → nanoseconds, rounded to the microsecond: an f64 holds epoch seconds to about
@@ -357,20 +532,18 @@ fn flatten(
         _ => {}
     }
     if let Some(annotations) = &doc.annotations {
-        let mut keys = Vec::new();
-        for (key, value) in annotations {
+        let mut keys = Vec::with_capacity(annotations.0.len());
+        for (key, value) in &annotations.0 {
             let attribute = match value {
-                Value::Number(n) => n.as_f64().map(|f| kv(key, Av::DoubleValue(f))),
-                Value::String(s) => Some(string(key, s)),
-                Value::Bool(b) => Some(kv(key, Av::BoolValue(*b))),
-                _ => None,
+                AnnotationValue::Number(n) => kv(key, Av::DoubleValue(*n)),
+                AnnotationValue::Text(text) => string(key, text),
+                AnnotationValue::Bool(b) => kv(key, Av::BoolValue(*b)),
+                AnnotationValue::Other => continue,
             };
-            if let Some(attribute) = attribute {
-                attributes.push(attribute);
-                keys.push(AnyValue {
-                    value: Some(Av::StringValue(key.clone())),
-                });
-            }
+            attributes.push(attribute);
+            keys.push(AnyValue {
+                value: Some(Av::StringValue(key.to_string())),
+            });
         }
         attributes.push(kv(
             ANNOTATIONS_ATTRIBUTE,
@@ -390,7 +563,7 @@ fn flatten(
         trace_id: trace_id.clone(),
         span_id,
         parent_span_id,
-        name: name.clone(),
+        name: name.to_string(),
         kind: kind as i32,
         start_time_unix_nano: nanos(start),
         end_time_unix_nano: doc.end_time.map(nanos).unwrap_or(0),

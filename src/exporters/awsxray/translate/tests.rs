@@ -613,3 +613,25 @@ fn bad_ids_are_refused() {
         Err(TranslateError::SpanId(2))
     );
 }
+
+/// Unsorted attributes with repeated keys: sorted, each key once, its last value kept (as a
+/// map built from the list would).
+#[test]
+fn repeated_attribute_keys_keep_the_last_value() {
+    let kvs: Vec<KeyValue> = [("b", 1), ("a", 1), ("b", 2), ("c", 1), ("a", 3), ("a", 4)]
+        .iter()
+        .map(|(k, v)| KeyValue {
+            key: k.to_string(),
+            value: Some(AnyValue {
+                value: Some(Av::IntValue(*v)),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let attrs = attributes(&kvs);
+    let seen: Vec<(&str, i64)> = attrs.iter().map(|(k, v)| (k, int_of(v).unwrap())).collect();
+    assert_eq!(seen, vec![("a", 4), ("b", 2), ("c", 1)]);
+    for (key, want) in [("a", 4), ("b", 2), ("c", 1)] {
+        assert_eq!(attrs.get(key).and_then(int_of), Some(want));
+    }
+}

@@ -195,6 +195,11 @@ fn bad_datagrams_are_refused_by_reason() {
         (datagram(&good.replace("\"trace_id\":\"1-581cf771-a006649127e371903a2de979\",", "")), DatagramError::MissingField),
         (datagram(&good.replace("1-581cf771-a006649127e371903a2de979", "1-xyz")), DatagramError::BadId),
         (datagram(&good.replace("70de5b6f19ff9a0a", "70de5b")), DatagramError::BadId),
+        // Sixteen bytes, but a two-byte character across a digit pair: refused, no panic.
+        (datagram(&good.replace("70de5b6f19ff9a0a", "70de5b6f19ff9\\u00e9a")), DatagramError::BadId),
+        (datagram(&good.replace("70de5b6f19ff9a0a", "70de5b6f19ff9éa")), DatagramError::BadId),
+        (datagram(&good.replace("a006649127e371903a2de979", "a006649127e371903a2de9é")), DatagramError::BadId),
+        (datagram(&good.replace("70de5b6f19ff9a0a", "+0de5b6f19ff9a0a")), DatagramError::BadId),
         (datagram(&good.replace("\"end_time\":2", "\"end_time\":2,\"subsegments\":[{\"name\":\"c\",\"id\":\"53995c3f42cd8ad8\",\"start_time\":1.6,\"namespace\":\"galaxy\"}]")), DatagramError::UnexpectedNamespace),
         (datagram(&good.replace("\"end_time\":2", "\"end_time\":2,\"sql\":{\"url\":\"nonsense\"}")), DatagramError::BadSqlUrl),
     ];
@@ -209,4 +214,52 @@ fn bad_datagrams_are_refused_by_reason() {
     assert!(datagram_to_resource_spans(&datagram(good)).is_ok());
     let header_with_spaces = format!("{{\"format\": \"json\", \"version\": 1}}\n{good}");
     assert!(datagram_to_resource_spans(header_with_spaces.as_bytes()).is_ok());
+}
+
+/// Strings are borrowed from the datagram unless escaped; escaped ones must still decode, a
+/// repeated annotation key keeps its last value (as a JSON object read into a map does), and
+/// annotations that are neither string, number nor boolean are left out.
+#[test]
+fn escaped_strings_repeated_and_nested_annotations() {
+    let body = r#"{"name":"caf\u00e9 \"api\"","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979",
+      "start_time":1.5,"end_time":2,"user":"a\\b",
+      "annotations":{"zone":"eu","tier":1,"tier":2,"t\u00e9":"x\ny","nested":{"a":[1,{"b":null}]},"list":[1,2],"none":null,"ok":false,"big":18446744073709551615}}"#;
+    let rs = datagram_to_resource_spans(&datagram(body)).unwrap();
+    let span = &rs.scope_spans[0].spans[0];
+    assert_eq!(span.name, "café \"api\"");
+    assert_eq!(
+        attr(span, "enduser.id"),
+        Some(&Av::StringValue("a\\b".into()))
+    );
+    assert_eq!(attr(span, "tier"), Some(&Av::DoubleValue(2.0)));
+    assert_eq!(attr(span, "té"), Some(&Av::StringValue("x\ny".into())));
+    assert_eq!(attr(span, "ok"), Some(&Av::BoolValue(false)));
+    assert_eq!(
+        attr(span, "big"),
+        Some(&Av::DoubleValue(18446744073709551615.0))
+    );
+    for skipped in ["nested", "list", "none"] {
+        assert_eq!(attr(span, skipped), None, "{skipped}");
+    }
+    let Some(Av::ArrayValue(keys)) = attr(span, ANNOTATIONS_ATTRIBUTE) else {
+        panic!("no annotation keys");
+    };
+    let keys: Vec<&Av> = keys
+        .values
+        .iter()
+        .filter_map(|v| v.value.as_ref())
+        .collect();
+    let want = ["big", "ok", "tier", "té", "zone"].map(|k| Av::StringValue(k.into()));
+    assert_eq!(keys, want.iter().collect::<Vec<_>>());
+    let service = rs
+        .resource
+        .as_ref()
+        .unwrap()
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "service.name");
+    assert_eq!(
+        service.and_then(|kv| kv.value.as_ref()?.value.as_ref()),
+        Some(&Av::StringValue("café \"api\"".into()))
+    );
 }
