@@ -211,6 +211,12 @@ impl Exporter {
         }
     }
 
+    /// True when the exporter bounds the memory of what it is sending by itself (EMF: rendered
+    /// bytes in flight), so a batch's item room is given back once `start` has translated it.
+    fn bounds_what_it_sends(&self) -> bool {
+        matches!(self, Exporter::AwsEmf(_))
+    }
+
     async fn shutdown(&mut self) -> Result<(), ExportError> {
         match self {
             Exporter::AwsEmf(_) | Exporter::AwsXray(_) | Exporter::Debug(_) => Ok(()),
@@ -313,10 +319,12 @@ pub fn spawn(
                     let signal = payload.signal();
                     let items = payload.item_count() as u64;
                     let sending = exporter.start(payload).await;
+                    let room = (!exporter.bounds_what_it_sends()).then_some(room);
                     in_flight.spawn(async move {
                         let result = sending.await;
                         // The batch's room is given back once it is exported, not when dequeued:
-                        // documents being sent take memory too.
+                        // documents being sent take memory too (unless the exporter bounds
+                        // those itself, in which case it was given back above).
                         drop(room);
                         (signal, items, result)
                     });
