@@ -78,17 +78,33 @@ pub fn write<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> usiz
 pub fn write_structure(out: &mut Vec<u8>, text: &str) -> usize {
     debug_assert!(!text.contains('\\'));
     let mut added = 0;
-    for &byte in text.as_bytes() {
-        if byte == b'"' {
-            out.push(b'\\');
-            added += 1;
-        }
-        out.push(byte);
+    let mut rest = text.as_bytes();
+    // Runs between quotes copied whole: these are short constants written for every event.
+    while let Some(quote) = rest.iter().position(|&b| b == b'"') {
+        out.extend_from_slice(&rest[..quote]);
+        out.extend_from_slice(b"\\\"");
+        added += 1;
+        rest = &rest[quote + 1..];
     }
+    out.extend_from_slice(rest);
     added
 }
 
-/// The plain JSON of an embedded (escaped) document.
+/// A string as a JSON string, escaped to sit inside another JSON string; what [`write`] writes
+/// for it, without going through a serializer when nothing in it needs escaping (names, units,
+/// label values usually).
+pub fn write_str(out: &mut Vec<u8>, text: &str) -> usize {
+    // serde_json escapes control characters, quotes and backslashes, and nothing else.
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return write(out, text);
+    }
+    out.reserve(text.len() + 4);
+    out.extend_from_slice(b"\\\"");
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(b"\\\"");
+    2
+}
+
 pub fn unescape(escaped: &[u8]) -> String {
     let mut quoted = Vec::with_capacity(escaped.len() + 2);
     quoted.push(b'"');
@@ -111,5 +127,29 @@ mod tests {
         let plain = unescape(&out);
         assert_eq!(plain, format!("{{\"v\":{value}}}"));
         assert_eq!(out.len() - added, plain.len());
+    }
+
+    /// The fast path writes exactly what the serializer writes, for strings with and without
+    /// characters to escape.
+    #[test]
+    fn strings_are_written_as_the_serializer_writes_them() {
+        for text in [
+            "",
+            "plain",
+            "a/b é 漢 \u{7f}",
+            "q\"uote",
+            "back\\slash",
+            "tab\tnl\n\u{1}",
+        ] {
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            let fast_added = write_str(&mut fast, text);
+            let slow_added = write(&mut slow, text);
+            assert_eq!(fast, slow, "{text:?}");
+            assert_eq!(fast_added, slow_added, "{text:?}");
+        }
+        let mut out = Vec::new();
+        let added = write_structure(&mut out, "{\"a\":[\"b\"],\"c\":");
+        assert_eq!(out, b"{\\\"a\\\":[\\\"b\\\"],\\\"c\\\":");
+        assert_eq!(added, 6);
     }
 }

@@ -206,6 +206,11 @@ impl EventWriter<'_> {
         self.added += embedded_json::write(self.out, value);
     }
 
+    /// A string value (the common case of [`Self::value`], without a serializer).
+    fn text(&mut self, text: &str) {
+        self.added += embedded_json::write_str(self.out, text);
+    }
+
     fn byte(&mut self, byte: u8) {
         self.out.push(byte);
     }
@@ -1114,10 +1119,10 @@ fn render(
             w.byte(b',');
         }
         first = false;
-        w.value(*name);
+        w.text(name);
         w.byte(b':');
         match field {
-            Field::Text(text) => w.value(*text),
+            Field::Text(text) => w.text(text),
             Field::Decoded(value) => w.value(value),
             Field::Metric(value) => value.write_json(w),
             Field::Directives => write_directives(w, namespace, &by_sets),
@@ -1159,15 +1164,15 @@ fn write_directives(w: &mut EventWriter, namespace: &str, by_sets: &[Directive])
                     w.byte(b',');
                 }
                 w.structure("{\"Name\":");
-                w.value(&*m.name);
+                w.text(&m.name);
                 w.structure(",\"StorageResolution\":");
                 w.value(&m.storage_resolution);
                 w.structure(",\"Unit\":");
-                w.value(&*m.unit);
+                w.text(&m.unit);
                 w.byte(b'}');
             }
             w.structure("],\"Namespace\":");
-            w.value(namespace);
+            w.text(namespace);
             w.byte(b'}');
         }
     }
