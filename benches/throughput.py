@@ -19,7 +19,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BINARY = ROOT / "target" / "release" / "otel-sidecar"
+# Where `cargo build --release` puts it (CARGO_TARGET_DIR honoured, as by scripts/test).
+BINARY = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / "otel-sidecar"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
