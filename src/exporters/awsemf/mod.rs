@@ -180,17 +180,23 @@ pub const RENDERED_BYTES_IN_FLIGHT: usize = 8 << 20;
 
 /// Room for rendered bytes in flight; a batch larger than the whole room takes all of it.
 #[derive(Clone)]
-pub struct RenderedRoom(std::sync::Arc<tokio::sync::Semaphore>);
+pub struct RenderedRoom {
+    free: std::sync::Arc<tokio::sync::Semaphore>,
+    size: usize,
+}
 
 impl RenderedRoom {
-    pub fn new(bytes: usize) -> Self {
-        RenderedRoom(std::sync::Arc::new(tokio::sync::Semaphore::new(bytes)))
+    pub fn new(size: usize) -> Self {
+        RenderedRoom {
+            free: std::sync::Arc::new(tokio::sync::Semaphore::new(size)),
+            size,
+        }
     }
 
     /// Waits until `bytes` fit (this is the pushback: the exporter stops taking batches).
-    pub async fn hold(&self, bytes: usize, room: usize) -> tokio::sync::OwnedSemaphorePermit {
-        let wanted = bytes.clamp(1, room.max(1)) as u32;
-        self.0
+    pub async fn hold(&self, bytes: usize) -> tokio::sync::OwnedSemaphorePermit {
+        let wanted = bytes.clamp(1, self.size.max(1)) as u32;
+        self.free
             .clone()
             .acquire_many_owned(wanted)
             .await
@@ -349,10 +355,7 @@ impl AwsEmfExporter {
             return Box::pin(std::future::ready(Ok(())));
         };
         let rendered: usize = events.iter().map(|e| e.escaped.len()).sum();
-        let held = self
-            .rendered_room
-            .hold(rendered, RENDERED_BYTES_IN_FLIGHT)
-            .await;
+        let held = self.rendered_room.hold(rendered).await;
         Box::pin(async move {
             let dropped = sender.send(events).await;
             drop(held);
@@ -376,10 +379,10 @@ mod tests {
     #[tokio::test]
     async fn rendered_bytes_wait_for_room_until_earlier_ones_are_sent() {
         let room = RenderedRoom::new(100);
-        let first = room.hold(60, 100).await;
+        let first = room.hold(60).await;
         let waiting = tokio::spawn({
             let room = room.clone();
-            async move { room.hold(60, 100).await }
+            async move { room.hold(60).await }
         });
         for _ in 0..10 {
             tokio::task::yield_now().await;
@@ -388,9 +391,9 @@ mod tests {
         drop(first);
         let second = waiting.await.unwrap();
         drop(second);
-        let whole = room.hold(1_000, 100).await;
-        assert_eq!(room.0.available_permits(), 0);
+        let whole = room.hold(1_000).await;
+        assert_eq!(room.free.available_permits(), 0);
         drop(whole);
-        assert_eq!(room.0.available_permits(), 100);
+        assert_eq!(room.free.available_permits(), 100);
     }
 }
