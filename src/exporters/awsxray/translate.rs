@@ -75,19 +75,7 @@ fn attributes(list: &[KeyValue]) -> Attributes<'_> {
         .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v)))
         .collect();
     if !entries.is_sorted_by(|a, b| a.0 < b.0) {
-        // Stable, so the last of a run of equal keys is the last in the list; keep that one,
-        // compacting in place.
-        entries.sort_by(|a, b| a.0.cmp(b.0));
-        let mut kept = 0;
-        for i in 0..entries.len() {
-            if kept > 0 && entries[kept - 1].0 == entries[i].0 {
-                entries[kept - 1] = entries[i];
-            } else {
-                entries[kept] = entries[i];
-                kept += 1;
-            }
-        }
-        entries.truncate(kept);
+        sort_keeping_last(&mut entries, |entry| entry.0);
     }
     let signatures = entries
         .iter()
@@ -96,6 +84,14 @@ fn attributes(list: &[KeyValue]) -> Attributes<'_> {
         entries,
         signatures,
     }
+}
+
+/// Sorts by key, keeping only the last of entries with equal keys, in place: what a map built
+/// from the list would hold. (Reversed, a stable sort puts the last-written first in each run.)
+pub(crate) fn sort_keeping_last<T>(entries: &mut Vec<T>, key: impl Fn(&T) -> &str) {
+    entries.reverse();
+    entries.sort_by(|a, b| key(a).cmp(key(b)));
+    entries.dedup_by(|later, kept| key(later) == key(kept));
 }
 
 impl<'a> Attributes<'a> {

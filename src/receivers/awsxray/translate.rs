@@ -4,7 +4,7 @@
 //! write the same documents back (annotation keys, metadata namespaces, in-progress).
 
 use crate::exporters::awsxray::translate::{
-    ANNOTATIONS_ATTRIBUTE, IN_PROGRESS_ATTRIBUTE, METADATA_PREFIX,
+    ANNOTATIONS_ATTRIBUTE, IN_PROGRESS_ATTRIBUTE, METADATA_PREFIX, sort_keeping_last,
 };
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, KeyValue, any_value::Value as Av,
@@ -97,7 +97,7 @@ struct SegmentDoc<'a> {
 
 /// A JSON string, borrowed from the datagram unless it had escapes. (`Option<Cow<str>>` with
 /// `#[serde(borrow)]` still copies; a visitor of our own does not.)
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone)]
 struct Text<'a>(Cow<'a, str>);
 
 impl std::ops::Deref for Text<'_> {
@@ -222,17 +222,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
                 while let Some(entry) = map.next_entry()? {
                     entries.push(entry);
                 }
-                // Stable: equal keys keep their order, so the last of a run is the last written.
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut kept: Vec<(Text<'de>, AnnotationValue<'de>)> =
-                    Vec::with_capacity(entries.len());
-                for entry in entries {
-                    match kept.last_mut() {
-                        Some(last) if last.0 == entry.0 => *last = entry,
-                        _ => kept.push(entry),
-                    }
-                }
-                Ok(Annotations(kept))
+                sort_keeping_last(&mut entries, |entry| &entry.0);
+                Ok(Annotations(entries))
             }
         }
         deserializer.deserialize_map(MapVisitor)
