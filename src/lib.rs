@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod processors;
 pub mod receivers;
 pub mod telemetry;
+pub mod xray;
 
 /// The version reported in logs and the scope version of the components that set one.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -197,7 +197,8 @@ def test_otel_sdk_metrics_are_per_interval_deltas(start_sidecar, aws_env, tmp):
     histogram = meter.create_histogram("e2e.latency", unit="ms")
     exp = meter.create_histogram("e2e.exp", unit="ms")
     gauge = meter.create_gauge("e2e.temperature")
-    steps = [(5, 10, [1.0, 2.0], [3.0, 5.0], 20.0), (3, -3, [4.0], [7.0, 7.0, 9.0], 21.5), (4, 2, [8.0, 1.0, 1.0], [2.0], 19.0)]
+    # The up-down counter changes by 5, -2, 1: its level is 5, 3, 4.
+    steps = [(5, 5, [1.0, 2.0], [3.0, 5.0], 20.0), (3, -2, [4.0], [7.0, 7.0, 9.0], 21.5), (4, 1, [8.0, 1.0, 1.0], [2.0], 19.0)]
     logs = logs_client(aws_env["AWS_ENDPOINT_URL"])
     seen = 0
     per_interval = []
@@ -216,9 +217,10 @@ def test_otel_sdk_metrics_are_per_interval_deltas(start_sidecar, aws_env, tmp):
         seen = len(events)
     provider.shutdown()
     lib = ("OTelLib", "e2e-meter")
-    for values, (count, delta, samples, exp_samples, temperature) in zip(per_interval, steps):
+    levels = [5, 3, 4]
+    for values, (count, _, samples, exp_samples, temperature), level in zip(per_interval, steps, levels):
         assert values[("e2e.requests", frozenset([lib, ("route", "/a")]))][0] == count
-        assert values[("e2e.inflight", frozenset([lib]))][0] == delta
+        assert values[("e2e.inflight", frozenset([lib]))][0] == level, "up-down counters are levels"
         latency, document = values[("e2e.latency", frozenset([lib]))]
         assert (latency["Count"], latency["Sum"]) == (len(samples), sum(samples))
         assert document["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds"

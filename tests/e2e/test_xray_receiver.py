@@ -243,3 +243,80 @@ def test_seed_config_runs_unchanged(tmp, aws_env):
         if process.poll() is None:
             process.kill()
         log.close()
+
+
+def differences(sent, stored, path=""):
+    """Paths where `stored` differs from `sent`, descending into objects and lists."""
+    if isinstance(sent, dict) and isinstance(stored, dict):
+        out = []
+        for key in sorted(set(sent) | set(stored)):
+            here = f"{path}.{key}" if path else key
+            if key not in stored:
+                out.append(f"{here}: dropped")
+            elif key not in sent:
+                out.append(f"{here}: added")
+            else:
+                out += differences(sent[key], stored[key], here)
+        return out
+    if isinstance(sent, list) and isinstance(stored, list) and len(sent) == len(stored):
+        return [d for i, (a, b) in enumerate(zip(sent, stored)) for d in differences(a, b, f"{path}[{i}]")]
+    if isinstance(sent, float) and isinstance(stored, (int, float)) and abs(sent - stored) < 1e-6:
+        return []
+    return [] if sent == stored else [f"{path}: {sent!r} -> {stored!r}"]
+
+
+def allowed_difference(difference, sent, stored):
+    """What still differs between a document an X-Ray SDK sends and what reaches X-Ray through the
+    sidecar (README, "Differences"): false flags written out where the SDK leaves them out and
+    `in_progress: false` left out (the same to X-Ray), the namespace `local` left out (X-Ray's
+    default), the SDK's `service.runtime*` fields, which have no place in the OTLP model, and the
+    resource's `aws.xray` block (with `auto_instrumentation: false`) on every document."""
+    key = difference.split(":")[0]
+    return (
+        (difference.endswith(": added") and stored.get(key) is False)
+        or (difference == "in_progress: dropped" and sent["in_progress"] is False)
+        or (difference == "namespace: dropped" and sent["namespace"] == "local")
+        or difference == "service: dropped"
+        or difference in ("aws: added", "aws.xray.auto_instrumentation: added")
+    )
+
+
+def test_xray_sdk_documents_reach_xray_field_by_field(start_sidecar, aws_env):
+    sidecar = start_sidecar(receiver_config(), env=aws_env)
+    address = sidecar.address("awsxray", "udp")
+    emitter = RecordingEmitter(address)
+    recorder = AWSXRayRecorder()
+    recorder.configure(sampling=False, context_missing="LOG_ERROR", daemon_address=address,
+                       emitter=emitter, service="orders", context=Context())
+    segment = recorder.begin_segment("orders")
+    segment.put_http_meta("method", "GET")
+    segment.put_http_meta("url", "http://orders/list")
+    segment.put_http_meta("client_ip", "203.0.113.9")
+    segment.put_annotation("tenant", "acme")
+    # Flags set by hand, with no HTTP status and no exception behind them.
+    segment.add_error_flag()
+    segment.add_throttle_flag()
+    charge = recorder.begin_subsegment("charge", namespace="remote")
+    charge.add_exception(RuntimeError("declined"), [("/app/pay.mjs", None, "charge"), ("/app/main.py", 12, "handler")])
+    recorder.end_subsegment()
+    audit = recorder.begin_subsegment("audit")
+    audit.add_fault_flag()
+    recorder.end_subsegment()
+    recorder.end_segment()
+    [sent] = emitter.sent
+    expected = list(flatten(sent))
+    stored = fetch_documents(xray_client(aws_env["AWS_ENDPOINT_URL"]), [sent["trace_id"]], expected=len(expected))
+    by_id = {d["id"]: d for d in stored}
+    assert len(by_id) == len(expected) == 3
+    # What the SDK sent, checked first so the test cannot pass on an empty document.
+    top = expected[0]
+    assert (top.get("error"), top.get("throttle"), top.get("fault")) == (True, True, None)
+    assert top["http"]["request"].get("x_forwarded_for") is None
+    charge_sent = next(d for d in expected if d["name"] == "charge")
+    assert charge_sent["cause"]["working_directory"]
+    assert charge_sent["cause"]["exceptions"][0]["stack"][0]["line"] is None
+    for original in expected:
+        found = set(differences(original, by_id[original["id"]]))
+        unexpected = {d for d in found if not allowed_difference(d, original, by_id[original["id"]])}
+        assert not unexpected, (original["name"], sorted(found), original, by_id[original["id"]])
+    assert sidecar.terminate() == 0

@@ -34,12 +34,22 @@ fn default_separator() -> String {
     ";".into()
 }
 
-/// A validated declaration.
-#[derive(Debug, Clone)]
+/// A validated declaration: decoded from [`MetricDeclarationConfig`] and compiled at start, so
+/// a bad regular expression is refused with its YAML path (the collector panics on one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "MetricDeclarationConfig")]
 pub struct MetricDeclaration {
     dimensions: Vec<Vec<String>>,
     selectors: Vec<Regex>,
     matchers: Vec<(Vec<String>, String, Regex)>,
+}
+
+impl TryFrom<MetricDeclarationConfig> for MetricDeclaration {
+    type Error = String;
+
+    fn try_from(config: MetricDeclarationConfig) -> Result<Self, String> {
+        MetricDeclaration::compile(&config).map_err(|(key, message)| format!("{key}: {message}"))
+    }
 }
 
 impl MetricDeclaration {
@@ -147,6 +157,22 @@ mod tests {
             ]
         );
         assert_eq!(d.dimension_sets(&labels(&[("OTelLib", "x")])).count(), 0);
+    }
+
+    #[test]
+    fn a_declaration_decodes_compiled_or_names_the_bad_key() {
+        let decoded: MetricDeclaration = serde_yaml_ng::from_str(
+            "dimensions: [[b, a], [a, b], [a, a, b]]\nmetric_name_selectors: [m]",
+        )
+        .unwrap();
+        assert_eq!(
+            decoded.dimensions,
+            vec![vec!["a".to_string(), "b".to_string()]]
+        );
+        let error = serde_yaml_ng::from_str::<MetricDeclaration>("metric_name_selectors: ['(']")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("metric_name_selectors[0]: "), "{error}");
     }
 
     #[test]

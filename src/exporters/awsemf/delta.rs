@@ -2,7 +2,9 @@
 //! series expire after [`SERIES_TTL_MS`], and at most [`MAX_SERIES`] are remembered.
 
 use super::translate::EmfSettings;
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as Av};
+use opentelemetry_proto::tonic::common::v1::{
+    InstrumentationScope, KeyValue, any_value::Value as Av,
+};
 use std::collections::{BTreeMap, HashMap};
 
 /// Series unseen for this long are forgotten (the collector's 5-minute sweep).
@@ -11,58 +13,104 @@ pub const SERIES_TTL_MS: i64 = 5 * 60 * 1000;
 /// every time (its points are counted as dropped first points), so memory stays flat.
 pub const MAX_SERIES: usize = 200_000;
 
-/// Identity of a series: metric, destination and attributes, each part length-prefixed and
-/// values type-tagged, so distinct series never share a key. Built without formatting: this is
-/// per point for every cumulative series (the OpenTelemetry SDKs' default temporality).
+/// What every point of one instrumentation scope of one resource shares in its series identity:
+/// the destination (namespace, log group, log stream), the resource's attributes and the scope
+/// (name, version, attributes). Two meters or two containers recording the same metric name and
+/// attributes are distinct series: sharing one previous value would turn every point of one
+/// into a "reset" of the other. Built once per scope, not per point.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesPrefix(Vec<u8>);
+
+impl SeriesPrefix {
+    pub fn new(
+        namespace: &str,
+        log_group: &str,
+        log_stream: &str,
+        resource: &[KeyValue],
+        scope: Option<&InstrumentationScope>,
+    ) -> Self {
+        let mut key = Vec::with_capacity(128);
+        for text in [namespace, log_group, log_stream] {
+            part(&mut key, text.as_bytes());
+        }
+        push_attributes(&mut key, resource);
+        let (name, version, attributes) = scope
+            .map(|s| (s.name.as_str(), s.version.as_str(), s.attributes.as_slice()))
+            .unwrap_or_default();
+        part(&mut key, name.as_bytes());
+        part(&mut key, version.as_bytes());
+        push_attributes(&mut key, attributes);
+        SeriesPrefix(key)
+    }
+}
+
+/// What kind of cumulative series a key is for: a sum and a histogram of one name never share
+/// a previous value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesKind {
+    Sum = 1,
+    Histogram = 2,
+    ExponentialHistogram = 3,
+}
+
+/// Identity of a series: its [`SeriesPrefix`], the metric name and kind, and the point's
+/// attributes, each part length-prefixed and values type-tagged, so distinct series never share
+/// a key. Built without formatting: this is per point for every cumulative series (the
+/// OpenTelemetry SDKs' default temporality).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DeltaKey(Box<[u8]>);
 
 impl DeltaKey {
     pub fn new(
+        prefix: &SeriesPrefix,
         metric: &str,
-        namespace: &str,
-        log_group: &str,
-        log_stream: &str,
+        kind: SeriesKind,
         attributes: &[KeyValue],
     ) -> Self {
-        let mut key = Vec::with_capacity(
-            metric.len() + namespace.len() + log_group.len() + log_stream.len() + 64,
-        );
-        let part = |key: &mut Vec<u8>, bytes: &[u8]| {
-            key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            key.extend_from_slice(bytes);
-        };
-        for text in [metric, namespace, log_group, log_stream] {
-            part(&mut key, text.as_bytes());
-        }
-        let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
-        if !sorted.is_sorted_by(|a, b| a.key <= b.key) {
-            sorted.sort_by(|a, b| a.key.cmp(&b.key));
-        }
-        for kv in sorted {
-            part(&mut key, kv.key.as_bytes());
-            match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(Av::StringValue(s)) => {
-                    key.push(b's');
-                    part(&mut key, s.as_bytes());
-                }
-                Some(Av::IntValue(i)) => {
-                    key.push(b'i');
-                    key.extend_from_slice(&i.to_le_bytes());
-                }
-                Some(Av::DoubleValue(d)) => {
-                    key.push(b'd');
-                    key.extend_from_slice(&d.to_bits().to_le_bytes());
-                }
-                Some(Av::BoolValue(b)) => key.extend_from_slice(&[b'b', u8::from(*b)]),
-                Some(other) => {
-                    key.push(b'o');
-                    part(&mut key, format!("{other:?}").as_bytes());
-                }
-                None => key.push(b'n'),
-            }
-        }
+        let mut key = Vec::with_capacity(prefix.0.len() + metric.len() + 64);
+        key.extend_from_slice(&prefix.0);
+        part(&mut key, metric.as_bytes());
+        key.push(kind as u8);
+        push_attributes(&mut key, attributes);
         DeltaKey(key.into_boxed_slice())
+    }
+}
+
+/// Appends `bytes` with its length in front.
+fn part(key: &mut Vec<u8>, bytes: &[u8]) {
+    key.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    key.extend_from_slice(bytes);
+}
+
+/// Appends an attribute list in key order, its length first, each value tagged with its type.
+fn push_attributes(key: &mut Vec<u8>, attributes: &[KeyValue]) {
+    key.extend_from_slice(&(attributes.len() as u32).to_le_bytes());
+    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+    if !sorted.is_sorted_by(|a, b| a.key <= b.key) {
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    for kv in sorted {
+        part(key, kv.key.as_bytes());
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(Av::StringValue(s)) => {
+                key.push(b's');
+                part(key, s.as_bytes());
+            }
+            Some(Av::IntValue(i)) => {
+                key.push(b'i');
+                key.extend_from_slice(&i.to_le_bytes());
+            }
+            Some(Av::DoubleValue(d)) => {
+                key.push(b'd');
+                key.extend_from_slice(&d.to_bits().to_le_bytes());
+            }
+            Some(Av::BoolValue(b)) => key.extend_from_slice(&[b'b', u8::from(*b)]),
+            Some(other) => {
+                key.push(b'o');
+                part(key, format!("{other:?}").as_bytes());
+            }
+            None => key.push(b'n'),
+        }
     }
 }
 
@@ -192,16 +240,16 @@ impl DeltaCache {
         }
     }
 
-    /// Delta of a cumulative sum, or `None` for a first point that cannot be one.
+    /// Delta of a monotonic cumulative sum, or `None` for a first point that cannot be one.
+    /// (Non-monotonic sums are levels and are published as they are, not through the cache.)
     pub fn number_delta(
         &mut self,
         key: DeltaKey,
         start: u64,
         value: f64,
-        monotonic: bool,
         settings: &EmfSettings,
     ) -> Option<f64> {
-        match self.update(key, start, value, 0, monotonic)? {
+        match self.update(key, start, value, 0, true)? {
             Some((delta, _)) => Some(delta),
             None => Self::first(start, settings).then_some(value),
         }
@@ -308,7 +356,8 @@ mod tests {
             ..Default::default()
         };
         let mut cache = DeltaCache::default();
-        let key = || DeltaKey::new("h", "ns", "g", "s", &[]);
+        let prefix = SeriesPrefix::new("ns", "g", "s", &[], None);
+        let key = || DeltaKey::new(&prefix, "h", SeriesKind::ExponentialHistogram, &[]);
         let first = cache
             .exponential_delta(key(), 10, snapshot(2, &[(0, 1), (1, 2), (5, 1)]), &settings)
             .unwrap();
@@ -336,14 +385,15 @@ mod churn_tests {
     #[test]
     fn memory_stays_flat_under_series_churn() {
         let settings = EmfSettings::default();
+        let prefix = SeriesPrefix::default();
         let mut cache = DeltaCache::default();
         let mut peak = 0;
         // Every minute 1,000 new series replace the previous ones, for two hours.
         for minute in 0..120i64 {
             cache.advance(minute * 60_000);
             for i in 0..1000 {
-                let key = DeltaKey::new(&format!("m{minute}-{i}"), "ns", "g", "s", &[]);
-                cache.number_delta(key, 1, 1.0, true, &settings);
+                let key = DeltaKey::new(&prefix, &format!("m{minute}-{i}"), SeriesKind::Sum, &[]);
+                cache.number_delta(key, 1, 1.0, &settings);
             }
             peak = peak.max(cache.len());
         }
@@ -354,11 +404,12 @@ mod churn_tests {
     #[test]
     fn the_cache_is_capped() {
         let settings = EmfSettings::default();
+        let prefix = SeriesPrefix::default();
         let mut cache = DeltaCache::default();
         cache.advance(0);
         for i in 0..(MAX_SERIES + 100) {
-            let key = DeltaKey::new(&format!("m{i}"), "ns", "g", "s", &[]);
-            cache.number_delta(key, 1, 1.0, true, &settings);
+            let key = DeltaKey::new(&prefix, &format!("m{i}"), SeriesKind::Sum, &[]);
+            cache.number_delta(key, 1, 1.0, &settings);
         }
         assert_eq!(cache.len(), MAX_SERIES);
     }
@@ -371,7 +422,9 @@ mod churn_tests {
             value: Some(AnyValue { value: Some(v) }),
             ..Default::default()
         };
-        let key = |attributes: &[KeyValue]| DeltaKey::new("m", "ns", "g", "s", attributes);
+        let prefix = SeriesPrefix::new("ns", "g", "s", &[], None);
+        let key =
+            |attributes: &[KeyValue]| DeltaKey::new(&prefix, "m", SeriesKind::Sum, attributes);
         let a = kv("a", Av::StringValue("1".into()));
         let b = kv("b", Av::IntValue(1));
         assert_eq!(key(&[a.clone(), b.clone()]), key(&[b, a.clone()]));
@@ -383,9 +436,63 @@ mod churn_tests {
             key(&[kv("a", Av::StringValue("bc".into()))]),
             key(&[kv("ab", Av::StringValue("c".into()))])
         );
+        let destination = |ns: &str, group: &str| SeriesPrefix::new(ns, group, "s", &[], None);
         assert_ne!(
-            DeltaKey::new("m", "n", "sg", "s", &[]),
-            DeltaKey::new("m", "ns", "g", "s", &[])
+            DeltaKey::new(&destination("n", "sg"), "m", SeriesKind::Sum, &[]),
+            DeltaKey::new(&destination("ns", "g"), "m", SeriesKind::Sum, &[])
         );
+    }
+
+    /// Two meters, two resources, a sum and a histogram of one name: four series.
+    #[test]
+    fn scopes_resources_and_kinds_are_distinct_series() {
+        use opentelemetry_proto::tonic::common::v1::AnyValue;
+        let scope = |name: &str| InstrumentationScope {
+            name: name.into(),
+            ..Default::default()
+        };
+        let resource = |id: &str| {
+            vec![KeyValue {
+                key: "service.instance.id".into(),
+                value: Some(AnyValue {
+                    value: Some(Av::StringValue(id.into())),
+                }),
+                ..Default::default()
+            }]
+        };
+        let key = |resource: &[KeyValue], scope: &InstrumentationScope, kind| {
+            DeltaKey::new(
+                &SeriesPrefix::new("ns", "g", "s", resource, Some(scope)),
+                "requests",
+                kind,
+                &[],
+            )
+        };
+        let (a, b) = (scope("scope-a"), scope("scope-b"));
+        let (r1, r2) = (resource("1"), resource("2"));
+        let keys = [
+            key(&r1, &a, SeriesKind::Sum),
+            key(&r1, &b, SeriesKind::Sum),
+            key(&r2, &a, SeriesKind::Sum),
+            key(&r1, &a, SeriesKind::Histogram),
+        ];
+        for (i, left) in keys.iter().enumerate() {
+            for right in &keys[i + 1..] {
+                assert_ne!(left, right);
+            }
+        }
+        assert_eq!(keys[0], key(&r1, &a, SeriesKind::Sum));
+        let mut cache = DeltaCache::default();
+        let settings = EmfSettings::default();
+        for (n, (first, second)) in [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let one = cache.number_delta(keys[0].clone(), 5, first, &settings);
+            let two = cache.number_delta(keys[1].clone(), 7, second, &settings);
+            if n > 0 {
+                assert_eq!((one, two), (Some(1.0), Some(10.0)));
+            }
+        }
     }
 }

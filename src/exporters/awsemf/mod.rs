@@ -55,19 +55,19 @@ pub struct AwsEmfExporterConfig {
     #[serde(default)]
     pub dimension_rollup_option: DimensionRollup,
     #[serde(default)]
-    pub metric_declarations: Vec<declaration::MetricDeclarationConfig>,
+    pub metric_declarations: Vec<declaration::MetricDeclaration>,
     #[serde(default)]
     pub metric_descriptors: Vec<MetricDescriptor>,
     #[serde(default)]
     pub parse_json_encoded_attr_values: Vec<String>,
-    #[serde(default = "default_destination")]
-    pub output_destination: String,
+    #[serde(default)]
+    pub output_destination: OutputDestination,
     #[serde(default)]
     pub resource_to_telemetry_conversion: ResourceToTelemetry,
     #[serde(default)]
     pub detailed_metrics: bool,
-    #[serde(default = "default_version")]
-    pub version: String,
+    #[serde(default)]
+    pub version: EmfVersion,
     #[serde(default)]
     pub retain_initial_value_of_delta_metric: bool,
     #[serde(default)]
@@ -87,11 +87,53 @@ pub struct AwsEmfExporterConfig {
     pub unknown: BTreeMap<String, Value>,
 }
 
-fn default_destination() -> String {
-    "cloudwatch".into()
+/// `output_destination`: CloudWatch Logs, or EMF lines on stdout (case-insensitive, as in the
+/// collector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputDestination {
+    #[default]
+    CloudWatch,
+    Stdout,
 }
-fn default_version() -> String {
-    "1".into()
+
+impl<'de> Deserialize<'de> for OutputDestination {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.to_ascii_lowercase().as_str() {
+            "cloudwatch" => Ok(OutputDestination::CloudWatch),
+            "stdout" => Ok(OutputDestination::Stdout),
+            _ => Err(serde::de::Error::custom(format!(
+                "{text:?} is not one of cloudwatch, stdout"
+            ))),
+        }
+    }
+}
+
+/// `version`: the EMF layout, "1" (`_aws` block) or the legacy "0".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmfVersion {
+    Zero,
+    #[default]
+    One,
+}
+
+impl<'de> Deserialize<'de> for EmfVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Written as a string in the collector's configs; a bare YAML number is accepted too.
+        let value = Value::deserialize(deserializer)?;
+        let text = match &value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            other => format!("{other:?}"),
+        };
+        match text.as_str() {
+            "0" => Ok(EmfVersion::Zero),
+            "1" => Ok(EmfVersion::One),
+            _ => Err(serde::de::Error::custom(format!(
+                "{text:?} is not one of \"0\", \"1\""
+            ))),
+        }
+    }
 }
 
 impl AwsEmfExporterConfig {
@@ -99,42 +141,6 @@ impl AwsEmfExporterConfig {
         let err = |key: &str, message: String| Err((key.to_string(), message));
         crate::config::reject_unknown_keys(&self.unknown)?;
         self.session.validate()?;
-        if !self.metric_declarations.is_empty() {
-            return err(
-                "metric_declarations",
-                "metric_declarations are not supported by otel-sidecar yet".into(),
-            );
-        }
-        if !self.parse_json_encoded_attr_values.is_empty() {
-            return err(
-                "parse_json_encoded_attr_values",
-                "not supported by otel-sidecar yet".into(),
-            );
-        }
-        if self.detailed_metrics {
-            return err(
-                "detailed_metrics",
-                "not supported by otel-sidecar yet".into(),
-            );
-        }
-        if !matches!(
-            self.output_destination.to_ascii_lowercase().as_str(),
-            "cloudwatch" | "stdout"
-        ) {
-            return err(
-                "output_destination",
-                format!(
-                    "{:?} is not one of cloudwatch, stdout",
-                    self.output_destination
-                ),
-            );
-        }
-        if !matches!(self.version.as_str(), "0" | "1") {
-            return err(
-                "version",
-                format!("{:?} is not one of \"0\", \"1\"", self.version),
-            );
-        }
         if !RETENTION_DAYS.contains(&self.log_retention) {
             return err(
                 "log_retention",
@@ -240,18 +246,14 @@ impl AwsEmfExporter {
             exclude_service_attributes: config
                 .resource_to_telemetry_conversion
                 .exclude_service_attributes,
-            declarations: config
-                .metric_declarations
-                .iter()
-                .filter_map(|d| declaration::MetricDeclaration::compile(d).ok())
-                .collect(),
-            version_zero: config.version == "0",
+            declarations: config.metric_declarations.clone(),
+            version_zero: config.version == EmfVersion::Zero,
             detailed_metrics: config.detailed_metrics,
             json_encoded_labels: config.parse_json_encoded_attr_values.clone(),
             retain_initial_value_of_delta_metric: config.retain_initial_value_of_delta_metric,
             started_at: unix_nanos(),
         };
-        let sender = if config.output_destination.eq_ignore_ascii_case("stdout") {
+        let sender = if config.output_destination == OutputDestination::Stdout {
             None
         } else {
             let sdk = config

@@ -8,7 +8,7 @@
 //! dimension sets at most 30 keys; histograms are delta-converted.
 
 use super::budget::{Admission, CardinalityBudget, OVERFLOW_KEY};
-use super::delta::{DeltaCache, DeltaKey, ExpSnapshot, SparseBuckets};
+use super::delta::{DeltaCache, DeltaKey, ExpSnapshot, SeriesKind, SeriesPrefix, SparseBuckets};
 use super::labels::Labels;
 use crate::exporters::embedded_json;
 use bytes::Bytes;
@@ -375,6 +375,13 @@ pub fn translate<'a>(
             {
                 scope_name = name;
             }
+            let series = SeriesPrefix::new(
+                namespace,
+                log_group,
+                log_stream,
+                resource_attributes,
+                scope_metrics.scope.as_ref(),
+            );
             for metric in &scope_metrics.metrics {
                 let unit: Cow<'a, str> = match settings.descriptors.get(&metric.name) {
                     Some((unit, overwrite)) if *overwrite || metric.unit.is_empty() => {
@@ -382,9 +389,7 @@ pub fn translate<'a>(
                     }
                     _ => Cow::Borrowed(cloudwatch_unit(&metric.unit)),
                 };
-                for point in points(
-                    metric, settings, deltas, namespace, log_group, log_stream, &mut stats,
-                ) {
+                for point in points(metric, settings, deltas, &series, &mut stats) {
                     let mut labels = Labels::from_attributes(point.attributes, 1);
                     if let Some((key, value)) = point.extra_label {
                         labels.insert(key, value);
@@ -530,19 +535,16 @@ fn skip(flags: u32, values: &[f64]) -> bool {
     flags & FLAG_NO_RECORDED_VALUE != 0 || values.iter().any(|v| !v.is_finite())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn points<'a>(
     metric: &'a Metric,
     settings: &EmfSettings,
     deltas: &mut DeltaCache,
-    namespace: &str,
-    log_group: &str,
-    log_stream: &str,
+    series: &SeriesPrefix,
     stats: &mut TranslateStats,
 ) -> Vec<PointOut<'a>> {
     let mut out = Vec::new();
-    let delta_key = |attributes: &[KeyValue]| {
-        DeltaKey::new(&metric.name, namespace, log_group, log_stream, attributes)
+    let delta_key = |kind: SeriesKind, attributes: &[KeyValue]| {
+        DeltaKey::new(series, &metric.name, kind, attributes)
     };
     match metric.data.as_ref() {
         Some(Data::Gauge(gauge)) => {
@@ -559,8 +561,10 @@ fn points<'a>(
             }
         }
         Some(Data::Sum(sum)) => {
-            let cumulative =
-                sum.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+            // A non-monotonic cumulative sum (an up-down counter) is a level: its value is
+            // published as it is. Its deltas would be changes nobody can read a level back from.
+            let cumulative = sum.is_monotonic
+                && sum.aggregation_temporality == AggregationTemporality::Cumulative as i32;
             for p in &sum.data_points {
                 let Some(v) = number_value(p).filter(|v| !skip(p.flags, &[*v])) else {
                     stats.skipped_points += 1;
@@ -568,10 +572,9 @@ fn points<'a>(
                 };
                 let value = if cumulative {
                     match deltas.number_delta(
-                        delta_key(&p.attributes),
+                        delta_key(SeriesKind::Sum, &p.attributes),
                         p.start_time_unix_nano,
                         v,
-                        sum.is_monotonic,
                         settings,
                     ) {
                         Some(d) => d,
@@ -602,7 +605,7 @@ fn points<'a>(
                 }
                 let (count, sum) = if cumulative {
                     match deltas.histogram_delta(
-                        delta_key(&p.attributes),
+                        delta_key(SeriesKind::Histogram, &p.attributes),
                         p.start_time_unix_nano,
                         p.count,
                         sum,
@@ -636,7 +639,7 @@ fn points<'a>(
                 }
                 let values = if cumulative {
                     let Some(delta) = deltas.exponential_delta(
-                        delta_key(&p.attributes),
+                        delta_key(SeriesKind::ExponentialHistogram, &p.attributes),
                         p.start_time_unix_nano,
                         snapshot_of(p),
                         settings,
@@ -676,8 +679,10 @@ fn points<'a>(
                     ));
                     continue;
                 }
-                // detailed_metrics: the sum, the count, and one point per quantile.
-                let part = |name: Option<String>,
+                // detailed_metrics: the sum, the count, and one point per quantile, each in its
+                // own event as in the collector (its group key holds the part's index).
+                let part = |split: usize,
+                            name: Option<String>,
                             label: Option<(&'static str, String)>,
                             value: f64| PointOut {
                     attributes: &p.attributes,
@@ -686,16 +691,18 @@ fn points<'a>(
                     time_unix_nano: p.time_unix_nano,
                     value: EmfValue::Number(value),
                     type_class: 4,
-                    split: 0,
+                    split,
                 };
-                out.push(part(Some(format!("{}_sum", metric.name)), None, p.sum));
+                out.push(part(0, Some(format!("{}_sum", metric.name)), None, p.sum));
                 out.push(part(
+                    1,
                     Some(format!("{}_count", metric.name)),
                     None,
                     p.count as f64,
                 ));
-                for q in &p.quantile_values {
+                for (i, q) in p.quantile_values.iter().enumerate() {
                     out.push(part(
+                        2 + i,
                         None,
                         Some(("quantile", q.quantile.to_string())),
                         q.value,
@@ -857,8 +864,9 @@ fn rollup_sets<'k>(labels: &'k Labels<'_>, rollup: DimensionRollup) -> Vec<Vec<&
     let mut sets = Vec::new();
     let has_lib = labels.contains_key(OTEL_LIB);
     let others = labels.len() - usize::from(has_lib);
-    if rollup == DimensionRollup::ZeroAndSingleDimensionRollup && others > 0 && has_lib {
-        sets.push(vec![OTEL_LIB]);
+    // The zero set: `[OTelLib]`, or `[]` for a point without a scope name.
+    if rollup == DimensionRollup::ZeroAndSingleDimensionRollup && others > 0 {
+        sets.push(if has_lib { vec![OTEL_LIB] } else { Vec::new() });
     }
     if rollup != DimensionRollup::NoDimensionRollup {
         for other in labels.keys().filter(|k| *k != OTEL_LIB) {
@@ -1043,7 +1051,10 @@ fn render(
         }
     }
     for metric in metrics.iter().filter(|_| !keys_decide) {
+        // No declaration covers the metric, or none leaves it a dimension set: it is not
+        // extracted (nor counted against the budget); its value stays a field of the event.
         let Some(mut sets) = metric_dimension_sets(&metric.name, &key.labels, settings, stats)
+            .filter(|sets| !sets.is_empty())
         else {
             continue;
         };

@@ -27,6 +27,8 @@ pub struct SegmentDocument {
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traced: Option<bool>,
     pub error: bool,
     pub fault: bool,
     pub throttle: bool,
@@ -214,6 +216,12 @@ pub struct ExceptionData {
     pub kind: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stack: Vec<StackFrame>,
 }
@@ -222,7 +230,7 @@ pub struct ExceptionData {
 pub struct StackFrame {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` when unknown, as X-Ray SDKs write a frame without a line.
     pub line: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,

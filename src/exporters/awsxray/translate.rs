@@ -2,6 +2,7 @@
 //! (`exporter/awsxrayexporter/internal/translator`, v0.156). Pure functions: data in, data out.
 
 use super::segment::*;
+use crate::xray::*;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use serde_json::{Map, Value};
@@ -23,13 +24,6 @@ pub enum TranslateError {
     #[error("span id must be 8 bytes, got {0}")]
     SpanId(usize),
 }
-
-/// The attribute marking spans made from X-Ray segments whose keys were annotations.
-pub const ANNOTATIONS_ATTRIBUTE: &str = "aws.xray.annotations";
-/// Prefix of attributes holding a metadata namespace as JSON.
-pub const METADATA_PREFIX: &str = "aws.xray.metadata.";
-/// Set by the receiver for segments still in progress.
-pub const IN_PROGRESS_ATTRIBUTE: &str = "aws.xray.inprogress";
 
 const MAX_SEGMENT_NAME_LENGTH: usize = 200;
 const SQL_DATABASES: &[&str] = &[
@@ -84,14 +78,6 @@ fn attributes(list: &[KeyValue]) -> Attributes<'_> {
         entries,
         signatures,
     }
-}
-
-/// Sorts by key, keeping only the last of entries with equal keys, in place: what a map built
-/// from the list would hold. (Reversed, a stable sort puts the last-written first in each run.)
-pub(crate) fn sort_keeping_last<T>(entries: &mut Vec<T>, key: impl Fn(&T) -> &str) {
-    entries.reverse();
-    entries.sort_by(|a, b| key(a).cmp(key(b)));
-    entries.dedup_by(|later, kept| key(later) == key(kept));
 }
 
 impl<'a> Attributes<'a> {
@@ -179,6 +165,13 @@ pub fn value_json(value: &AnyValue) -> Value {
     }
 }
 
+fn bool_of(value: &AnyValue) -> Option<bool> {
+    match value.value {
+        Some(Av::BoolValue(b)) => Some(b),
+        _ => None,
+    }
+}
+
 fn int_of(value: &AnyValue) -> Option<i64> {
     match &value.value {
         Some(Av::IntValue(i)) => Some(*i),
@@ -190,21 +183,6 @@ fn int_of(value: &AnyValue) -> Option<i64> {
 
 fn str_attr(attrs: &Attributes, key: &str) -> String {
     attrs.get(key).map(value_string).unwrap_or_default()
-}
-
-/// Lower-case hex of ids; on the per-span path, so no `format!` per byte.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
 }
 
 /// `1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy`. Timestamp validation of the first four bytes is off,
@@ -406,7 +384,10 @@ fn make_segment<'a>(
     let in_progress = remaining
         .remove(IN_PROGRESS_ATTRIBUTE)
         .is_some_and(|v| matches!(v.value, Some(Av::BoolValue(true))));
-    let http = make_http(span, kind, &mut remaining);
+    // A span the awsxray receiver made from an X-Ray SDK's document: written back as sent.
+    let from_xray = all_attrs.contains_key(FAULT_ATTRIBUTE);
+    let traced = remaining.remove("aws.xray.traced").and_then(bool_of);
+    let http = make_http(span, kind, from_xray, &mut remaining);
     let (error, fault, throttle, cause) =
         make_cause(span, kind, all_attrs, &resource.language, &mut remaining);
     let origin = resource.origin.clone();
@@ -420,8 +401,10 @@ fn make_segment<'a>(
             remaining.insert(name.as_str(), value);
         }
     }
+    // Resource attributes go into a segment's metadata, as in the collector; not into a
+    // document that an X-Ray SDK sent without them.
     let (user, annotations, metadata) =
-        make_xray_attributes(remaining, resource, store_resource, settings);
+        make_xray_attributes(remaining, resource, store_resource && !from_xray, settings);
     let links = span
         .links
         .iter()
@@ -451,6 +434,7 @@ fn make_segment<'a>(
         origin: non_empty(origin),
         user: non_empty(user),
         resource_arn: None,
+        traced,
         error,
         fault,
         throttle,
@@ -582,8 +566,14 @@ pub fn fix_annotation_key(key: &str) -> String {
         .collect()
 }
 
-fn make_http(span: &Span, kind: SpanKind, remaining: &mut Attributes) -> Option<HttpData> {
+fn make_http(
+    span: &Span,
+    kind: SpanKind,
+    from_xray: bool,
+    remaining: &mut Attributes,
+) -> Option<HttpData> {
     let mut request = HttpRequest::default();
+    let mut forwarded = None;
     let mut response = HttpResponse::default();
     let mut url_parts: BTreeMap<&str, String> = BTreeMap::new();
     let mut has_http = false;
@@ -599,9 +589,13 @@ fn make_http(span: &Span, kind: SpanKind, remaining: &mut Attributes) -> Option<
             }
             "http.client_ip" | "client.address" => {
                 request.client_ip = Some(text());
-                request.x_forwarded_for = Some(true);
+                // The collector's guess for OTLP spans; an X-Ray document says for itself.
+                if !from_xray {
+                    request.x_forwarded_for = Some(true);
+                }
                 has_http = true;
             }
+            X_FORWARDED_FOR_ATTRIBUTE => forwarded = bool_of(value),
             "http.user_agent" | "user_agent.original" => {
                 request.user_agent = Some(text());
                 has_http = true;
@@ -677,15 +671,20 @@ fn make_http(span: &Span, kind: SpanKind, remaining: &mut Attributes) -> Option<
     if !has_http {
         return None;
     }
+    if from_xray {
+        request.x_forwarded_for = forwarded;
+    }
     if has_url_attributes {
         request.url = Some(construct_url(&url_parts, kind == SpanKind::Server));
     }
     if response.content_length.is_none() {
         response.content_length = response_size_from_events(span).map(Value::from);
     }
+    // An empty response object says nothing (an X-Ray SDK leaves it out without a status).
+    let response = (response != HttpResponse::default()).then_some(response);
     Some(HttpData {
         request: Some(request),
-        response: Some(response),
+        response,
     })
 }
 
@@ -768,6 +767,9 @@ fn make_cause(
         .filter(|e| e.name == "exception")
         .collect();
     let mut cause = None;
+    let working_directory = remaining
+        .remove(WORKING_DIRECTORY_ATTRIBUTE)
+        .map(value_string);
     if !exception_events.is_empty() {
         let remote = matches!(kind, SpanKind::Client | SpanKind::Producer);
         let exceptions = exception_events
@@ -784,13 +786,19 @@ fn make_cause(
                     id,
                     message: non_empty(str_attr(&attrs, "exception.message")),
                     kind: non_empty(str_attr(&attrs, "exception.type")),
-                    remote: remote.then_some(true),
+                    remote: match attrs.get(EXCEPTION_REMOTE_ATTRIBUTE).and_then(bool_of) {
+                        Some(sent) => Some(sent),
+                        None => remote.then_some(true),
+                    },
+                    truncated: attrs.get(EXCEPTION_TRUNCATED_ATTRIBUTE).and_then(int_of),
+                    skipped: attrs.get(EXCEPTION_SKIPPED_ATTRIBUTE).and_then(int_of),
+                    cause: attrs.get(EXCEPTION_CAUSE_ATTRIBUTE).map(value_string),
                     stack: parse_stacktrace(&str_attr(&attrs, "exception.stacktrace"), language),
                 }
             })
             .collect();
         cause = Some(Cause {
-            working_directory: None,
+            working_directory,
             exceptions,
         });
     } else if is_status_error {
@@ -805,7 +813,7 @@ fn make_cause(
         if !message.is_empty() {
             remaining.remove("http.status_text");
             cause = Some(Cause {
-                working_directory: None,
+                working_directory,
                 exceptions: vec![ExceptionData {
                     id: new_segment_id(),
                     message: Some(message),
@@ -823,6 +831,12 @@ fn make_cause(
         Some(500..=599) => (false, true, false),
         _ => (false, is_status_error, false),
     };
+    // Flags an X-Ray document carried win: an SDK sets them by hand too (add_fault_flag()).
+    let mut sent =
+        |key: &str, derived: bool| remaining.remove(key).and_then(bool_of).unwrap_or(derived);
+    let error = sent(ERROR_ATTRIBUTE, error);
+    let fault = sent(FAULT_ATTRIBUTE, fault);
+    let throttle = sent(THROTTLE_ATTRIBUTE, throttle);
     (error, fault, throttle, cause)
 }
 
@@ -864,9 +878,13 @@ pub fn parse_stacktrace(stacktrace: &str, language: &str) -> Vec<StackFrame> {
                 let rest = line.trim_start().strip_prefix("at ")?;
                 let (label, location) = rest.split_once('(')?;
                 let location = location.trim_end_matches(')');
+                // `path:line`; a frame without a number keeps its whole location as the path
+                // (`node:internal/x`, or a receiver frame whose line was null).
                 let (path, line_no) = match location.rsplit_once(':') {
-                    Some((path, n)) => (path, n.trim().parse().ok()),
-                    None => (location, None),
+                    Some((path, n)) if n.trim().parse::<i64>().is_ok() => {
+                        (path, n.trim().parse().ok())
+                    }
+                    _ => (location, None),
                 };
                 Some(StackFrame {
                     path: Some(path.to_string()),
@@ -875,8 +893,40 @@ pub fn parse_stacktrace(stacktrace: &str, language: &str) -> Vec<StackFrame> {
                 })
             })
             .collect(),
+        "javascript" | "nodejs" | "webjs" => stacktrace.lines().filter_map(v8_frame).collect(),
         _ => Vec::new(),
     }
+}
+
+/// One frame of a V8 stack trace (Node.js, browsers): `    at label (path:line:column)`, or
+/// `    at path:line:column` for an anonymous function. The line and column are taken from the
+/// right, so `file:///app/x.mjs:3:7` and `node:internal/timers:1:2` keep their whole path.
+fn v8_frame(line: &str) -> Option<StackFrame> {
+    let rest = line.strip_prefix("    at ")?;
+    let (label, location) = match rest.find('(') {
+        Some(open) if rest.ends_with(')') => {
+            (rest[..open].trim_end(), &rest[open + 1..rest.len() - 1])
+        }
+        Some(_) => ("", ""),
+        None => ("", rest),
+    };
+    let numbered = |text: &str| text.parse::<i64>().ok();
+    let (path, line_no) = match location.rsplit_once(':') {
+        Some((before, column)) if numbered(column).is_some() => match before.rsplit_once(':') {
+            Some((path, line)) if numbered(line).is_some() => (path, numbered(line)),
+            _ => (before, numbered(column)),
+        },
+        _ if location.contains("native") => ("native", None),
+        _ => (location, None),
+    };
+    if path.is_empty() && label.is_empty() && line_no.is_none() {
+        return None;
+    }
+    Some(StackFrame {
+        path: non_empty(path),
+        line: line_no,
+        label: non_empty(label),
+    })
 }
 
 fn determine_origin(resource: &Attributes) -> String {

@@ -3,9 +3,7 @@
 //! are flattened depth-first into one ResourceSpans, keeping what the awsxray exporter needs to
 //! write the same documents back (annotation keys, metadata namespaces, in-progress).
 
-use crate::exporters::awsxray::translate::{
-    ANNOTATIONS_ATTRIBUTE, IN_PROGRESS_ATTRIBUTE, METADATA_PREFIX, sort_keeping_last,
-};
+use crate::xray::*;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, KeyValue, any_value::Value as Av,
 };
@@ -83,6 +81,9 @@ struct SegmentDoc<'a> {
     #[serde(borrow)]
     resource_arn: Option<Text<'a>>,
     traced: Option<bool>,
+    error: Option<bool>,
+    fault: Option<bool>,
+    throttle: Option<bool>,
     http: Option<HttpDoc>,
     aws: Option<Map<String, Value>>,
     sql: Option<SqlDoc>,
@@ -436,6 +437,15 @@ fn flatten(
     if let Some(traced) = doc.traced {
         attributes.push(kv("aws.xray.traced", Av::BoolValue(traced)));
     }
+    // The flags as sent, whatever set them (an HTTP status, an exception, or the SDK's
+    // add_error_flag()): the exporter writes them back unchanged.
+    for (key, flag) in [
+        (ERROR_ATTRIBUTE, doc.error),
+        (FAULT_ATTRIBUTE, doc.fault),
+        (THROTTLE_ATTRIBUTE, doc.throttle),
+    ] {
+        attributes.push(kv(key, Av::BoolValue(flag.unwrap_or(false))));
+    }
     if let Some(http) = &doc.http {
         if let Some(request) = &http.request {
             let pairs = [
@@ -450,7 +460,7 @@ fn flatten(
                 }
             }
             if let Some(forwarded) = request.x_forwarded_for {
-                attributes.push(kv("aws.xray.x_forwarded_for", Av::BoolValue(forwarded)));
+                attributes.push(kv(X_FORWARDED_FOR_ATTRIBUTE, Av::BoolValue(forwarded)));
             }
         }
         if let Some(response) = &http.response {
@@ -515,6 +525,9 @@ fn flatten(
                 code: StatusCode::Error as i32,
                 message: String::new(),
             });
+            if let Some(directory) = cause.get("working_directory").and_then(Value::as_str) {
+                attributes.push(string(WORKING_DIRECTORY_ATTRIBUTE, directory));
+            }
             let exceptions = cause.get("exceptions").and_then(Value::as_array);
             for exception in exceptions.into_iter().flatten() {
                 events.push(exception_event(exception, nanos(start)));
@@ -585,20 +598,21 @@ fn split_sql_url(url: &str) -> Result<(String, String), DatagramError> {
 fn exception_event(exception: &Value, time: u64) -> Event {
     let field = |key: &str| exception.get(key).and_then(Value::as_str).unwrap_or("");
     let mut attributes = vec![
-        string("aws.xray.exception.id", field("id")),
+        string(EXCEPTION_ID_ATTRIBUTE, field("id")),
         string("exception.message", field("message")),
         string("exception.type", field("type")),
     ];
-    for key in ["remote", "truncated", "skipped"] {
-        if let Some(attribute) = exception
-            .get(key)
-            .and_then(|v| json_attribute(&format!("aws.xray.exception.{key}"), v))
-        {
+    for (field, key) in [
+        ("remote", EXCEPTION_REMOTE_ATTRIBUTE),
+        ("truncated", EXCEPTION_TRUNCATED_ATTRIBUTE),
+        ("skipped", EXCEPTION_SKIPPED_ATTRIBUTE),
+    ] {
+        if let Some(attribute) = exception.get(field).and_then(|v| json_attribute(key, v)) {
             attributes.push(attribute);
         }
     }
     if let Some(cause) = exception.get("cause").and_then(Value::as_str) {
-        attributes.push(string("aws.xray.exception.cause", cause));
+        attributes.push(string(EXCEPTION_CAUSE_ATTRIBUTE, cause));
     }
     let mut stacktrace = format!("{}: {}", field("type"), field("message"));
     for frame in exception
@@ -609,8 +623,11 @@ fn exception_event(exception: &Value, time: u64) -> Event {
     {
         let label = frame.get("label").and_then(Value::as_str).unwrap_or("");
         let path = frame.get("path").and_then(Value::as_str).unwrap_or("");
-        let line = frame.get("line").and_then(Value::as_i64).unwrap_or(0);
-        stacktrace.push_str(&format!("\n\tat {label}({path}: {line})"));
+        // A frame without a line (`"line": null`) is written without one, so it stays null.
+        match frame.get("line").and_then(Value::as_i64) {
+            Some(line) => stacktrace.push_str(&format!("\n\tat {label}({path}: {line})")),
+            None => stacktrace.push_str(&format!("\n\tat {label}({path})")),
+        }
     }
     attributes.push(string("exception.stacktrace", &stacktrace));
     Event {

@@ -326,11 +326,13 @@ pub fn ingest(receiver: &str, datagram: &[u8], aggregator: &mut Aggregator, simp
     let text = String::from_utf8_lossy(datagram);
     let now = unix_nanos();
     let mut aggregated = 0u64;
+    let mut ignored_sections = 0u64;
     for line in text.split('\n').filter(|l| !l.trim().is_empty()) {
         match parse::parse_line(line, simple_tags) {
             Ok(parsed) => {
                 aggregator.add(&parsed, now);
                 aggregated += 1;
+                ignored_sections += u64::from(parsed.ignored_sections);
             }
             Err(error) => {
                 metrics::counter!(
@@ -349,6 +351,13 @@ pub fn ingest(receiver: &str, datagram: &[u8], aggregator: &mut Aggregator, simp
     }
     metrics::counter!("otelsidecar_receiver_statsd_lines", "receiver" => receiver.to_string())
         .increment(aggregated);
+    if ignored_sections > 0 {
+        metrics::counter!(
+            "otelsidecar_receiver_statsd_sections_ignored",
+            "receiver" => receiver.to_string()
+        )
+        .increment(ignored_sections);
+    }
 }
 
 async fn flush(receiver: &str, aggregator: &mut Aggregator, consumers: &Consumers) {

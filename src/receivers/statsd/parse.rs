@@ -1,5 +1,7 @@
 //! StatsD / DogStatsD line parsing, allocation-free: a parsed line borrows from the datagram.
-//! `name:value|type[|@rate][|#tag:v,...][|c:container][|Tunix]`.
+//! `name:value|type[|@rate][|#tag:v,...][|c:container][|Tunix]`. Other sections (`card:`,
+//! `e:` that newer DogStatsD clients add, and any future one) are skipped and counted: the
+//! line's value still counts.
 
 /// The metric types otel-sidecar aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,6 +60,8 @@ pub struct StatsdLine<'a> {
     pub tags: &'a str,
     pub container_id: Option<&'a str>,
     pub timestamp: Option<u64>,
+    /// Sections the receiver does not use (`|card:low`, `|e:...`), skipped.
+    pub ignored_sections: u32,
 }
 
 /// What a line was, when it was not a metric.
@@ -73,7 +77,6 @@ pub enum LineError {
     BadSampleRate,
     BadTag,
     BadTimestamp,
-    UnknownSection,
 }
 
 impl LineError {
@@ -89,7 +92,6 @@ impl LineError {
             LineError::BadSampleRate => "bad_sample_rate",
             LineError::BadTag => "bad_tag",
             LineError::BadTimestamp => "bad_timestamp",
-            LineError::UnknownSection => "unknown_section",
         }
     }
 }
@@ -130,6 +132,7 @@ pub fn parse_line(line: &str, simple_tags: bool) -> Result<StatsdLine<'_>, LineE
         tags: "",
         container_id: None,
         timestamp: None,
+        ignored_sections: 0,
     };
     for section in sections {
         if let Some(rate) = section.strip_prefix('@') {
@@ -159,7 +162,7 @@ pub fn parse_line(line: &str, simple_tags: bool) -> Result<StatsdLine<'_>, LineE
             }
             parsed.timestamp = Some(seconds.parse().map_err(|_| LineError::BadTimestamp)?);
         } else {
-            return Err(LineError::UnknownSection);
+            parsed.ignored_sections += 1;
         }
     }
     Ok(parsed)
@@ -212,6 +215,20 @@ mod tests {
         assert_eq!(ok("x:1|c|#").tags, "");
     }
 
+    /// hot-shots and the Datadog clients add `card:` (tag cardinality) and `e:` (external data)
+    /// sections; the value and the sections we use are kept, the others counted.
+    #[test]
+    fn sections_we_do_not_use_are_skipped_and_counted() {
+        let l = ok("api.hits:3|c|@0.5|#route:/a|c:abc|card:low|e:it-false,cn-api");
+        assert_eq!(
+            (l.value, l.kind, l.sample_rate, l.tags, l.container_id),
+            (Number(3.0), Counter, 0.5, "route:/a", Some("abc"))
+        );
+        assert_eq!(l.ignored_sections, 2);
+        assert_eq!(ok("x:1|g|?future").ignored_sections, 1);
+        assert_eq!(ok("x:1|g|#a:b").ignored_sections, 0);
+    }
+
     #[test]
     fn refuses_bad_lines_with_a_reason() {
         let cases = [
@@ -230,7 +247,6 @@ mod tests {
             ("x:1|c|#novalue", LineError::BadTag),
             ("x:1|ms|T1700000000", LineError::BadTimestamp),
             ("x:1|c|Tsoon", LineError::BadTimestamp),
-            ("x:1|c|?what", LineError::UnknownSection),
         ];
         for (line, want) in cases {
             assert_eq!(parse_line(line, false), Err(want), "{line}");

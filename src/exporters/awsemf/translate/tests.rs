@@ -199,21 +199,22 @@ fn cumulative_sums_become_deltas_including_the_first_point() {
         })
         .collect();
     assert_eq!(values, vec![10.0, 5.0, 7.0]);
-    // Non-monotonic sums go down without resetting.
-    let mut down = cumulative_sum("u", start, 10.0);
-    let Some(Data::Sum(sum)) = down.data.as_mut() else {
-        panic!()
-    };
-    sum.is_monotonic = false;
-    run(&batch("lib", vec![down.clone()]), &cfg, &mut cache);
-    let Some(Data::Sum(sum)) = down.data.as_mut() else {
-        panic!()
-    };
-    sum.data_points[0].value = Some(number_data_point::Value::AsDouble(7.0));
-    assert_eq!(
-        run(&batch("lib", vec![down]), &cfg, &mut cache).0[0]["u"],
-        -3.0
-    );
+    // A non-monotonic sum (an up-down counter) is a level: 5, 3, 4 is published as 5, 3, 4,
+    // the first point included, even for a series older than the sidecar.
+    let levels: Vec<f64> = [5.0, 3.0, 4.0]
+        .iter()
+        .map(|v| {
+            let mut level = cumulative_sum("u", cfg.started_at - 10, *v);
+            let Some(Data::Sum(sum)) = level.data.as_mut() else {
+                panic!()
+            };
+            sum.is_monotonic = false;
+            run(&batch("lib", vec![level]), &cfg, &mut cache).0[0]["u"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(levels, vec![5.0, 3.0, 4.0]);
     // A new start time is a restart: the value counts from zero again.
     let (docs, _) = run(
         &batch("lib", vec![cumulative_sum("c", start + 100, 3.0)]),
@@ -826,8 +827,51 @@ mod budget {
         }
         assert!(identities(&docs).len() <= 100);
         assert!(budget.projected_monthly_cost_usd() <= 30.0 + 1e-9);
-        let bad: BudgetConfig = serde_yaml_ng::from_str("price_per_metric_month: 0.3").unwrap();
-        assert_eq!(bad.validate().unwrap_err().0, "max_metrics");
+    }
+
+    /// A budget that would cap nothing, or less than it reserves, is refused at decode time,
+    /// naming the key.
+    #[test]
+    fn budgets_that_cannot_cap_are_refused() {
+        let cases = [
+            ("{}", "max_metrics: a budget needs"),
+            ("price_per_metric_month: 0.3", "max_metrics: a budget needs"),
+            ("max_metrics: 0", "max_metrics: 0 is too small"),
+            ("max_metrics: 1", "max_metrics: 1 is too small"),
+            (
+                "max_monthly_cost_usd: -5",
+                "max_monthly_cost_usd: -5 is too small",
+            ),
+            (
+                "max_monthly_cost_usd: 0.5",
+                "max_monthly_cost_usd: 0.5 is too small",
+            ),
+            (
+                "max_metrics: 10\nprice_per_metric_month: 0",
+                "price_per_metric_month: 0 is not",
+            ),
+            (
+                "max_metrics: 10\nprice_per_metric_month: -1",
+                "price_per_metric_month: -1 is not",
+            ),
+            (
+                "max_metrics: 10\nmax_metrics_per_name: 0",
+                "max_metrics_per_name: must be",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let error = serde_yaml_ng::from_str::<BudgetConfig>(yaml)
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(want), "{yaml}: {error}");
+        }
+        for yaml in [
+            "max_metrics: 2",
+            "max_monthly_cost_usd: 0.6",
+            "max_metrics: 500\non_exceed: drop",
+        ] {
+            serde_yaml_ng::from_str::<BudgetConfig>(yaml).unwrap();
+        }
     }
 }
 
@@ -905,12 +949,21 @@ fn detailed_summaries_and_json_encoded_labels() {
         &mut DeltaCache::default(),
     )
     .0;
-    let whole = docs.iter().find(|d| d.get("rt_sum").is_some()).unwrap();
-    assert_eq!(
-        (whole["rt_sum"].as_f64(), whole["rt_count"].as_f64()),
-        (Some(10.0), Some(4.0))
-    );
-    assert_eq!(whole["meta"], json!({"a": [1, 2]}));
+    // `_sum`, `_count` and each quantile in an event of its own, as the collector writes them.
+    assert_eq!(docs.len(), 4);
+    let field = |name: &str| {
+        let [doc] = docs
+            .iter()
+            .filter(|d| d.get(name).is_some())
+            .collect::<Vec<_>>()[..]
+        else {
+            panic!("{name} in exactly one event: {docs:?}")
+        };
+        doc.clone()
+    };
+    assert_eq!(field("rt_sum")["rt_sum"].as_f64(), Some(10.0));
+    assert_eq!(field("rt_count")["rt_count"].as_f64(), Some(4.0));
+    assert_eq!(field("rt_sum")["meta"], json!({"a": [1, 2]}));
     let quantiles: Vec<(String, f64)> = docs
         .iter()
         .filter(|d| d.get("quantile").is_some())
@@ -923,4 +976,254 @@ fn detailed_summaries_and_json_encoded_labels() {
         .collect();
     assert_eq!(quantiles.len(), 2);
     assert!(quantiles.contains(&("1".into(), 4.0)));
+}
+
+/// `metric_declarations`, `parse_json_encoded_attr_values` and `detailed_metrics`, case by case
+/// as the collector's exporter treats them (regular expressions are unanchored searches).
+mod declarations {
+    use super::*;
+    use crate::exporters::awsemf::budget::{BudgetConfig, CardinalityBudget};
+    use std::collections::BTreeSet;
+
+    fn settings_with(yaml: &str, rollup: DimensionRollup) -> EmfSettings {
+        EmfSettings {
+            declarations: serde_yaml_ng::from_str(yaml).unwrap(),
+            rollup,
+            ..settings()
+        }
+    }
+
+    /// The documents of one batch of delta sums `(name, labels)` under `scope`.
+    fn documents(
+        cfg: &EmfSettings,
+        scope: &str,
+        metrics: &[(&str, &[(&str, &str)])],
+    ) -> Vec<Value> {
+        let metrics = metrics
+            .iter()
+            .map(|(name, labels)| {
+                let labels = labels.iter().map(|(k, v)| s(k, v)).collect();
+                delta_sum(name, vec![point(labels, 1.0)])
+            })
+            .collect();
+        run(&batch(scope, metrics), cfg, &mut DeltaCache::default()).0
+    }
+
+    /// The dimension sets extracted for `metric` in `doc`, `None` when it is not extracted.
+    fn sets_of(doc: &Value, metric: &str) -> Option<BTreeSet<Vec<String>>> {
+        let directives = doc.get("_aws")?["CloudWatchMetrics"].as_array()?;
+        directives
+            .iter()
+            .find(|d| {
+                d["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["Name"] == metric)
+            })
+            .map(|d| serde_json::from_value(d["Dimensions"].clone()).unwrap())
+    }
+
+    fn set(sets: &[&[&str]]) -> BTreeSet<Vec<String>> {
+        sets.iter()
+            .map(|s| s.iter().map(|k| k.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn only_sets_whose_every_key_is_a_label() {
+        let cfg = settings_with(
+            "[{dimensions: [[ClusterName], [ClusterName, TaskDefinitionFamily]], metric_name_selectors: [MemoryUtilized]}]",
+            DimensionRollup::NoDimensionRollup,
+        );
+        let docs = documents(
+            &cfg,
+            "",
+            &[("MemoryUtilized", &[("ClusterName", "c"), ("TaskId", "t")])],
+        );
+        assert_eq!(
+            sets_of(&docs[0], "MemoryUtilized"),
+            Some(set(&[&["ClusterName"]]))
+        );
+    }
+
+    #[test]
+    fn declared_sets_are_sorted_and_deduplicated() {
+        let cfg = settings_with(
+            "[{dimensions: [[b, a], [a, b], [a, a, b]], metric_name_selectors: [m]}]",
+            DimensionRollup::NoDimensionRollup,
+        );
+        let docs = documents(&cfg, "lib", &[("m", &[("a", "1"), ("b", "2")])]);
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["a", "b"]])
+        );
+    }
+
+    #[test]
+    fn a_declaration_without_sets_extracts_nothing_without_rollup() {
+        let cfg = settings_with(
+            "[{metric_name_selectors: ['container.*']}]",
+            DimensionRollup::NoDimensionRollup,
+        );
+        let docs = documents(&cfg, "lib", &[("container.duration", &[("x", "1")])]);
+        assert!(docs[0].get("_aws").is_none(), "{:?}", docs[0]);
+        assert!(docs[0].get("Version").is_none());
+        assert_eq!(docs[0]["container.duration"], 1.0);
+    }
+
+    #[test]
+    fn with_the_default_rollup_every_label_becomes_a_set_and_no_scope_is_the_empty_set() {
+        let cfg = settings_with(
+            "[{metric_name_selectors: [m]}]",
+            DimensionRollup::ZeroAndSingleDimensionRollup,
+        );
+        let docs = documents(&cfg, "", &[("m", &[("x", "1"), ("y", "2")])]);
+        assert_eq!(sets_of(&docs[0], "m"), Some(set(&[&[], &["x"], &["y"]])));
+        let docs = documents(&cfg, "lib", &[("m", &[("x", "1")])]);
+        assert_eq!(
+            sets_of(&docs[0], "m"),
+            Some(set(&[&["OTelLib"], &["OTelLib", "x"]]))
+        );
+    }
+
+    #[test]
+    fn label_matchers_join_values_with_the_separator() {
+        let yaml = |regex: &str, separator: &str| {
+            format!(
+                "[{{dimensions: [[a]], metric_name_selectors: [m], label_matchers: [{{label_names: [a, b], separator: '{separator}', regex: '{regex}'}}]}}]"
+            )
+        };
+        let none = DimensionRollup::NoDimensionRollup;
+        let cfg = settings_with(&yaml("^1;2$", ";"), none);
+        let both = documents(&cfg, "lib", &[("m", &[("a", "1"), ("b", "2")])]);
+        assert_eq!(sets_of(&both[0], "m"), Some(set(&[&["a"]])));
+        // b missing: the joined string is "1;", which the anchored regex refuses.
+        let missing = documents(&cfg, "lib", &[("m", &[("a", "1")])]);
+        assert_eq!(sets_of(&missing[0], "m"), None);
+        let cfg = settings_with(&yaml("1,2", ","), none);
+        let comma = documents(&cfg, "lib", &[("m", &[("a", "x1"), ("b", "2y")])]);
+        assert_eq!(
+            sets_of(&comma[0], "m"),
+            Some(set(&[&["a"]])),
+            "unanchored search"
+        );
+        let cfg = settings_with(&yaml("^1;2$", ","), none);
+        let wrong = documents(&cfg, "lib", &[("m", &[("a", "1"), ("b", "2")])]);
+        assert_eq!(sets_of(&wrong[0], "m"), None, "joined with ',' not ';'");
+    }
+
+    #[test]
+    fn selectors_are_unanchored_searches() {
+        let cfg = settings_with(
+            "[{dimensions: [[k]], metric_name_selectors: [cpu]}]",
+            DimensionRollup::NoDimensionRollup,
+        );
+        let docs = documents(
+            &cfg,
+            "lib",
+            &[("node_cpu_total", &[("k", "v")]), ("memory", &[("k", "v")])],
+        );
+        assert_eq!(sets_of(&docs[0], "node_cpu_total"), Some(set(&[&["k"]])));
+        assert_eq!(sets_of(&docs[0], "memory"), None);
+        assert_eq!(docs[0]["memory"], 1.0, "its value stays a field");
+    }
+
+    #[test]
+    fn two_declarations_concatenate_then_rollup_is_appended_without_duplicates() {
+        let cfg = settings_with(
+            "[{dimensions: [[a], [a, b]], metric_name_selectors: [m]}, {dimensions: [[b, a], [b]], metric_name_selectors: ['^m$']}]",
+            DimensionRollup::SingleDimensionRollupOnly,
+        );
+        let docs = documents(&cfg, "lib", &[("m", &[("a", "1"), ("b", "2")])]);
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["a"], ["a", "b"], ["b"], ["OTelLib", "a"], ["OTelLib", "b"]])
+        );
+    }
+
+    #[test]
+    fn the_budget_counts_the_declared_sets_only() {
+        let cfg = settings_with(
+            "[{dimensions: [[route]], metric_name_selectors: [api]}]",
+            DimensionRollup::NoDimensionRollup,
+        );
+        let mut budget = CardinalityBudget::new(BudgetConfig::with_max_metrics(100));
+        let mut cache = DeltaCache::default();
+        for route in ["/a", "/b", "/c"] {
+            let metrics = vec![
+                delta_sum(
+                    "api.requests",
+                    vec![point(vec![s("route", route), s("user", route)], 1.0)],
+                ),
+                delta_sum("db.calls", vec![point(vec![s("route", route)], 1.0)]),
+            ];
+            budget.advance(0);
+            translate(
+                &batch("lib", metrics),
+                &cfg,
+                &mut cache,
+                Some(&mut budget),
+                0,
+            );
+        }
+        // Three routes of api.requests under [[route]], plus the overflow room for its name;
+        // db.calls is not extracted, so it costs nothing.
+        assert_eq!(budget.admitted(), 3 + 1);
+    }
+
+    #[test]
+    fn json_encoded_labels_are_decoded_when_they_parse() {
+        let cfg = EmfSettings {
+            json_encoded_labels: vec!["Sources".into()],
+            ..settings()
+        };
+        let docs = documents(&cfg, "lib", &[("m", &[("Sources", r#"["a","b"]"#)])]);
+        assert_eq!(docs[0]["Sources"], json!(["a", "b"]));
+        let docs = documents(&cfg, "lib", &[("m", &[("Sources", "oops")])]);
+        assert_eq!(docs[0]["Sources"], "oops");
+    }
+
+    #[test]
+    fn detailed_summaries_become_one_event_per_part() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Summary, summary_data_point::ValueAtQuantile,
+        };
+        let quantile = |quantile, value| ValueAtQuantile { quantile, value };
+        let summary = Metric {
+            name: "rt".into(),
+            data: Some(Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    time_unix_nano: T,
+                    count: 3,
+                    sum: 6.0,
+                    quantile_values: vec![quantile(0.5, 2.0), quantile(0.99, 3.0)],
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        };
+        let cfg = EmfSettings {
+            detailed_metrics: true,
+            ..settings()
+        };
+        let docs = run(
+            &batch("lib", vec![summary]),
+            &cfg,
+            &mut DeltaCache::default(),
+        )
+        .0;
+        assert_eq!(docs.len(), 4);
+        let quantiles: BTreeSet<(String, String)> = docs
+            .iter()
+            .filter(|d| d.get("quantile").is_some())
+            .map(|d| (d["quantile"].as_str().unwrap().into(), d["rt"].to_string()))
+            .collect();
+        assert_eq!(
+            quantiles,
+            [("0.5".into(), "2.0".into()), ("0.99".into(), "3.0".into())]
+                .into_iter()
+                .collect()
+        );
+    }
 }

@@ -390,6 +390,76 @@ fn java_frames() {
     );
 }
 
+/// The stack the OpenTelemetry JS SDK records (`exception.stacktrace` is V8's `error.stack`).
+#[test]
+fn node_js_frames() {
+    let stack = "Error: card declined\n    at charge (/app/src/pay.js:42:11)\n    at async Promise.all (index 0)\n    at Object.<anonymous> (file:///app/src/main.mjs:7:3)\n    at /app/src/anon.js:3:9\n    at Module._compile (node:internal/modules/cjs/loader:1364:14)\n    at new Promise (<anonymous>)\n    at JSON.parse (native)\n";
+    let frame = |path: &str, line: Option<i64>, label: &str| StackFrame {
+        path: non_empty(path),
+        line,
+        label: non_empty(label),
+    };
+    let want = vec![
+        frame("/app/src/pay.js", Some(42), "charge"),
+        frame("index 0", None, "async Promise.all"),
+        frame("file:///app/src/main.mjs", Some(7), "Object.<anonymous>"),
+        frame("/app/src/anon.js", Some(3), ""),
+        frame(
+            "node:internal/modules/cjs/loader",
+            Some(1364),
+            "Module._compile",
+        ),
+        frame("<anonymous>", None, "new Promise"),
+        frame("native", None, "JSON.parse"),
+    ];
+    for language in ["nodejs", "javascript", "webjs"] {
+        assert_eq!(parse_stacktrace(stack, language), want, "{language}");
+    }
+    // Through a span of a Node.js service: the exception's frames reach the document.
+    let mut sp = span(SpanKind::Server, false, vec![]);
+    sp.events.push(Event {
+        name: "exception".into(),
+        attributes: vec![
+            s("exception.type", "Error"),
+            s("exception.message", "card declined"),
+            s("exception.stacktrace", stack),
+        ],
+        ..Default::default()
+    });
+    let doc = one(
+        &sp,
+        &[s("telemetry.sdk.language", "nodejs")],
+        &TranslateSettings::default(),
+    );
+    assert_eq!(
+        doc["cause"]["exceptions"][0]["stack"][0],
+        json!({"path": "/app/src/pay.js", "line": 42, "label": "charge"})
+    );
+}
+
+#[test]
+fn a_frame_without_a_number_keeps_its_whole_path() {
+    let frames = parse_stacktrace(
+        "E: x\n\tat handler(node:internal/process)\n\tat main(app.py: 12)\n",
+        "python",
+    );
+    assert_eq!(
+        frames,
+        vec![
+            StackFrame {
+                path: Some("node:internal/process".into()),
+                line: None,
+                label: Some("handler".into())
+            },
+            StackFrame {
+                path: Some("app.py".into()),
+                line: Some(12),
+                label: Some("main".into())
+            }
+        ]
+    );
+}
+
 #[test]
 fn annotations_metadata_and_user() {
     let settings = TranslateSettings {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::exporters::awsxray::translate::{TranslateSettings, span_to_documents};
+use serde_json::json;
 
 const HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
 
@@ -167,6 +168,63 @@ fn round_trip_through_the_exporter_keeps_the_document() {
     );
     assert_eq!(dynamo["aws"]["operation"], "GetItem");
     assert_eq!(dynamo["aws"]["table_name"], "carts");
+}
+
+/// What an X-Ray SDK sets by hand reaches X-Ray as it was sent: flags without a status or an
+/// exception behind them, a frame whose line is null, the working directory, and no
+/// `x_forwarded_for` the document did not have.
+#[test]
+fn flags_null_lines_and_working_directory_round_trip() {
+    let body = r#"{"name":"orders","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.5,"end_time":2.5,
+      "error":true,"throttle":true,
+      "http":{"request":{"method":"GET","client_ip":"203.0.113.9"}},
+      "subsegments":[{"name":"charge","id":"53995c3f42cd8ad8","start_time":1.6,"end_time":1.7,"namespace":"remote","fault":true,
+        "cause":{"working_directory":"/app","exceptions":[{"id":"86e9c1d734c7a049","message":"declined","type":"Error","remote":false,
+          "truncated":2,"stack":[{"path":"node:internal/pay","line":null,"label":"charge"},{"path":"main.mjs","line":12,"label":"handler"}]}]}}]}"#;
+    let rs = datagram_to_resource_spans(&datagram(body)).unwrap();
+    let resource = &rs.resource.as_ref().unwrap().attributes;
+    let docs: Vec<Value> = rs.scope_spans[0]
+        .spans
+        .iter()
+        .flat_map(|s| span_to_documents(s, resource, &TranslateSettings::default()).unwrap())
+        .map(|d| serde_json::to_value(d).unwrap())
+        .collect();
+    let (orders, charge) = (&docs[0], &docs[1]);
+    assert_eq!(
+        (&orders["error"], &orders["fault"], &orders["throttle"]),
+        (&json!(true), &json!(false), &json!(true))
+    );
+    assert_eq!(
+        orders["http"],
+        json!({"request": {"method": "GET", "client_ip": "203.0.113.9"}})
+    );
+    assert!(orders.get("metadata").is_none(), "{orders}");
+    assert_eq!(
+        (&charge["error"], &charge["fault"], &charge["throttle"]),
+        (&json!(false), &json!(true), &json!(false))
+    );
+    assert_eq!(
+        charge["cause"],
+        json!({"working_directory": "/app", "exceptions": [{"id": "86e9c1d734c7a049", "message": "declined",
+            "type": "Error", "remote": false, "truncated": 2,
+            "stack": [{"path": "node:internal/pay", "line": null, "label": "charge"},
+                      {"path": "main.mjs", "line": 12, "label": "handler"}]}]})
+    );
+    let forwarded = body.replace(
+        r#""client_ip":"203.0.113.9""#,
+        r#""client_ip":"203.0.113.9","x_forwarded_for":true"#,
+    );
+    let rs = datagram_to_resource_spans(&datagram(&forwarded)).unwrap();
+    let doc = serde_json::to_value(
+        &span_to_documents(
+            &rs.scope_spans[0].spans[0],
+            &[],
+            &TranslateSettings::default(),
+        )
+        .unwrap()[0],
+    )
+    .unwrap();
+    assert_eq!(doc["http"]["request"]["x_forwarded_for"], true);
 }
 
 #[test]
