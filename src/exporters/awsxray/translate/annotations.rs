@@ -1,0 +1,106 @@
+//! Annotations, metadata and the user: the attributes no other block consumed.
+
+use super::*;
+
+/// Every character outside `[A-Za-z0-9.]` becomes `_` (dots kept: gate `exporter.xray.allowDot`).
+pub fn fix_annotation_key(key: &str) -> String {
+    key.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub(super) fn annotation_value(value: &AnyValue) -> Option<Value> {
+    match &value.value {
+        Some(Av::StringValue(_) | Av::IntValue(_) | Av::DoubleValue(_) | Av::BoolValue(_)) => {
+            Some(value_json(value))
+        }
+        _ => None,
+    }
+}
+
+pub(super) type XRayAttributes = (
+    String,
+    Map<String, Value>,
+    BTreeMap<String, Map<String, Value>>,
+);
+
+pub(super) fn make_xray_attributes(
+    mut remaining: Attributes,
+    resource: &ResourceContext,
+    store_resource: bool,
+    settings: &TranslateSettings,
+) -> XRayAttributes {
+    let mut annotations = Map::new();
+    let mut metadata: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let user = remaining
+        .remove("enduser.id")
+        .map(value_string)
+        .unwrap_or_default();
+    if remaining.is_empty() && (!store_resource || resource.metadata.is_empty()) {
+        return (user, annotations, metadata);
+    }
+    let mut default_metadata = Map::new();
+    // The keys the span's X-Ray annotations came from, looked up where they are rather than
+    // collected into a list per span.
+    let annotation_keys: &[AnyValue] = match remaining.remove(ANNOTATIONS_ATTRIBUTE) {
+        Some(AnyValue {
+            value: Some(Av::ArrayValue(list)),
+        }) => &list.values,
+        _ => &[],
+    };
+    let is_indexed = |key: &str| {
+        settings.index_all_attributes
+            || settings.indexed_attributes.iter().any(|k| k == key)
+            || annotation_keys
+                .iter()
+                .any(|v| matches!(&v.value, Some(Av::StringValue(s)) if s == key))
+    };
+    if store_resource {
+        for (key, value) in &resource.metadata {
+            // Indexed first: rendering an annotation only to drop it cost an allocation per
+            // resource attribute per span.
+            if is_indexed(key)
+                && let Some(annotation) = annotation_value(value)
+            {
+                annotations.insert(fix_annotation_key(key), annotation);
+            } else {
+                default_metadata.insert(key.clone(), value_json(value));
+            }
+        }
+    }
+    for (key, value) in remaining.iter() {
+        if is_indexed(key) {
+            if let Some(annotation) = annotation_value(value) {
+                annotations.insert(fix_annotation_key(key), annotation);
+            }
+            continue;
+        }
+        if let (Some(namespace), Some(Av::StringValue(text))) =
+            (key.strip_prefix(METADATA_PREFIX), &value.value)
+        {
+            match serde_json::from_str::<Map<String, Value>>(text) {
+                Ok(object) if namespace.eq_ignore_ascii_case("default") => {
+                    default_metadata.extend(object)
+                }
+                Ok(object) => {
+                    metadata.insert(namespace.to_string(), object);
+                }
+                Err(_) => {
+                    default_metadata.insert(key.to_string(), Value::String(text.clone()));
+                }
+            }
+            continue;
+        }
+        default_metadata.insert(key.to_string(), value_json(value));
+    }
+    if !default_metadata.is_empty() {
+        metadata.insert("default".into(), default_metadata);
+    }
+    (user, annotations, metadata)
+}

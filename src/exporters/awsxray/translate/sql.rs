@@ -1,0 +1,42 @@
+//! The `sql` block from the database semantic conventions.
+
+use super::*;
+
+pub(super) const SQL_DATABASES: &[&str] = &[
+    "db2",
+    "derby",
+    "hive",
+    "mariadb",
+    "mssql",
+    "mysql",
+    "oracle",
+    "postgresql",
+    "sqlite",
+    "teradata",
+    "other_sql",
+];
+
+pub(super) fn make_sql(span: &Span, remaining: &mut Attributes) -> Option<SqlData> {
+    let system = remaining.get("db.system").map(value_string)?;
+    if !SQL_DATABASES.contains(&system.as_str()) {
+        return None;
+    }
+    let take = |remaining: &mut Attributes, key: &str| {
+        remaining.remove(key).map(value_string).unwrap_or_default()
+    };
+    take(remaining, "db.system");
+    let statement = take(remaining, "db.statement");
+    let user = take(remaining, "db.user");
+    let mut connection = take(remaining, "db.connection_string");
+    let name = take(remaining, "db.name");
+    if connection.is_empty() {
+        connection = "localhost".into();
+    }
+    Some(SqlData {
+        connection_string: Some(format!("{connection}/{name}")),
+        url: non_empty(span.name.clone()),
+        sanitized_query: non_empty(statement),
+        database_type: Some(system),
+        user: non_empty(user),
+    })
+}
