@@ -86,6 +86,13 @@ fn trim_fraction(value: f64) -> String {
     text.to_string()
 }
 
+/// [`deserialize`] for an optional key (`#[serde(default)]` gives `None` when it is absent).
+pub fn deserialize_option<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    deserialize(deserializer).map(Some)
+}
+
 /// Serde helper: a Go duration string, or a plain integer of nanoseconds (as the collector's
 /// decoder also accepts).
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

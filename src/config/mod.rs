@@ -461,6 +461,16 @@ fn validate(root: &Value, errors: &mut Vec<ConfigError>) -> Option<SidecarConfig
             ));
         }
         check_signal_support(&id, &pipeline, &receivers, &exporters, &path, errors);
+        for pid in &pipeline.processors {
+            if let Some(processor) = processors.get(pid)
+                && let Err((sub, message)) = processor.check_signal(id.signal)
+            {
+                errors.push(ConfigError::new(
+                    format!("processors.{pid}.{sub}"),
+                    format!("{message} (in pipeline {})", id),
+                ));
+            }
+        }
         pipelines.insert(id, pipeline);
     }
 

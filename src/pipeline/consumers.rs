@@ -1,6 +1,7 @@
 //! The fan-in side of pipelines, as a receiver sees it.
 
 use super::{ADMISSION_WAIT, Payload, Signal};
+use crate::processors::memory_limiter::MemoryGate;
 use tokio::sync::mpsc;
 
 /// Why a receiver could not hand data to its pipelines. Nothing was enqueued in either case.
@@ -12,6 +13,9 @@ pub enum Refused {
     /// The sidecar is shutting down.
     #[error("the sidecar is shutting down")]
     ShuttingDown,
+    /// A `memory_limiter` of a pipeline is over its soft limit: the client should retry later.
+    #[error("data refused due to high memory usage")]
+    MemoryLimited,
 }
 
 /// Every pipeline input a receiver feeds, by signal. Cloned into each connection handler; the
@@ -21,12 +25,19 @@ pub struct Consumers {
     traces: Vec<mpsc::Sender<Payload>>,
     metrics: Vec<mpsc::Sender<Payload>>,
     logs: Vec<mpsc::Sender<Payload>>,
+    /// The memory limiters of the pipelines fed, by signal.
+    gates: Vec<(Signal, MemoryGate)>,
 }
 
 impl Consumers {
     /// Adds one pipeline's input for `signal`.
     pub fn add(&mut self, signal: Signal, input: mpsc::Sender<Payload>) {
         self.inputs_mut(signal).push(input);
+    }
+
+    /// Adds a memory limiter of a pipeline that consumes `signal`.
+    pub fn add_gate(&mut self, signal: Signal, gate: MemoryGate) {
+        self.gates.push((signal, gate));
     }
 
     fn inputs(&self, signal: Signal) -> &[mpsc::Sender<Payload>] {
@@ -54,7 +65,15 @@ impl Consumers {
     /// Hands `payload` to every pipeline that consumes its signal, or to none: room is reserved
     /// in all queues before anything is sent, so a refusal never leaves a partial delivery.
     pub async fn consume(&self, payload: Payload) -> Result<(), Refused> {
-        let inputs = self.inputs(payload.signal());
+        let signal = payload.signal();
+        if self
+            .gates
+            .iter()
+            .any(|(s, gate)| *s == signal && gate.refusing())
+        {
+            return Err(Refused::MemoryLimited);
+        }
+        let inputs = self.inputs(signal);
         let mut permits = Vec::with_capacity(inputs.len());
         for input in inputs {
             let permit = match input.try_reserve() {

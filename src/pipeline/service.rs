@@ -37,6 +37,8 @@ pub struct RunningService {
     pipeline_tasks: Vec<JoinHandle<()>>,
     exporter_tasks: Vec<JoinHandle<()>>,
     extension_tasks: Vec<JoinHandle<()>>,
+    /// Memory limiters' measuring loops, aborted once the pipelines have drained.
+    limiter_tasks: Vec<JoinHandle<()>>,
 }
 
 /// Starts everything the config describes and marks the service healthy once every receiver
@@ -46,6 +48,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
     let (receivers_stop, _) = ShutdownTrigger::new();
     let (extensions_stop, _) = ShutdownTrigger::new();
     let mut extension_tasks = Vec::new();
+    let mut limiter_tasks = Vec::new();
 
     let metrics_address = config
         .telemetry
@@ -92,6 +95,21 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
         }
     }
 
+    // Memory limiters: one per component id, shared by the pipelines that list it.
+    let mut memory_gates = BTreeMap::new();
+    for pipeline in config.pipelines.values() {
+        for id in &pipeline.processors {
+            if let processors::ProcessorConfig::MemoryLimiter(limiter) = &config.processors[id]
+                && !memory_gates.contains_key(id)
+            {
+                let (gate, task) = processors::memory_limiter::start(&id.to_string(), limiter)
+                    .map_err(|e| StartError::new(format!("processors.{id}"), e))?;
+                memory_gates.insert(id.clone(), gate);
+                limiter_tasks.push(task);
+            }
+        }
+    }
+
     // Pipelines: input queue → processors in order → fan-out to exporter queues.
     let mut receiver_consumers: BTreeMap<ComponentId, Consumers> = BTreeMap::new();
     let mut pipeline_tasks = Vec::new();
@@ -119,10 +137,15 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
             outputs,
         )));
         for id in &pipeline.receivers {
-            receiver_consumers
-                .entry(id.clone())
-                .or_default()
-                .add(pipeline_id.signal, input_tx.clone());
+            let consumers = receiver_consumers.entry(id.clone()).or_default();
+            consumers.add(pipeline_id.signal, input_tx.clone());
+            for gate in pipeline
+                .processors
+                .iter()
+                .filter_map(|p| memory_gates.get(p))
+            {
+                consumers.add_gate(pipeline_id.signal, gate.clone());
+            }
         }
     }
     // Only receivers may hold pipeline inputs from here on, so pipelines close when they stop.
@@ -151,6 +174,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
         pipeline_tasks,
         exporter_tasks,
         extension_tasks,
+        limiter_tasks,
     })
 }
 
@@ -209,6 +233,9 @@ impl RunningService {
             }
         };
         let drained = tokio::time::timeout(grace, drain).await;
+        for task in self.limiter_tasks {
+            task.abort();
+        }
         self.extensions_stop.trigger();
         for task in self.extension_tasks {
             let _ = task.await;

@@ -1,6 +1,14 @@
 //! Processors: components that sit between a pipeline's receivers and its exporters.
 
+pub mod attraction;
+pub mod attributes;
 pub mod batch;
+pub mod filter;
+pub mod matching;
+pub mod memory_limiter;
+pub mod metricstransform;
+pub mod ottl;
+pub mod resource;
 pub mod resourcedetection;
 
 use crate::config::{ComponentId, DecodeError, decode_section};
@@ -9,38 +17,95 @@ use serde_yaml_ng::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Processor types otel-sidecar runs.
-pub const PROCESSOR_TYPES: &[&str] = &["batch", "resourcedetection"];
-
-/// Collector processor types that are recognised but not implemented yet.
-const PLANNED_PROCESSOR_TYPES: &[&str] = &["memory_limiter"];
+/// Processor types otel-sidecar runs (with the collector's older aliases).
+pub const PROCESSOR_TYPES: &[&str] = &[
+    "attributes",
+    "batch",
+    "filter",
+    "memory_limiter",
+    "metrics_transform",
+    "metricstransform",
+    "resource",
+    "resource_detection",
+    "resourcedetection",
+];
 
 /// A validated processor config.
 #[derive(Debug, Clone)]
 pub enum ProcessorConfig {
+    Attributes(Box<attributes::AttributesProcessorConfig>),
     Batch(batch::BatchConfig),
+    Filter(Box<filter::FilterProcessorConfig>),
+    MemoryLimiter(memory_limiter::MemoryLimiterConfig),
+    MetricsTransform(Box<metricstransform::MetricsTransformConfig>),
+    Resource(Box<resource::ResourceProcessorConfig>),
     ResourceDetection(resourcedetection::ResourceDetectionConfig),
+}
+
+fn invalid(e: (String, String)) -> DecodeError {
+    DecodeError::Invalid(vec![e])
 }
 
 /// Decodes the body of a `processors.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ProcessorConfig, DecodeError> {
-    match kind {
+    Ok(match kind {
+        "attributes" => {
+            let section: attributes::AttributesProcessorSection = decode_section(body)?;
+            ProcessorConfig::Attributes(Box::new(section.validate().map_err(invalid)?))
+        }
         "batch" => {
             let config: batch::BatchConfig = decode_section(body)?;
-            config
-                .validate()
-                .map_err(|e| DecodeError::Invalid(vec![e]))?;
-            Ok(ProcessorConfig::Batch(config))
+            config.validate().map_err(invalid)?;
+            ProcessorConfig::Batch(config)
         }
-        "resourcedetection" => {
+        "filter" => {
+            let section: filter::FilterProcessorSection = decode_section(body)?;
+            ProcessorConfig::Filter(Box::new(section.validate().map_err(invalid)?))
+        }
+        "memory_limiter" => {
+            let section: memory_limiter::MemoryLimiterSection = decode_section(body)?;
+            ProcessorConfig::MemoryLimiter(section.validate().map_err(invalid)?)
+        }
+        "metricstransform" | "metrics_transform" => {
+            let section: metricstransform::MetricsTransformSection = decode_section(body)?;
+            ProcessorConfig::MetricsTransform(Box::new(section.validate().map_err(invalid)?))
+        }
+        "resource" => {
+            let section: resource::ResourceProcessorSection = decode_section(body)?;
+            ProcessorConfig::Resource(Box::new(section.validate().map_err(invalid)?))
+        }
+        "resourcedetection" | "resource_detection" => {
             let config: resourcedetection::ResourceDetectionConfig = decode_section(body)?;
-            config
-                .validate()
-                .map_err(|e| DecodeError::Invalid(vec![e]))?;
-            Ok(ProcessorConfig::ResourceDetection(config))
+            config.validate().map_err(invalid)?;
+            ProcessorConfig::ResourceDetection(config)
         }
-        _ if PLANNED_PROCESSOR_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
-        _ => Err(DecodeError::UnknownType(PROCESSOR_TYPES)),
+        _ => return Err(DecodeError::UnknownType(PROCESSOR_TYPES)),
+    })
+}
+
+impl ProcessorConfig {
+    /// Whether the processor can run in a pipeline of `signal`: the `attributes` processor's
+    /// match blocks accept different properties per signal. `Err` says what is wrong.
+    pub fn check_signal(&self, signal: Signal) -> Result<(), (String, String)> {
+        match self {
+            ProcessorConfig::Attributes(c) => c.for_signal(signal).map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runs `step` on every payload; a `None` from it forwards nothing.
+async fn map_payloads(
+    mut input: mpsc::Receiver<Payload>,
+    output: mpsc::Sender<Payload>,
+    mut step: impl FnMut(Payload) -> Option<Payload>,
+) {
+    while let Some(payload) = input.recv().await {
+        if let Some(payload) = step(payload)
+            && output.send(payload).await.is_err()
+        {
+            break;
+        }
     }
 }
 
@@ -53,12 +118,68 @@ pub fn spawn(
     input: mpsc::Receiver<Payload>,
     output: mpsc::Sender<Payload>,
 ) -> JoinHandle<()> {
+    let name = id.to_string();
     match config {
         ProcessorConfig::Batch(config) => tokio::spawn(
-            batch::BatchProcessor::new(id.to_string(), config.clone(), signal).run(input, output),
+            batch::BatchProcessor::new(name, config.clone(), signal).run(input, output),
         ),
         ProcessorConfig::ResourceDetection(config) => {
             tokio::spawn(resourcedetection::run(config.clone(), input, output))
         }
+        ProcessorConfig::Attributes(config) => {
+            let config = config.clone();
+            let matcher = config
+                .for_signal(signal)
+                .expect("checked with the pipelines at start");
+            tokio::spawn(map_payloads(input, output, move |mut payload| {
+                config.process(&matcher, &mut payload);
+                Some(payload)
+            }))
+        }
+        ProcessorConfig::Resource(config) => {
+            let config = config.clone();
+            tokio::spawn(map_payloads(input, output, move |mut payload| {
+                config.process(&mut payload);
+                Some(payload)
+            }))
+        }
+        ProcessorConfig::MetricsTransform(config) => {
+            let config = config.clone();
+            tokio::spawn(map_payloads(input, output, move |mut payload| {
+                config.process(&mut payload);
+                (!payload.is_empty()).then_some(payload)
+            }))
+        }
+        ProcessorConfig::Filter(config) => {
+            let config = config.clone();
+            tokio::spawn(map_payloads(input, output, move |payload| {
+                match config.process(payload) {
+                    Ok((kept, filtered)) => {
+                        let labels = [("filter", name.clone())];
+                        if filtered.data_points > 0 {
+                            metrics::counter!(
+                                "otelcol_processor_filter_datapoints_filtered",
+                                &labels
+                            )
+                            .increment(filtered.data_points);
+                        }
+                        if filtered.spans > 0 {
+                            metrics::counter!("otelcol_processor_filter_spans_filtered", &labels)
+                                .increment(filtered.spans);
+                        }
+                        kept
+                    }
+                    Err(error) => {
+                        // The collector returns the error upstream and forwards nothing; the
+                        // data was already accepted here, so it is counted as dropped.
+                        tracing::error!(processor = %name, %error, "failed processing metrics; batch dropped");
+                        metrics::counter!("otelsidecar_processor_dropped_batches", "processor" => name.clone(), "reason" => "condition_error").increment(1);
+                        None
+                    }
+                }
+            }))
+        }
+        // Refusal happens at admission (see `pipeline::Consumers`); data that got in passes.
+        ProcessorConfig::MemoryLimiter(_) => tokio::spawn(map_payloads(input, output, Some)),
     }
 }

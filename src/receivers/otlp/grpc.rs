@@ -47,6 +47,7 @@ fn refusal_status(refused: Refused) -> Status {
     match refused {
         Refused::QueueFull => Status::unavailable("pipeline queue is full; retry with backoff"),
         Refused::ShuttingDown => Status::unavailable("the sidecar is shutting down"),
+        Refused::MemoryLimited => Status::unavailable("data refused due to high memory usage"),
     }
 }
 

@@ -212,14 +212,14 @@ impl HttpReceiver {
         };
         match accept(&self.receiver, "http", &self.consumers, payload).await {
             Ok(()) => success(signal, encoding),
-            Err(refused @ Refused::QueueFull) | Err(refused @ Refused::ShuttingDown) => {
-                status_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    encoding,
-                    CODE_UNAVAILABLE,
-                    format!("{refused}; retry later"),
-                )
-            }
+            Err(
+                refused @ (Refused::QueueFull | Refused::ShuttingDown | Refused::MemoryLimited),
+            ) => status_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                encoding,
+                CODE_UNAVAILABLE,
+                format!("{refused}; retry later"),
+            ),
         }
     }
 
