@@ -17,6 +17,8 @@ RUN cargo build --release --locked \
 # glibc, libgcc and CA certificates, no shell; runs as uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/ /
+# ADOT's /etc/ecs/ configs, for task definitions that pass --config=/etc/ecs/<name>.
+COPY config/ecs/ /etc/ecs/
 ENV RUN_IN_CONTAINER=True
 USER nonroot
 EXPOSE 4317 4318 2000/udp 2000 8125/udp 13133

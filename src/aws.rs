@@ -204,8 +204,15 @@ pub async fn resolve_region(configured: &str, local_mode: bool) -> Option<String
         .map(str::to_string)
 }
 
-/// A plain `http://` GET returning JSON, for link-local metadata endpoints (no TLS, no proxy).
-pub async fn http_get_json(url: &str) -> Result<serde_json::Value, String> {
+/// A plain `http://` request to a metadata endpoint (no TLS, no proxy): the status and body.
+/// `connect` bounds the connection, `timeout` the whole exchange.
+pub async fn http_call(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    connect: Duration,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url
         .strip_prefix("http://")
@@ -215,11 +222,19 @@ pub async fn http_get_json(url: &str) -> Result<serde_json::Value, String> {
         None => (rest, "/"),
     };
     let fetch = async {
-        let mut stream = tokio::net::TcpStream::connect(authority)
+        let mut stream = tokio::time::timeout(connect, tokio::net::TcpStream::connect(authority))
             .await
+            .map_err(|_| format!("connect {authority}: timed out"))?
             .map_err(|e| format!("connect {authority}: {e}"))?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if method != "GET" {
+            request.push_str("Content-Length: 0\r\n");
+        }
+        request.push_str("\r\n");
         stream
             .write_all(request.as_bytes())
             .await
@@ -231,17 +246,18 @@ pub async fn http_get_json(url: &str) -> Result<serde_json::Value, String> {
             .map_err(|e| e.to_string())?;
         Ok::<_, String>(response)
     };
-    let response = tokio::time::timeout(Duration::from_secs(2), fetch)
+    let response = tokio::time::timeout(timeout, fetch)
         .await
         .map_err(|_| format!("timeout fetching {url}"))??;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or("malformed HTTP response")?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(format!("{url} answered {status}"));
-    }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("malformed HTTP status line")?;
     let body = if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
@@ -250,6 +266,22 @@ pub async fn http_get_json(url: &str) -> Result<serde_json::Value, String> {
     } else {
         body.to_string()
     };
+    Ok((status, body))
+}
+
+/// A plain `http://` GET returning JSON, for link-local metadata endpoints (no TLS, no proxy).
+pub async fn http_get_json(url: &str) -> Result<serde_json::Value, String> {
+    let (status, body) = http_call(
+        "GET",
+        url,
+        &[],
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!("{url} answered {status}"));
+    }
     serde_json::from_str(&body).map_err(|e| format!("invalid JSON from {url}: {e}"))
 }
 

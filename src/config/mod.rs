@@ -134,8 +134,8 @@ impl SidecarConfig {
 pub enum DecodeError {
     /// No such component type; carries the valid ones.
     UnknownType(&'static [&'static str]),
-    /// A collector component otel-sidecar does not implement in this version.
-    NotImplemented,
+    /// A collector component outside otel-sidecar's scope (it sends to X-Ray and CloudWatch).
+    OutOfScope,
     /// The body of the component's config is wrong: `(path below the component, message)`.
     Invalid(Vec<(String, String)>),
 }
@@ -281,12 +281,11 @@ fn decode_kind<T>(
                     valid.join(" ")
                 ),
             )),
-            Err(DecodeError::NotImplemented) => errors.push(ConfigError::new(
+            Err(DecodeError::OutOfScope) => errors.push(ConfigError::new(
                 path,
                 format!(
-                    "the {:?} {singular} is a collector component that otel-sidecar {} does not implement yet",
+                    "the {:?} {singular} is outside otel-sidecar's scope: it replaces the ADOT sidecar for X-Ray and CloudWatch (EMF) on ECS; run the ADOT collector for Prometheus, AMP or Container Insights agent setups",
                     id.kind,
-                    crate::VERSION
                 ),
             )),
             Err(DecodeError::Invalid(problems)) => {

@@ -10,6 +10,40 @@ pub const AOT_CONFIG_CONTENT: &str = "AOT_CONFIG_CONTENT";
 /// The ECS sidecar config shipped in the binary (`config/ecs-default.yaml`).
 pub const EMBEDDED_ECS_CONFIG: &str = include_str!("../../config/ecs-default.yaml");
 
+/// The configs the ADOT image holds under `/etc/ecs/`, as otel-sidecar runs them (`config/ecs/`).
+/// A task definition's `--config=/etc/ecs/<name>` reads the file when the image has it and this
+/// copy otherwise, so the command works unchanged.
+pub const ECS_CONFIGS: &[(&str, &str)] = &[
+    (
+        "/etc/ecs/ecs-default-config.yaml",
+        include_str!("../../config/ecs/ecs-default-config.yaml"),
+    ),
+    (
+        "/etc/ecs/ecs-xray.yaml",
+        include_str!("../../config/ecs/ecs-xray.yaml"),
+    ),
+    (
+        "/etc/ecs/ecs-cloudwatch.yaml",
+        include_str!("../../config/ecs/ecs-cloudwatch.yaml"),
+    ),
+    (
+        "/etc/ecs/ecs-cloudwatch-xray.yaml",
+        include_str!("../../config/ecs/ecs-cloudwatch-xray.yaml"),
+    ),
+    (
+        "/etc/ecs/container-insights/otel-task-metrics-config.yaml",
+        include_str!("../../config/ecs/container-insights/otel-task-metrics-config.yaml"),
+    ),
+];
+
+/// The embedded copy of an `/etc/ecs/` config.
+pub fn embedded_ecs_config(path: &std::path::Path) -> Option<&'static str> {
+    ECS_CONFIGS
+        .iter()
+        .find(|(name, _)| std::path::Path::new(name) == path)
+        .map(|(_, text)| *text)
+}
+
 /// One place a config can be read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -69,14 +103,20 @@ impl ConfigSource {
         match self {
             ConfigSource::Environment(content) => Ok(content.clone()),
             ConfigSource::Embedded => Ok(EMBEDDED_ECS_CONFIG.to_string()),
-            ConfigSource::File(path) => {
-                tokio::fs::read_to_string(path)
-                    .await
-                    .map_err(|source| SourceError::File {
-                        path: path.clone(),
-                        source,
-                    })
-            }
+            ConfigSource::File(path) => match tokio::fs::read_to_string(path).await {
+                Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
+                    embedded_ecs_config(path)
+                        .map(str::to_string)
+                        .ok_or_else(|| SourceError::File {
+                            path: path.clone(),
+                            source,
+                        })
+                }
+                result => result.map_err(|source| SourceError::File {
+                    path: path.clone(),
+                    source,
+                }),
+            },
             ConfigSource::Ssm(name) => read_ssm_parameter(name).await,
         }
     }
@@ -156,6 +196,23 @@ mod tests {
         for (env, flag, want, ignored) in cases {
             assert_eq!(choose(env.map(str::to_string), flag), (want, ignored));
         }
+    }
+
+    #[tokio::test]
+    async fn etc_ecs_paths_fall_back_to_the_embedded_configs() {
+        for (path, text) in ECS_CONFIGS {
+            let read = ConfigSource::File(path.into()).read().await.unwrap();
+            if !std::path::Path::new(path).exists() {
+                assert_eq!(read, *text);
+            }
+            crate::config::parse_config(text, &|_| None).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        assert!(
+            ConfigSource::File("/etc/ecs/no-such.yaml".into())
+                .read()
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -173,8 +173,18 @@ fn unknown_component_type_lists_the_valid_ones() {
 
 #[test]
 fn planned_components_are_named_as_missing() {
+    let yaml = VALID.replace("  debug:\n", "  prometheusremotewrite:\n    endpoint: x\n");
+    assert_error(
+        &yaml,
+        "exporters.prometheusremotewrite",
+        "outside otel-sidecar's scope",
+    );
     let yaml = VALID.replace("  batch/traces:", "  memory_limiter:\n  batch/traces:");
-    assert_error(&yaml, "processors.memory_limiter", "does not implement yet");
+    assert_error(
+        &yaml,
+        "processors.memory_limiter.check_interval",
+        "must be greater than zero",
+    );
     let yaml = VALID.replace(
         "  batch/traces:",
         "  resourcedetection:\n    detectors: [env, gcp]\n  batch/traces:",

@@ -18,8 +18,14 @@ use tokio::task::JoinHandle;
 /// Exporter types otel-sidecar runs.
 pub const EXPORTER_TYPES: &[&str] = &["awsemf", "awsxray", "debug", "file"];
 
-/// Collector exporter types that are recognised but not implemented yet.
-const PLANNED_EXPORTER_TYPES: &[&str] = &[];
+/// Collector exporter types outside otel-sidecar's scope, refused with a message saying so.
+const OUT_OF_SCOPE_EXPORTER_TYPES: &[&str] = &[
+    "prometheusremotewrite",
+    "prometheus",
+    "otlp",
+    "otlphttp",
+    "awsprometheusremotewrite",
+];
 
 /// The collector's `sending_queue` settings: the bounded queue in front of an exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -148,7 +154,7 @@ pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
                 .map_err(|e| DecodeError::Invalid(vec![e]))?;
             Ok(ExporterConfig::File(config))
         }
-        _ if PLANNED_EXPORTER_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
+        _ if OUT_OF_SCOPE_EXPORTER_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
         _ => Err(DecodeError::UnknownType(EXPORTER_TYPES)),
     }
 }

@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 /// Extension types otel-sidecar runs.
 pub const EXTENSION_TYPES: &[&str] = &["health_check"];
 
-/// Collector extension types that are recognised but not implemented yet.
-const PLANNED_EXTENSION_TYPES: &[&str] = &["pprof", "zpages", "sigv4auth"];
+/// Collector extension types outside otel-sidecar's scope, refused with a message saying so.
+const OUT_OF_SCOPE_EXTENSION_TYPES: &[&str] = &["pprof", "zpages", "sigv4auth", "ecs_observer"];
 
 /// A validated extension config.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub enum ExtensionConfig {
 pub fn decode(kind: &str, body: &Value) -> Result<ExtensionConfig, DecodeError> {
     match kind {
         "health_check" => Ok(ExtensionConfig::HealthCheck(decode_section(body)?)),
-        _ if PLANNED_EXTENSION_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
+        _ if OUT_OF_SCOPE_EXTENSION_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
         _ => Err(DecodeError::UnknownType(EXTENSION_TYPES)),
     }
 }

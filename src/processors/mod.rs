@@ -39,7 +39,7 @@ pub enum ProcessorConfig {
     MemoryLimiter(memory_limiter::MemoryLimiterConfig),
     MetricsTransform(Box<metricstransform::MetricsTransformConfig>),
     Resource(Box<resource::ResourceProcessorConfig>),
-    ResourceDetection(resourcedetection::ResourceDetectionConfig),
+    ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
 }
 
 fn invalid(e: (String, String)) -> DecodeError {
@@ -77,7 +77,7 @@ pub fn decode(kind: &str, body: &Value) -> Result<ProcessorConfig, DecodeError> 
         "resourcedetection" | "resource_detection" => {
             let config: resourcedetection::ResourceDetectionConfig = decode_section(body)?;
             config.validate().map_err(invalid)?;
-            ProcessorConfig::ResourceDetection(config)
+            ProcessorConfig::ResourceDetection(Box::new(config))
         }
         _ => return Err(DecodeError::UnknownType(PROCESSOR_TYPES)),
     })
@@ -124,7 +124,7 @@ pub fn spawn(
             batch::BatchProcessor::new(name, config.clone(), signal).run(input, output),
         ),
         ProcessorConfig::ResourceDetection(config) => {
-            tokio::spawn(resourcedetection::run(config.clone(), input, output))
+            tokio::spawn(resourcedetection::run((**config).clone(), input, output))
         }
         ProcessorConfig::Attributes(config) => {
             let config = config.clone();

@@ -1,5 +1,6 @@
 //! Receivers: where telemetry enters the sidecar.
 
+pub mod awsecscontainermetrics;
 pub mod awsxray;
 pub mod otlp;
 pub mod statsd;
@@ -10,14 +11,20 @@ use serde_yaml_ng::Value;
 use tokio::task::JoinHandle;
 
 /// Receiver types otel-sidecar runs.
-pub const RECEIVER_TYPES: &[&str] = &["awsxray", "otlp", "statsd"];
+pub const RECEIVER_TYPES: &[&str] = &["awsecscontainermetrics", "awsxray", "otlp", "statsd"];
 
-/// Collector receiver types that are recognised but not implemented yet.
-const PLANNED_RECEIVER_TYPES: &[&str] = &[];
+/// Collector receiver types outside otel-sidecar's scope, refused with a message saying so.
+const OUT_OF_SCOPE_RECEIVER_TYPES: &[&str] = &[
+    "awscontainerinsightreceiver",
+    "prometheus",
+    "jaeger",
+    "zipkin",
+];
 
 /// A validated receiver config.
 #[derive(Debug, Clone)]
 pub enum ReceiverConfig {
+    AwsEcsContainerMetrics(awsecscontainermetrics::AwsEcsContainerMetricsConfig),
     AwsXray(Box<awsxray::AwsXrayReceiverConfig>),
     Otlp(Box<otlp::OtlpReceiverConfig>),
     Statsd(Box<statsd::StatsdReceiverConfig>),
@@ -28,6 +35,7 @@ impl ReceiverConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             ReceiverConfig::AwsXray(_) => &[Signal::Traces],
+            ReceiverConfig::AwsEcsContainerMetrics(_) => &[Signal::Metrics],
             ReceiverConfig::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             ReceiverConfig::Statsd(_) => &[Signal::Metrics],
         }
@@ -37,6 +45,9 @@ impl ReceiverConfig {
 /// Decodes the body of a `receivers.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ReceiverConfig, DecodeError> {
     match kind {
+        "awsecscontainermetrics" => Ok(ReceiverConfig::AwsEcsContainerMetrics(
+            awsecscontainermetrics::AwsEcsContainerMetricsConfig::decode(body)?,
+        )),
         "awsxray" => Ok(ReceiverConfig::AwsXray(Box::new(
             awsxray::AwsXrayReceiverConfig::decode(body)?,
         ))),
@@ -46,7 +57,7 @@ pub fn decode(kind: &str, body: &Value) -> Result<ReceiverConfig, DecodeError> {
         "statsd" => Ok(ReceiverConfig::Statsd(Box::new(
             statsd::StatsdReceiverConfig::decode(body)?,
         ))),
-        _ if PLANNED_RECEIVER_TYPES.contains(&kind) => Err(DecodeError::NotImplemented),
+        _ if OUT_OF_SCOPE_RECEIVER_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
         _ => Err(DecodeError::UnknownType(RECEIVER_TYPES)),
     }
 }
@@ -61,6 +72,9 @@ pub async fn start(
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     match config {
         ReceiverConfig::AwsXray(c) => awsxray::start(&id.to_string(), c, consumers, shutdown).await,
+        ReceiverConfig::AwsEcsContainerMetrics(c) => {
+            awsecscontainermetrics::start(&id.to_string(), c, consumers, shutdown).await
+        }
         ReceiverConfig::Otlp(c) => otlp::start(&id.to_string(), c, consumers, shutdown).await,
         ReceiverConfig::Statsd(c) => statsd::start(&id.to_string(), c, consumers, shutdown).await,
     }

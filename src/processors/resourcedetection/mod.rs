@@ -1,8 +1,11 @@
-//! The `resourcedetection` processor with the collector's `env` and `ecs` detectors: resource
-//! attributes found once at start (within `timeout`) are merged into every resource that passes.
-//! A missing or failing detector is a warning, never a crash.
+//! The `resourcedetection` processor with the collector's `env`, `system`, `ecs` and `ec2`
+//! detectors: resource attributes found once at start (all detectors within `timeout`) are
+//! merged into every resource that passes, the first detector listed winning a key. A missing
+//! or failing detector is a warning, never a crash.
 
+mod ec2;
 mod ecs;
+mod system;
 
 use crate::config::duration;
 use crate::pipeline::Payload;
@@ -27,6 +30,13 @@ pub struct ResourceDetectionConfig {
     /// Detected values replace attributes the data already has.
     #[serde(default = "default_override", rename = "override")]
     pub override_existing: bool,
+    #[serde(default)]
+    pub system: system::SystemConfig,
+    #[serde(default)]
+    pub ec2: ec2::Ec2Config,
+    /// Detection runs once at start; accepted for compatibility.
+    #[serde(default, rename = "refresh_interval")]
+    _refresh_interval: Option<Value>,
     /// Accepted for compatibility (per-detector attribute switches).
     #[serde(default)]
     pub ecs: Option<Value>,
@@ -44,7 +54,7 @@ fn default_override() -> bool {
 }
 
 /// Detectors otel-sidecar implements.
-pub const DETECTORS: &[&str] = &["env", "ecs"];
+pub const DETECTORS: &[&str] = &["env", "system", "ecs", "ec2"];
 
 impl ResourceDetectionConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
@@ -59,6 +69,10 @@ impl ResourceDetectionConfig {
                 ));
             }
         }
+        let nested =
+            |key: &str, (sub, message): (String, String)| (format!("{key}.{sub}"), message);
+        self.system.validate().map_err(|e| nested("system", e))?;
+        self.ec2.validate().map_err(|e| nested("ec2", e))?;
         Ok(())
     }
 }
@@ -96,18 +110,24 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Runs the detectors in order; later detectors do not overwrite earlier ones.
+/// Runs the detectors in order, all within `timeout`; later detectors do not overwrite
+/// earlier ones.
 pub async fn detect(config: &ResourceDetectionConfig) -> Vec<(String, String)> {
+    let deadline = tokio::time::Instant::now() + config.timeout;
     let mut found: Vec<(String, String)> = Vec::new();
     for detector in &config.detectors {
+        let timed_out = || Err(format!("no answer within {:?}", config.timeout));
         let attributes = match detector.as_str() {
             "env" => Ok(std::env::var("OTEL_RESOURCE_ATTRIBUTES")
                 .map(|t| env_attributes(&t))
                 .unwrap_or_default()),
-            "ecs" => match tokio::time::timeout(config.timeout, ecs::detect()).await {
-                Ok(result) => result,
-                Err(_) => Err(format!("no answer within {:?}", config.timeout)),
-            },
+            "system" => system::detect(&config.system),
+            "ecs" => tokio::time::timeout_at(deadline, ecs::detect())
+                .await
+                .unwrap_or_else(|_| timed_out()),
+            "ec2" => tokio::time::timeout_at(deadline, ec2::detect(&config.ec2))
+                .await
+                .unwrap_or_else(|_| timed_out()),
             _ => Ok(Vec::new()),
         };
         match attributes {
