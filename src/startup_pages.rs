@@ -107,10 +107,17 @@ mod tests {
             !linux::code_mappings().is_empty(),
             "the test binary's code is mapped"
         );
-        let before = resident_code_kb();
-        assert!(release() > 0);
-        let after = resident_code_kb();
-        assert!(after < before, "resident code {before} kB -> {after} kB");
+        // Other tests of this binary run code on other threads at the same time and fault
+        // pages back in: one of a few tries must see the resident code shrink.
+        let mut seen = Vec::new();
+        let shrank = (0..10).any(|_| {
+            let before = resident_code_kb();
+            assert!(release() > 0);
+            let after = resident_code_kb();
+            seen.push((before, after));
+            after < before
+        });
+        assert!(shrank, "resident code (before, after) kB: {seen:?}");
         // Code runs again after its pages were dropped (they come back from the page cache).
         let text: String = (0..1000).map(|n| n.to_string()).collect();
         assert_eq!(text.len(), 2890);
