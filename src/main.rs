@@ -42,6 +42,11 @@ struct Cli {
     /// The same budget expressed as a monthly cost (at $0.30 per metric-month).
     #[arg(long, global = true, env = "OTEL_SIDECAR_EMF_MAX_MONTHLY_COST_USD")]
     emf_max_monthly_cost_usd: Option<f64>,
+    /// Share that budget with every sidecar of the fleet through a Valkey/Redis store: a
+    /// redis:// or rediss:// URL, or `env` for the REDIS_HOST, REDIS_PORT, REDIS_MODE and
+    /// REDIS_TLS variables.
+    #[arg(long, global = true, env = "OTEL_SIDECAR_EMF_SHARED_BUDGET")]
+    emf_shared_budget: Option<String>,
 }
 
 impl Cli {
@@ -54,6 +59,10 @@ impl Cli {
         let mut budget = BudgetConfig::with_max_metrics(usize::MAX);
         budget.max_metrics = self.emf_max_metrics;
         budget.max_monthly_cost_usd = self.emf_max_monthly_cost_usd;
+        budget.shared = self
+            .emf_shared_budget
+            .as_deref()
+            .map(otel_sidecar::exporters::awsemf::fleet::SharedBudgetConfig::from_flag);
         Some(budget)
     }
 }

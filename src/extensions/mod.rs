@@ -51,8 +51,12 @@ pub async fn start(
     }
 }
 
-/// Serves the Prometheus text of the self-metrics on `GET /metrics`, and the cardinality
-/// budgets' state as JSON on `GET /cardinality`.
+/// The status page: pipelines, exporters, drops and the CloudWatch budget at a glance, from
+/// `/metrics` and `/cardinality` (plain HTML and script, no external assets).
+const STATUS_PAGE: &str = include_str!("status_page.html");
+
+/// Serves the status page on `GET /`, the Prometheus text of the self-metrics on
+/// `GET /metrics`, and the cardinality budgets' state as JSON on `GET /cardinality`.
 pub async fn serve_self_metrics(
     address: SocketAddr,
     handle: metrics_exporter_prometheus::PrometheusHandle,
@@ -72,6 +76,12 @@ pub async fn serve_self_metrics(
                     .body(Full::new(Bytes::from(
                         serde_json::to_vec(&reports).expect("json"),
                     )))
+                    .expect("static response");
+            }
+            if request.uri().path() == "/" {
+                return Response::builder()
+                    .header("content-type", "text/html; charset=utf-8")
+                    .body(Full::new(Bytes::from_static(STATUS_PAGE.as_bytes())))
                     .expect("static response");
             }
             if request.uri().path() != "/metrics" {

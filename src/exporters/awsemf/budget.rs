@@ -62,6 +62,8 @@ pub struct BudgetConfig {
     pub price_per_metric_month: f64,
     pub max_metrics_per_name: Option<usize>,
     pub on_exceed: OnExceed,
+    /// One budget for every sidecar of a fleet, through a Valkey/Redis store.
+    pub shared: Option<super::fleet::SharedBudgetConfig>,
 }
 
 fn default_price() -> f64 {
@@ -77,6 +79,7 @@ impl BudgetConfig {
             price_per_metric_month: DEFAULT_PRICE_PER_METRIC_MONTH,
             max_metrics_per_name: None,
             on_exceed: OnExceed::Fold,
+            shared: None,
         }
     }
 
@@ -135,6 +138,11 @@ impl BudgetConfig {
                 );
             }
         }
+        if let Some(shared) = &self.shared {
+            shared
+                .validate()
+                .map_err(|(key, message)| (format!("shared.{key}"), message))?;
+        }
         if self.max_metrics_per_name == Some(0) {
             return err(
                 "max_metrics_per_name",
@@ -164,6 +172,8 @@ pub struct BudgetSection {
     max_metrics_per_name: Option<usize>,
     #[serde(default)]
     on_exceed: OnExceed,
+    #[serde(default)]
+    shared: Option<super::fleet::SharedBudgetConfig>,
 }
 
 impl TryFrom<BudgetSection> for BudgetConfig {
@@ -176,6 +186,7 @@ impl TryFrom<BudgetSection> for BudgetConfig {
             price_per_metric_month: section.price_per_metric_month,
             max_metrics_per_name: section.max_metrics_per_name,
             on_exceed: section.on_exceed,
+            shared: section.shared,
         };
         config
             .validate()
@@ -192,9 +203,16 @@ pub enum Admission {
     Dropped,
 }
 
-/// Hashes a CloudWatch metric identity without allocating.
-#[derive(Clone, Default)]
-pub struct IdentityHasher(hashbrown::DefaultHashBuilder);
+/// Hashes a CloudWatch metric identity without allocating. The seed is fixed: every sidecar of
+/// a fleet must give one metric the same identity to share a budget.
+#[derive(Clone)]
+pub struct IdentityHasher(foldhash::fast::FixedState);
+
+impl Default for IdentityHasher {
+    fn default() -> Self {
+        IdentityHasher(foldhash::fast::FixedState::with_seed(0x6f74_656c_7369_6465))
+    }
+}
 
 impl IdentityHasher {
     /// The identity of `metric` under one dimension set with the point's label values.
@@ -231,7 +249,7 @@ impl IdentityHasher {
 }
 
 /// Per metric name: how many identities it holds and which labels vary most.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct NameUsage {
     regular: usize,
     overflowed: bool,
@@ -240,15 +258,67 @@ struct NameUsage {
     distinct_values: BTreeMap<String, HashSet<u64>>,
 }
 
-/// One exporter's budget.
+/// One exporter's budget: this sidecar's alone, or its view of a fleet's (`fleet`).
+#[derive(Clone)]
 pub struct CardinalityBudget {
     config: BudgetConfig,
     limit: usize,
     hasher: IdentityHasher,
     hour: i64,
-    /// Admitted identities only.
+    /// Admitted identities only (with a shared budget: those this sidecar knows the fleet
+    /// admitted, a cache that saves asking again).
     admitted: IdentityMap<Seen>,
     names: HashMap<String, NameUsage>,
+    fleet: Option<FleetView>,
+}
+
+/// A data point whose new identities only the fleet's store can admit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingPoint {
+    pub name: String,
+    pub overflow: u64,
+    pub identities: Vec<u64>,
+}
+
+/// The store's answer for one pending point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetVerdict {
+    Admitted,
+    /// Refused; its name's overflow metric is admitted, so the point folds into it.
+    Folded,
+    /// Refused, and no room for the overflow metric either: left out of the directive.
+    Dropped,
+}
+
+/// What this sidecar knows of the fleet's budget this hour.
+#[derive(Debug, Clone, Default)]
+struct FleetView {
+    /// Whether the store may be asked during this batch (not while it is failing).
+    available: bool,
+    /// Identities the fleet refused this hour: its admitted set only grows within an hour, so
+    /// a refusal stands until the hour ends.
+    denied: IdentityMap<()>,
+    /// Admitted identities reported to the store as seen this hour, and those still to report
+    /// (so the fleet carries them into the next hour).
+    reported: IdentityMap<()>,
+    to_report: Vec<u64>,
+    pending: Vec<PendingPoint>,
+    /// The fleet's admitted count at the store's last answer.
+    admitted: u64,
+}
+
+/// What a batch needs from the store: the points to admit and the identities to mark seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetRequest {
+    pub hour: i64,
+    pub pending: Vec<PendingPoint>,
+    pub seen: Vec<u64>,
+}
+
+impl FleetRequest {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.seen.is_empty()
+    }
 }
 
 /// When an admitted identity was last seen, and whether it is a regular or overflow metric.
@@ -267,7 +337,106 @@ impl CardinalityBudget {
             hour: i64::MIN,
             admitted: IdentityMap::default(),
             names: HashMap::new(),
+            fleet: None,
         }
+    }
+
+    /// A budget whose new identities are admitted by the fleet's shared store.
+    pub fn shared(config: BudgetConfig) -> Self {
+        CardinalityBudget {
+            fleet: Some(FleetView {
+                available: true,
+                ..FleetView::default()
+            }),
+            ..CardinalityBudget::new(config)
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.fleet.is_some()
+    }
+
+    pub fn fold_mode(&self) -> bool {
+        self.config.on_exceed == OnExceed::Fold
+    }
+
+    pub fn hour(&self) -> i64 {
+        self.hour
+    }
+
+    /// Whether the store may be asked during the next render (false while it is failing:
+    /// new identities then fold, so the cap holds during an outage).
+    pub fn set_store_available(&mut self, available: bool) {
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.available = available;
+        }
+    }
+
+    /// What the last render needs the store for; empties the lists.
+    pub fn take_request(&mut self) -> FleetRequest {
+        let hour = self.hour;
+        match self.fleet.as_mut() {
+            Some(fleet) => FleetRequest {
+                hour,
+                pending: std::mem::take(&mut fleet.pending),
+                seen: std::mem::take(&mut fleet.to_report),
+            },
+            None => FleetRequest::default(),
+        }
+    }
+
+    /// Records the store's answers (in the order of `request.pending`) and the fleet's count.
+    pub fn learn(
+        &mut self,
+        request: &FleetRequest,
+        verdicts: &[FleetVerdict],
+        fleet_admitted: u64,
+    ) {
+        let hour = self.hour;
+        let fold = self.fold_mode();
+        let Some(fleet) = self.fleet.as_mut() else {
+            return;
+        };
+        fleet.admitted = fleet_admitted;
+        for id in &request.seen {
+            fleet.reported.insert(*id, ());
+        }
+        for (point, verdict) in request.pending.iter().zip(verdicts) {
+            let regular = Seen {
+                hour,
+                overflow: false,
+            };
+            let overflow = Seen {
+                hour,
+                overflow: true,
+            };
+            match verdict {
+                FleetVerdict::Admitted => {
+                    for id in &point.identities {
+                        self.admitted.insert(*id, regular);
+                        fleet.reported.insert(*id, ());
+                    }
+                    if fold {
+                        self.admitted.insert(point.overflow, overflow);
+                    }
+                }
+                FleetVerdict::Folded | FleetVerdict::Dropped => {
+                    for id in &point.identities {
+                        if !self.admitted.contains_key(id) {
+                            fleet.denied.insert(*id, ());
+                        }
+                    }
+                    if *verdict == FleetVerdict::Folded {
+                        self.admitted.insert(point.overflow, overflow);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The fleet's admitted count at the store's last answer.
+    pub fn fleet_admitted(&self) -> Option<u64> {
+        self.fleet.as_ref().map(|f| f.admitted)
     }
 
     pub fn hasher(&self) -> &IdentityHasher {
@@ -311,6 +480,11 @@ impl CardinalityBudget {
             usage.regular = 0;
             usage.overflowed = false;
         }
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.denied.clear();
+            fleet.reported.clear();
+            fleet.to_report.clear();
+        }
     }
 
     /// Decides for one data point of `metric` whose identities are `identities`.
@@ -329,8 +503,32 @@ impl CardinalityBudget {
                 None => new += 1,
             }
         }
+        let overflow_id = self.hasher.overflow_identity(namespace, metric);
         if new == 0 {
+            if let Some(fleet) = self.fleet.as_mut() {
+                for id in identities {
+                    if !fleet.reported.contains_key(id) {
+                        fleet.reported.insert(*id, ());
+                        fleet.to_report.push(*id);
+                    }
+                }
+            }
             return Admission::Admitted;
+        }
+        if let Some(fleet) = self.fleet.as_mut() {
+            let refused = identities
+                .iter()
+                .any(|id| !self.admitted.contains_key(id) && fleet.denied.contains_key(id));
+            if !refused && fleet.available {
+                // Only the store can say: provisionally out of the directive, and rendered again
+                // once it answered (nothing is counted for this render).
+                fleet.pending.push(PendingPoint {
+                    name: metric.to_string(),
+                    overflow: overflow_id,
+                    identities: identities.to_vec(),
+                });
+                return Admission::Dropped;
+            }
         }
         let usage = match self.names.get_mut(metric) {
             Some(usage) => usage,
@@ -348,11 +546,12 @@ impl CardinalityBudget {
             }
         }
         // In fold mode every name keeps room for its overflow metric.
-        let overflow_id = self.hasher.overflow_identity(namespace, metric);
         let reserve = usize::from(
             self.config.on_exceed == OnExceed::Fold && !self.admitted.contains_key(&overflow_id),
         );
-        let fits_total = self.admitted.len() + new + reserve <= self.limit;
+        // With a shared budget only the store admits: here the point is refused or the store
+        // cannot be asked.
+        let fits_total = self.fleet.is_none() && self.admitted.len() + new + reserve <= self.limit;
         let fits_name = self
             .config
             .max_metrics_per_name
@@ -383,10 +582,12 @@ impl CardinalityBudget {
         usage.overflowed = true;
         let verdict = match self.config.on_exceed {
             OnExceed::Fold => {
-                usage.folded += 1;
+                // The overflow metric is billed too: fold only into one the budget holds.
                 if let Some(seen) = self.admitted.get_mut(&overflow_id) {
                     seen.hour = hour;
-                } else if self.admitted.len() < self.limit {
+                    usage.folded += 1;
+                    Admission::Folded
+                } else if self.fleet.is_none() && self.admitted.len() < self.limit {
                     self.admitted.insert(
                         overflow_id,
                         Seen {
@@ -394,8 +595,12 @@ impl CardinalityBudget {
                             overflow: true,
                         },
                     );
+                    usage.folded += 1;
+                    Admission::Folded
+                } else {
+                    usage.dropped += 1;
+                    Admission::Dropped
                 }
-                Admission::Folded
             }
             OnExceed::Drop => {
                 usage.dropped += 1;
@@ -417,7 +622,7 @@ impl CardinalityBudget {
 
     /// The `/cardinality` document: top metric names by identity count and top dimension keys
     /// by distinct values.
-    pub fn report(&self) -> serde_json::Value {
+    pub fn report(&self, fleet_name: &str) -> serde_json::Value {
         let mut names: Vec<(&String, &NameUsage)> = self.names.iter().collect();
         names.sort_by(|a, b| b.1.regular.cmp(&a.1.regular).then(a.0.cmp(b.0)));
         let mut keys: Vec<(String, String, usize)> = self
@@ -431,7 +636,7 @@ impl CardinalityBudget {
             })
             .collect();
         keys.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
-        serde_json::json!({
+        let mut report = serde_json::json!({
             "budget": self.limit,
             "admitted_metrics": self.admitted.len(),
             "projected_monthly_cost_usd": self.projected_monthly_cost_usd(),
@@ -441,7 +646,17 @@ impl CardinalityBudget {
             "top_dimension_keys": keys.iter().take(20).map(|(n, k, c)| serde_json::json!({
                 "metric_name": n, "key": k, "distinct_values": c
             })).collect::<Vec<_>>(),
-        })
+        });
+        if let Some(fleet) = &self.fleet {
+            report["fleet"] = serde_json::json!({
+                "fleet": fleet_name,
+                "admitted_metrics": fleet.admitted,
+                "this_task_share": self.admitted.len(),
+                "projected_monthly_cost_usd": fleet.admitted as f64 * self.config.price_per_metric_month,
+                "store_reachable": fleet.available,
+            });
+        }
+        report
     }
 
     /// Folded and dropped points by metric name since the start.

@@ -4,6 +4,7 @@
 pub mod budget;
 mod declaration;
 mod delta;
+pub mod fleet;
 pub mod labels;
 mod send;
 pub mod translate;
@@ -174,6 +175,8 @@ pub struct AwsEmfExporter {
     sender: Option<std::sync::Arc<send::LogsSender>>,
     /// Bytes of rendered events being sent, bounded by [`RENDERED_BYTES_IN_FLIGHT`].
     rendered_room: RenderedRoom,
+    /// The fleet's store, when the budget is shared.
+    store: Option<std::sync::Arc<fleet::FleetStore>>,
 }
 
 /// Rendered events (their escaped JSON) being sent at once, over all batches. A batch gives
@@ -208,6 +211,38 @@ impl RenderedRoom {
             .await
             .expect("the rendered room is never closed")
     }
+}
+
+/// Renders a batch with a shared budget: once with what this sidecar knows; when points have
+/// identities only the store can admit, the store is asked (one round trip for the batch) and
+/// the batch is rendered again from the budget as it was, with the answers. When the store
+/// cannot answer in time, new identities fold (the cap holds during an outage).
+fn render_with_fleet(
+    grouped: &translate::Grouped<'_>,
+    settings: &EmfSettings,
+    budget: &mut budget::CardinalityBudget,
+    store: &fleet::FleetStore,
+    runtime: &tokio::runtime::Handle,
+) -> (Vec<translate::EmfEvent>, translate::TranslateStats) {
+    if !store.askable() {
+        // Backing off after a failure: new identities fold, and what is to report waits.
+        budget.set_store_available(false);
+        return translate::render(grouped, settings, Some(budget));
+    }
+    budget.set_store_available(true);
+    let before = budget.clone();
+    let first = translate::render(grouped, settings, Some(budget));
+    let request = budget.take_request();
+    if request.is_empty() {
+        return first;
+    }
+    let answer = runtime.block_on(store.admit(&request));
+    *budget = before;
+    match answer {
+        Ok((verdicts, fleet_admitted)) => budget.learn(&request, &verdicts, fleet_admitted),
+        Err(_) => budget.set_store_available(false),
+    }
+    translate::render(grouped, settings, Some(budget))
 }
 
 /// Batches from this many points are translated on the blocking pool.
@@ -269,16 +304,40 @@ impl AwsEmfExporter {
                 tags: config.tags.clone(),
             }))
         };
+        let mut store = None;
+        let budget = match config.cardinality_budget.clone() {
+            Some(budget) => match &budget.shared {
+                Some(shared) => {
+                    let address = fleet::resolve_address(shared, |name| std::env::var(name).ok())
+                        .map_err(ExportError::Setup)?;
+                    let fleet_name = if shared.fleet.is_empty() {
+                        format!("{}:{}", config.namespace, config.log_group_name)
+                    } else {
+                        shared.fleet.clone()
+                    };
+                    store = Some(std::sync::Arc::new(fleet::FleetStore::new(
+                        address,
+                        &shared.key_prefix,
+                        &fleet_name,
+                        shared.timeout,
+                        budget.limit(),
+                        budget.max_metrics_per_name,
+                        budget.on_exceed == budget::OnExceed::Fold,
+                    )));
+                    Some(budget::CardinalityBudget::shared(budget))
+                }
+                None => Some(budget::CardinalityBudget::new(budget)),
+            },
+            None => None,
+        };
         Ok(AwsEmfExporter {
             id: id.to_string(),
             settings: std::sync::Arc::new(settings),
             deltas: delta::DeltaCache::default(),
-            budget: config
-                .cardinality_budget
-                .clone()
-                .map(budget::CardinalityBudget::new),
+            budget,
             sender,
             rendered_room: RenderedRoom::new(RENDERED_BYTES_IN_FLIGHT),
+            store,
         })
     }
 
@@ -300,10 +359,15 @@ impl AwsEmfExporter {
             metrics::gauge!("otelsidecar_emf_budget_folded_points", &labels).set(folded as f64);
             metrics::gauge!("otelsidecar_emf_budget_dropped_points", &labels).set(dropped as f64);
         }
+        if let Some(admitted) = budget.fleet_admitted() {
+            metrics::gauge!("otelsidecar_emf_budget_fleet_admitted_metrics", &labels)
+                .set(admitted as f64);
+        }
+        let fleet_name = self.store.as_ref().map(|s| s.fleet()).unwrap_or("");
         budget::reports()
             .lock()
             .expect("reports lock")
-            .insert(self.id.clone(), budget.report());
+            .insert(self.id.clone(), budget.report(fleet_name));
     }
 
     /// Translates the payload now (the delta cache and budget need the batches in order) and
@@ -317,19 +381,29 @@ impl AwsEmfExporter {
         let settings = self.settings.clone();
         let mut deltas = std::mem::take(&mut self.deltas);
         let mut budget = self.budget.take();
+        let store = self.store.clone();
+        let runtime = tokio::runtime::Handle::current();
         let translate = move || {
             deltas.advance(now_ms);
             if let Some(budget) = budget.as_mut() {
                 budget.advance(now_ms);
             }
-            let (events, stats) =
-                translate::translate(&batch, &settings, &mut deltas, budget.as_mut(), now_ms);
+            let grouped = translate::group(&batch, &settings, &mut deltas, now_ms);
+            let (events, stats) = match (&store, budget.as_mut()) {
+                (Some(store), Some(budget)) => {
+                    render_with_fleet(&grouped, &settings, budget, store, &runtime)
+                }
+                _ => translate::render(&grouped, &settings, budget.as_mut()),
+            };
+            drop(grouped);
             drop(batch);
             (deltas, budget, events, stats)
         };
         // A full batch takes tens of milliseconds to translate; on the blocking pool the runtime
         // keeps receiving and sending meanwhile (on one core the scheduler interleaves them).
-        let (deltas, budget, events, stats) = if items < BLOCKING_TRANSLATION_ITEMS {
+        // With a shared budget the store is asked from there too.
+        let inline = items < BLOCKING_TRANSLATION_ITEMS && self.store.is_none();
+        let (deltas, budget, events, stats) = if inline {
             translate()
         } else {
             tokio::task::spawn_blocking(translate)

@@ -238,6 +238,39 @@ pub fn translate<'a>(
     budget: Option<&mut CardinalityBudget>,
     now_ms: i64,
 ) -> (Vec<EmfEvent>, TranslateStats) {
+    render(&group(batch, settings, deltas, now_ms), settings, budget)
+}
+
+/// A batch's points grouped into what will be log events, deltas already taken: rendering it
+/// again (after a shared budget answered) gives the same values.
+pub struct Grouped<'a> {
+    targets: Vec<Target>,
+    groups: Vec<(GroupKey<'a>, Vec<GroupedMetric<'a>>)>,
+    stats: TranslateStats,
+}
+
+/// Renders grouped points into EMF events, asking the budget about each metric.
+pub fn render(
+    grouped: &Grouped<'_>,
+    settings: &EmfSettings,
+    budget: Option<&mut CardinalityBudget>,
+) -> (Vec<EmfEvent>, TranslateStats) {
+    let mut stats = grouped.stats.clone();
+    let mut renderer = Renderer::new(settings, budget, &mut stats, grouped.groups.len());
+    for (key, metrics) in &grouped.groups {
+        renderer.events(key.target, &grouped.targets[key.target], key, metrics);
+    }
+    let events = renderer.finish(&grouped.targets);
+    (events, stats)
+}
+
+/// Groups a batch's points (taking cumulative deltas through `deltas`).
+pub fn group<'a>(
+    batch: &'a [ResourceMetrics],
+    settings: &'a EmfSettings,
+    deltas: &mut DeltaCache,
+    now_ms: i64,
+) -> Grouped<'a> {
     let mut stats = TranslateStats::default();
     let mut targets: Vec<Target> = Vec::new();
     let hasher = hashbrown::DefaultHashBuilder::default();
@@ -386,12 +419,11 @@ pub fn translate<'a>(
             }
         }
     }
-    let mut renderer = Renderer::new(settings, budget, &mut stats, groups.len());
-    for (key, metrics) in &groups {
-        renderer.events(key.target, &targets[key.target], key, metrics);
+    Grouped {
+        targets,
+        groups,
+        stats,
     }
-    let events = renderer.finish(&targets);
-    (events, stats)
 }
 
 #[cfg(test)]
