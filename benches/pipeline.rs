@@ -129,6 +129,31 @@ fn budget(c: &mut Criterion) {
             budget.admit("ECS/OTEL/VM-X-AI", "requests", &[id], &labels)
         })
     });
+    // The same with a fleet-wide budget: an identity the fleet admitted is a local lookup too.
+    use otel_sidecar::exporters::awsemf::budget::{FleetRequest, FleetVerdict, PendingPoint};
+    let mut shared = CardinalityBudget::shared(BudgetConfig::with_max_metrics(10_000));
+    shared.advance(0);
+    let request = FleetRequest {
+        hour: 0,
+        pending: vec![PendingPoint {
+            name: "requests".into(),
+            overflow: 1,
+            identities: vec![id],
+        }],
+        seen: vec![],
+    };
+    shared.learn(&request, &[FleetVerdict::Admitted], 2);
+    group.bench_function("admit_admitted_metric_shared", |b| {
+        b.iter(|| {
+            let id = shared.hasher().identity(
+                black_box("ECS/OTEL/VM-X-AI"),
+                black_box("requests"),
+                &set,
+                &labels,
+            );
+            shared.admit("ECS/OTEL/VM-X-AI", "requests", &[id], &labels)
+        })
+    });
     group.finish();
 }
 
