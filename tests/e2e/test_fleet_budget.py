@@ -164,6 +164,10 @@ def run_fleet(start_sidecar, aws_env, shared, env=None, tmp_name=""):
     for sidecar in sidecars:
         wait_for(lambda: trips(sidecar) >= 1, what="the batch's round trip")
     round_trips = [trips(sidecar) for sidecar in sidecars]
+    seconds = [(m.get("otelsidecar_emf_budget_store_seconds_sum", 0), m.get("otelsidecar_emf_budget_store_seconds_count", 0))
+               for m in (sidecar.self_metrics() for sidecar in sidecars)]
+    total_seconds, calls = sum(s for s, _ in seconds), sum(c for _, c in seconds)
+    print(f"store round trips {calls:.0f}, mean {1000 * total_seconds / max(calls, 1):.2f} ms per batch")
     for sidecar in sidecars:
         assert sidecar.terminate() == 0
     identities, total, _ = published(aws_env, group)

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// The longest a batch may wait for the store before it is published with local decisions.
 pub const MAX_STORE_TIMEOUT: Duration = Duration::from_millis(200);
+/// How long a background connection attempt may take (a TLS handshake, cluster discovery).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Keys outlive their hour by one: the next hour starts from the previous one's `seen` set.
 const KEY_TTL_SECONDS: u64 = 2 * 3600;
 
@@ -225,6 +227,8 @@ pub enum StoreError {
     Answer,
     #[error("waiting {0:?} before asking again")]
     BackingOff(Duration),
+    #[error("not connected yet")]
+    NotConnected,
 }
 
 /// One exporter's connection to the fleet's store.
@@ -237,6 +241,8 @@ pub struct FleetStore {
     per_name: usize,
     reserve: bool,
     connection: tokio::sync::Mutex<Option<Connection>>,
+    /// A connection is being made in the background (batches never wait for one).
+    connecting: std::sync::atomic::AtomicBool,
     script: redis::Script,
     /// When the store failed: not asked again before this, doubling up to 30 s.
     backoff: std::sync::Mutex<(Option<Instant>, Duration)>,
@@ -261,6 +267,7 @@ impl FleetStore {
             per_name: per_name.unwrap_or(0),
             reserve,
             connection: tokio::sync::Mutex::new(None),
+            connecting: std::sync::atomic::AtomicBool::new(false),
             script: redis::Script::new(ADMIT_SCRIPT),
             backoff: std::sync::Mutex::new((None, Duration::ZERO)),
         }
@@ -274,6 +281,37 @@ impl FleetStore {
     pub fn askable(&self) -> bool {
         let backoff = self.backoff.lock().expect("backoff lock");
         backoff.0.is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Starts connecting in the background unless a connection is being made already; the
+    /// store is asked once it is there. TLS handshakes and cluster discovery take longer than
+    /// a batch may wait.
+    pub fn connect_in_background(self: &std::sync::Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.connecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(200);
+            loop {
+                match tokio::time::timeout(CONNECT_TIMEOUT, store.connect()).await {
+                    Ok(Ok(connection)) => {
+                        *store.connection.lock().await = Some(connection);
+                        break;
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "cannot connect to the shared budget store yet")
+                    }
+                    Err(_) => tracing::debug!(
+                        "no connection to the shared budget store within {CONNECT_TIMEOUT:?}"
+                    ),
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+            store.connecting.store(false, Ordering::Release);
+        });
     }
 
     async fn connect(&self) -> Result<Connection, redis::RedisError> {
@@ -297,10 +335,10 @@ impl FleetStore {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<Vec<i64>, StoreError> {
         let mut guard = self.connection.lock().await;
-        if guard.is_none() {
-            *guard = Some(self.connect().await?);
-        }
-        let result = match guard.as_mut().expect("connected above") {
+        let Some(connection) = guard.as_mut() else {
+            return Err(StoreError::NotConnected);
+        };
+        let result = match connection {
             Connection::Single(c) => invocation.invoke_async(c).await,
             Connection::Cluster(c) => invocation.invoke_async(c).await,
         };
@@ -313,12 +351,18 @@ impl FleetStore {
 
     /// Asks the store about one batch; within the timeout or not at all.
     pub async fn admit(
-        &self,
+        self: &std::sync::Arc<Self>,
         request: &FleetRequest,
     ) -> Result<(Vec<FleetVerdict>, u64), StoreError> {
         if !self.askable() {
             let wait = self.backoff.lock().expect("backoff lock").1;
             return Err(StoreError::BackingOff(wait));
+        }
+        if self.connection.lock().await.is_none() {
+            // Not connected (yet, or again): this batch folds, the next may find a connection.
+            self.connect_in_background();
+            metrics::counter!("otelsidecar_emf_budget_store_errors").increment(1);
+            return Err(StoreError::NotConnected);
         }
         let [admitted, names, seen, last] = keys(&self.prefix, &self.fleet, request.hour);
         let mut invocation = self.script.prepare_invoke();

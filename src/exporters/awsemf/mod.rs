@@ -221,7 +221,7 @@ fn render_with_fleet(
     grouped: &translate::Grouped<'_>,
     settings: &EmfSettings,
     budget: &mut budget::CardinalityBudget,
-    store: &fleet::FleetStore,
+    store: &std::sync::Arc<fleet::FleetStore>,
     runtime: &tokio::runtime::Handle,
 ) -> (Vec<translate::EmfEvent>, translate::TranslateStats) {
     if !store.askable() {
@@ -315,7 +315,7 @@ impl AwsEmfExporter {
                     } else {
                         shared.fleet.clone()
                     };
-                    store = Some(std::sync::Arc::new(fleet::FleetStore::new(
+                    let fleet_store = std::sync::Arc::new(fleet::FleetStore::new(
                         address,
                         &shared.key_prefix,
                         &fleet_name,
@@ -323,7 +323,9 @@ impl AwsEmfExporter {
                         budget.limit(),
                         budget.max_metrics_per_name,
                         budget.on_exceed == budget::OnExceed::Fold,
-                    )));
+                    ));
+                    fleet_store.connect_in_background();
+                    store = Some(fleet_store);
                     Some(budget::CardinalityBudget::shared(budget))
                 }
                 None => Some(budget::CardinalityBudget::new(budget)),
