@@ -19,10 +19,14 @@ from test_emf import logs_client, read_events
 NAMESPACE = "E2E/Fleet"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(below=65536):
+    """A free loopback port; cluster nodes also use port + 10000 (the cluster bus)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < below:
+            return port
 
 
 def wait_for(check, timeout=20.0, what="condition"):
@@ -89,7 +93,8 @@ def redis_tls(tmp_path):
 
 @pytest.fixture
 def redis_cluster(tmp_path):
-    nodes = [RedisServer(tmp_path / f"node{i}", args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+    nodes = [RedisServer(tmp_path / f"node{i}", port=free_port(below=55536),
+                         args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
              for i in range(3)]
     for node in nodes:
         wait_for(lambda: redis_ping(node.port), what="cluster node")

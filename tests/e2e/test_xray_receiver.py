@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -192,6 +193,15 @@ def test_sampling_proxy_signs_and_forwards(start_sidecar, aws_env):
         assert authorization.startswith("AWS4-HMAC-SHA256 Credential=testing/")
         assert "/eu-west-1/xray/aws4_request" in authorization
         assert "Signature=" in authorization and "x-amz-date" in headers
+        # Anything but a sampling call is refused, never signed with the task's credentials.
+        forwarded = len(RecordedXRay.seen)
+        for method, path in [("POST", "/TraceSegments"), ("POST", "/CreateGroup"), ("GET", "/GetSamplingRules")]:
+            refused = urllib.request.Request(sidecar.url("awsxray/proxy", "http", path), data=b"{}" if method == "POST" else None,
+                                             method=method)
+            with pytest.raises(urllib.error.HTTPError) as error:
+                urllib.request.urlopen(refused, timeout=10)
+            assert error.value.code == 403
+        assert len(RecordedXRay.seen) == forwarded
         assert sidecar.terminate() == 0
     finally:
         server.shutdown()

@@ -1,6 +1,9 @@
 //! The X-Ray daemon's TCP sampling proxy. X-Ray SDKs POST `/GetSamplingRules` and
-//! `/SamplingTargets` to the daemon address; every request, whatever its path, is signed with
-//! SigV4 using the sidecar's credentials and forwarded to X-Ray, and X-Ray's answer is returned.
+//! `/SamplingTargets` to the daemon address; those requests (and X-Ray's other sampling read,
+//! `/SamplingStatisticSummaries`) are signed with SigV4 using the sidecar's credentials and
+//! forwarded to X-Ray, and X-Ray's answer is returned. Any other path or method is refused
+//! with 403: the proxy signs with the task role, and must not lend it to anything else that can
+//! reach the port (the X-Ray daemon and the collector forward everything).
 
 use super::ProxyServerConfig;
 use crate::http_server;
@@ -17,6 +20,10 @@ use tokio::task::JoinHandle;
 
 /// Sampling requests and answers are small; anything larger is not an SDK talking.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Refused requests are logged at most every 10 s (and counted).
+static REFUSED_LOG: crate::telemetry::LogLimiter =
+    crate::telemetry::LogLimiter::new(Duration::from_secs(10));
 
 /// How long X-Ray may take to answer before the SDK is told the proxy failed.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,11 +102,35 @@ pub async fn start(
     Ok(http_server::serve(listener, handler, shutdown, false))
 }
 
+/// The X-Ray API paths an SDK's sampler calls; nothing else is signed.
+pub const SAMPLING_PATHS: &[&str] = &[
+    "/GetSamplingRules",
+    "/SamplingTargets",
+    "/SamplingStatisticSummaries",
+];
+
+/// Whether the proxy forwards a request: a POST to one of [`SAMPLING_PATHS`].
+pub fn is_sampling_request(method: &hyper::Method, path: &str) -> bool {
+    method == hyper::Method::POST && SAMPLING_PATHS.contains(&path)
+}
+
 impl SamplingProxy {
     async fn forward(
         &self,
         request: Request<hyper::body::Incoming>,
     ) -> Result<Response<Full<Bytes>>, String> {
+        if !is_sampling_request(request.method(), request.uri().path()) {
+            metrics::counter!("otelsidecar_xray_proxy_refused_requests").increment(1);
+            if let Some(suppressed) = REFUSED_LOG.allow() {
+                tracing::warn!(method = %request.method(), path = %request.uri().path(), suppressed, "sampling proxy refused a request that is not an X-Ray sampling call");
+            }
+            return Ok(Response::builder()
+                .status(StatusCode::FORBIDDEN)
+                .body(Full::new(Bytes::from_static(
+                    b"the sampling proxy forwards only POST /GetSamplingRules, /SamplingTargets and /SamplingStatisticSummaries\n",
+                )))
+                .expect("static response"));
+        }
         let (parts, body) = request.into_parts();
         let body = Limited::new(body, MAX_BODY_BYTES)
             .collect()
@@ -186,5 +217,29 @@ impl SamplingProxy {
             .into_parts();
         instructions.apply_to_request_http1x(request);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sampling_calls_are_forwarded() {
+        let post = hyper::Method::POST;
+        assert!(is_sampling_request(&post, "/GetSamplingRules"));
+        assert!(is_sampling_request(&post, "/SamplingTargets"));
+        assert!(!is_sampling_request(
+            &hyper::Method::GET,
+            "/GetSamplingRules"
+        ));
+        for path in [
+            "/TraceSegments",
+            "/PutTraceSegments",
+            "/",
+            "/GetSamplingRules/../CreateGroup",
+        ] {
+            assert!(!is_sampling_request(&post, path), "{path}");
+        }
     }
 }
