@@ -11,6 +11,7 @@ pub mod exporters;
 pub mod extensions;
 pub mod http_server;
 pub mod loadgen;
+pub mod panic_policy;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

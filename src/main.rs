@@ -276,6 +276,7 @@ async fn run(cli: &Cli) -> ExitCode {
         Err(code) => return code,
     };
     telemetry::init_logs(&config.telemetry.logs);
+    otel_sidecar::panic_policy::install_hook();
     match run_service(cli, config, source, flag_ignored).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

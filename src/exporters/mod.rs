@@ -7,6 +7,7 @@ pub mod embedded_json;
 pub mod file;
 
 use crate::config::{ComponentId, DecodeError, decode_section};
+use crate::panic_policy::Contained;
 use crate::pipeline::{Payload, Signal};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -278,6 +279,14 @@ impl ExporterInput {
 /// The sending part of an export, run concurrently with others up to `num_consumers`.
 pub type InFlight = Pin<Box<dyn Future<Output = Result<(), ExportError>> + Send>>;
 
+/// A batch lost to a panic (see `panic_policy`).
+fn internal_error(items: u64) -> ExportError {
+    ExportError::Dropped {
+        items,
+        reason: "internal_error".into(),
+    }
+}
+
 /// Runs an exporter until its queue closes (every pipeline feeding it has drained). At most
 /// `consumers` exports are in flight; while they are, the queue is not read, so a slow
 /// destination fills the queue and the pipeline is pushed back instead of memory growing.
@@ -317,17 +326,24 @@ pub fn spawn(
             tokio::select! {
                 biased;
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let (signal, items, result) = done.expect("export tasks do not panic");
+                    let (signal, items, result) = done.expect("sending is contained");
                     record(signal, items, result);
                 }
                 next = queue.recv(), if in_flight.len() < consumers.max(1) => {
                     let Some((payload, room)) = next else { break };
                     let signal = payload.signal();
                     let items = payload.item_count() as u64;
-                    let sending = exporter.start(payload).await;
+                    // A panic while translating or sending costs this batch, not the exporter.
+                    let Some(sending) = Contained::new(&name, exporter.start(payload)).await else {
+                        record(signal, items, Err(internal_error(items)));
+                        continue;
+                    };
                     let room = (!exporter.bounds_what_it_sends()).then_some(room);
+                    let component = name.clone();
                     in_flight.spawn(async move {
-                        let result = sending.await;
+                        let result = Contained::new(&component, sending)
+                            .await
+                            .unwrap_or_else(|| Err(internal_error(items)));
                         // The batch's room is given back once it is exported, not when dequeued:
                         // documents being sent take memory too (unless the exporter bounds
                         // those itself, in which case it was given back above).
@@ -338,7 +354,7 @@ pub fn spawn(
             }
         }
         while let Some(done) = in_flight.join_next().await {
-            let (signal, items, result) = done.expect("export tasks do not panic");
+            let (signal, items, result) = done.expect("sending is contained");
             record(signal, items, result);
         }
         if let Err(error) = exporter.shutdown().await {

@@ -69,13 +69,15 @@ impl HealthState {
         *self.0.lock().expect("health lock") = None;
     }
 
+    /// Ready, and no task has ended in a panic (see `panic_policy`).
     pub fn is_ready(&self) -> bool {
-        self.0.lock().expect("health lock").is_some()
+        self.0.lock().expect("health lock").is_some() && crate::panic_policy::healthy()
     }
 
     /// Status code and body, exactly as the collector answers.
     pub fn response(&self, custom: Option<&ResponseBody>) -> (u16, String) {
-        let state = *self.0.lock().expect("health lock");
+        let state =
+            (*self.0.lock().expect("health lock")).filter(|_| crate::panic_policy::healthy());
         match (state, custom) {
             (Some(_), Some(body)) => (200, body.healthy.clone()),
             (None, Some(body)) => (503, body.unhealthy.clone()),

@@ -94,14 +94,21 @@ impl ProcessorConfig {
     }
 }
 
-/// Runs `step` on every payload; a `None` from it forwards nothing.
+/// Runs `step` on every payload; a `None` from it forwards nothing. A panic costs the one
+/// payload (counted as dropped, reason `internal_error`), not the processor.
 async fn map_payloads(
+    component: String,
     mut input: mpsc::Receiver<Payload>,
     output: mpsc::Sender<Payload>,
     mut step: impl FnMut(Payload) -> Option<Payload>,
 ) {
     while let Some(payload) = input.recv().await {
-        if let Some(payload) = step(payload)
+        let items = payload.item_count() as u64;
+        let Some(result) = crate::panic_policy::contain(&component, || step(payload)) else {
+            metrics::counter!("otelsidecar_processor_dropped_items", "processor" => component.clone(), "reason" => "internal_error").increment(items);
+            continue;
+        };
+        if let Some(payload) = result
             && output.send(payload).await.is_err()
         {
             break;
@@ -131,28 +138,43 @@ pub fn spawn(
             let matcher = config
                 .for_signal(signal)
                 .expect("checked with the pipelines at start");
-            tokio::spawn(map_payloads(input, output, move |mut payload| {
-                config.process(&matcher, &mut payload);
-                Some(payload)
-            }))
+            tokio::spawn(map_payloads(
+                name.clone(),
+                input,
+                output,
+                move |mut payload| {
+                    config.process(&matcher, &mut payload);
+                    Some(payload)
+                },
+            ))
         }
         ProcessorConfig::Resource(config) => {
             let config = config.clone();
-            tokio::spawn(map_payloads(input, output, move |mut payload| {
-                config.process(&mut payload);
-                Some(payload)
-            }))
+            tokio::spawn(map_payloads(
+                name.clone(),
+                input,
+                output,
+                move |mut payload| {
+                    config.process(&mut payload);
+                    Some(payload)
+                },
+            ))
         }
         ProcessorConfig::MetricsTransform(config) => {
             let config = config.clone();
-            tokio::spawn(map_payloads(input, output, move |mut payload| {
-                config.process(&mut payload);
-                (!payload.is_empty()).then_some(payload)
-            }))
+            tokio::spawn(map_payloads(
+                name.clone(),
+                input,
+                output,
+                move |mut payload| {
+                    config.process(&mut payload);
+                    (!payload.is_empty()).then_some(payload)
+                },
+            ))
         }
         ProcessorConfig::Filter(config) => {
             let config = config.clone();
-            tokio::spawn(map_payloads(input, output, move |payload| {
+            tokio::spawn(map_payloads(name.clone(), input, output, move |payload| {
                 match config.process(payload) {
                     Ok((kept, filtered)) => {
                         let labels = [("filter", name.clone())];
@@ -180,6 +202,8 @@ pub fn spawn(
             }))
         }
         // Refusal happens at admission (see `pipeline::Consumers`); data that got in passes.
-        ProcessorConfig::MemoryLimiter(_) => tokio::spawn(map_payloads(input, output, Some)),
+        ProcessorConfig::MemoryLimiter(_) => {
+            tokio::spawn(map_payloads(name.clone(), input, output, Some))
+        }
     }
 }

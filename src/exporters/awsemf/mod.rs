@@ -385,35 +385,47 @@ impl AwsEmfExporter {
         let mut budget = self.budget.take();
         let store = self.store.clone();
         let runtime = tokio::runtime::Handle::current();
+        let id = self.id.clone();
         let translate = move || {
-            deltas.advance(now_ms);
-            if let Some(budget) = budget.as_mut() {
-                budget.advance(now_ms);
-            }
-            let grouped = translate::group(&batch, &settings, &mut deltas, now_ms);
-            let (events, stats) = match (&store, budget.as_mut()) {
-                (Some(store), Some(budget)) => {
-                    render_with_fleet(&grouped, &settings, budget, store, &runtime)
+            // A panic costs this batch only; the delta cache and the budget come back either
+            // way, so the exporter goes on with them (see `panic_policy`).
+            let translated = crate::panic_policy::contain(&id, || {
+                deltas.advance(now_ms);
+                if let Some(budget) = budget.as_mut() {
+                    budget.advance(now_ms);
                 }
-                _ => translate::render(&grouped, &settings, budget.as_mut()),
-            };
-            drop(grouped);
+                #[cfg(test)]
+                tests::inject_panic(&batch);
+                let grouped = translate::group(&batch, &settings, &mut deltas, now_ms);
+                match (&store, budget.as_mut()) {
+                    (Some(store), Some(budget)) => {
+                        render_with_fleet(&grouped, &settings, budget, store, &runtime)
+                    }
+                    _ => translate::render(&grouped, &settings, budget.as_mut()),
+                }
+            });
             drop(batch);
-            (deltas, budget, events, stats)
+            (deltas, budget, translated)
         };
         // A full batch takes tens of milliseconds to translate; on the blocking pool the runtime
         // keeps receiving and sending meanwhile (on one core the scheduler interleaves them).
         // With a shared budget the store is asked from there too.
         let inline = items < BLOCKING_TRANSLATION_ITEMS && self.store.is_none();
-        let (deltas, budget, events, stats) = if inline {
+        let (deltas, budget, translated) = if inline {
             translate()
         } else {
             tokio::task::spawn_blocking(translate)
                 .await
-                .expect("EMF translation does not panic")
+                .expect("translation panics are contained inside the task")
         };
         self.deltas = deltas;
         self.budget = budget;
+        let Some((events, stats)) = translated else {
+            return Box::pin(std::future::ready(Err(ExportError::Dropped {
+                items,
+                reason: "internal_error".into(),
+            })));
+        };
         let labels = [("exporter", self.id.clone())];
         if let Some(budget) = &self.budget {
             self.publish_budget(budget);
@@ -451,6 +463,82 @@ impl AwsEmfExporter {
 #[cfg(test)]
 mod tests {
     use super::RenderedRoom;
+    use crate::pipeline::Payload;
+    use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
+
+    /// The fault-injection hook of test builds: a metric named `test.panic` panics
+    /// translation, as a bug in it would.
+    pub(super) fn inject_panic(batch: &[ResourceMetrics]) {
+        let named = |name: &str| {
+            batch
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .any(|m| m.name == name)
+        };
+        if named("test.panic") {
+            panic!("injected fault");
+        }
+    }
+
+    fn gauge_batch(name: &str, budget_labels: usize) -> Payload {
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+        use opentelemetry_proto::tonic::metrics::v1::{
+            Gauge, Metric, NumberDataPoint, ScopeMetrics, metric::Data, number_data_point,
+        };
+        let points = (0..budget_labels)
+            .map(|i| NumberDataPoint {
+                attributes: vec![KeyValue {
+                    key: "k".into(),
+                    value: Some(AnyValue {
+                        value: Some(Value::StringValue(format!("v{i}"))),
+                    }),
+                    ..Default::default()
+                }],
+                time_unix_nano: 1,
+                value: Some(number_data_point::Value::AsInt(1)),
+                ..Default::default()
+            })
+            .collect();
+        Payload::Metrics(vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: name.into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: points,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }])
+    }
+
+    /// A panic while translating costs the batch (dropped, `internal_error`); the exporter, its
+    /// budget and its health go on.
+    #[tokio::test]
+    async fn a_translation_panic_costs_one_batch() {
+        crate::panic_policy::install_hook();
+        let config: super::AwsEmfExporterConfig = serde_yaml_ng::from_str(
+            "namespace: t\noutput_destination: stdout\ndimension_rollup_option: NoDimensionRollup\ncardinality_budget: {max_metrics: 10}",
+        )
+        .unwrap();
+        let id = crate::config::ComponentId::parse("awsemf").unwrap();
+        let mut exporter = super::AwsEmfExporter::new(&id, &config).await.unwrap();
+        for size in [4, 600] {
+            // Inline (small) and on the blocking pool (large).
+            let result = exporter.start(gauge_batch("test.panic", size)).await.await;
+            assert!(
+                matches!(result, Err(crate::exporters::ExportError::Dropped { ref reason, .. }) if reason == "internal_error"),
+                "{result:?}"
+            );
+            assert!(exporter.budget.is_some(), "the budget survives");
+        }
+        assert!(exporter.start(gauge_batch("fine", 3)).await.await.is_ok());
+        assert_eq!(exporter.budget.as_ref().unwrap().admitted(), 3 + 1);
+        assert!(crate::panic_policy::healthy());
+    }
 
     /// A batch's rendered events hold room until sent; the next batch waits for it, and one
     /// larger than the whole room takes all of it rather than waiting forever.
