@@ -216,6 +216,7 @@ impl LogsSender {
                             || status == 429
                             || code.contains("Throttl")
                             || code == "ServiceUnavailableException"
+                            || code == "ExpiredTokenException"
                         {
                             Failure::Retryable(text)
                         } else {

@@ -257,9 +257,13 @@ async fn put_trace_segments(client: aws_sdk_xray::Client, chunk: Vec<Encoded>) -
             let retryable = match &error {
                 aws_sdk_xray::error::SdkError::ServiceError(service) => {
                     let status = service.raw().status().as_u16();
+                    // An expired token is retried: the credential chain refreshes it.
                     status >= 500
                         || status == 429
-                        || service.err().code().is_some_and(|c| c.contains("Throttl"))
+                        || service
+                            .err()
+                            .code()
+                            .is_some_and(|c| c.contains("Throttl") || c == "ExpiredTokenException")
                 }
                 aws_sdk_xray::error::SdkError::ConstructionFailure(_) => false,
                 _ => true,
