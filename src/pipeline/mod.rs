@@ -11,7 +11,9 @@ mod shutdown;
 pub use consumers::{Consumers, Refused};
 #[cfg(test)]
 pub(crate) use payload::test_spans;
-pub use payload::{Payload, Signal, data_point_count};
+pub use payload::{
+    Payload, Signal, data_point_count, for_each_point_attributes, point_attributes, retain_points,
+};
 pub use service::{RunningService, StartError, start};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 

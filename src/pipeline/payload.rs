@@ -1,7 +1,8 @@
 //! The one in-memory data model: OTLP protobuf types, wrapped by signal.
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
-use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, metric::Data};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, metric::Data};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 
 /// The three telemetry signals a pipeline can carry.
@@ -115,6 +116,64 @@ impl Payload {
 
     pub fn is_empty(&self) -> bool {
         self.item_count() == 0
+    }
+}
+
+/// The attributes of each data point of a metric, whatever its type.
+pub fn point_attributes(metric: &Metric) -> Vec<&[KeyValue]> {
+    match &metric.data {
+        Some(Data::Gauge(g)) => g
+            .data_points
+            .iter()
+            .map(|p| p.attributes.as_slice())
+            .collect(),
+        Some(Data::Sum(s)) => s
+            .data_points
+            .iter()
+            .map(|p| p.attributes.as_slice())
+            .collect(),
+        Some(Data::Histogram(h)) => h
+            .data_points
+            .iter()
+            .map(|p| p.attributes.as_slice())
+            .collect(),
+        Some(Data::ExponentialHistogram(h)) => h
+            .data_points
+            .iter()
+            .map(|p| p.attributes.as_slice())
+            .collect(),
+        Some(Data::Summary(s)) => s
+            .data_points
+            .iter()
+            .map(|p| p.attributes.as_slice())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Calls `f` with the attributes of every data point of a metric, whatever its type.
+pub fn for_each_point_attributes(metric: &mut Metric, mut f: impl FnMut(&mut Vec<KeyValue>)) {
+    match metric.data.as_mut() {
+        Some(Data::Gauge(g)) => g.data_points.iter_mut().for_each(|p| f(&mut p.attributes)),
+        Some(Data::Sum(s)) => s.data_points.iter_mut().for_each(|p| f(&mut p.attributes)),
+        Some(Data::Histogram(h)) => h.data_points.iter_mut().for_each(|p| f(&mut p.attributes)),
+        Some(Data::ExponentialHistogram(h)) => {
+            h.data_points.iter_mut().for_each(|p| f(&mut p.attributes))
+        }
+        Some(Data::Summary(s)) => s.data_points.iter_mut().for_each(|p| f(&mut p.attributes)),
+        None => {}
+    }
+}
+
+/// Keeps the data points whose attributes `keep` accepts, whatever the metric's type.
+pub fn retain_points(metric: &mut Metric, mut keep: impl FnMut(&[KeyValue]) -> bool) {
+    match metric.data.as_mut() {
+        Some(Data::Gauge(g)) => g.data_points.retain(|p| keep(&p.attributes)),
+        Some(Data::Sum(s)) => s.data_points.retain(|p| keep(&p.attributes)),
+        Some(Data::Histogram(h)) => h.data_points.retain(|p| keep(&p.attributes)),
+        Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|p| keep(&p.attributes)),
+        Some(Data::Summary(s)) => s.data_points.retain(|p| keep(&p.attributes)),
+        None => {}
     }
 }
 

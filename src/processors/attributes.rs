@@ -5,8 +5,6 @@
 use super::attraction::{Action, ActionConfig, apply, validate_actions};
 use super::matching::{IncludeExclude, MatchConfig, MatchSignal};
 use crate::pipeline::{Payload, Signal};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
 use serde::Deserialize;
 
 /// `processors.attributes` as written.
@@ -80,7 +78,7 @@ impl AttributesProcessorConfig {
                     for sm in &mut rm.scope_metrics {
                         for metric in &mut sm.metrics {
                             if matcher.keeps(|m| m.matches_metric(&metric.name)) {
-                                for_each_point(metric, |attributes| {
+                                crate::pipeline::for_each_point_attributes(metric, |attributes| {
                                     apply(&self.actions, attributes)
                                 });
                             }
@@ -111,27 +109,14 @@ impl AttributesProcessorConfig {
     }
 }
 
-/// Calls `f` with the attributes of every data point of a metric, whatever its type.
-pub fn for_each_point(metric: &mut Metric, mut f: impl FnMut(&mut Vec<KeyValue>)) {
-    match metric.data.as_mut() {
-        Some(Data::Gauge(g)) => g.data_points.iter_mut().for_each(|p| f(&mut p.attributes)),
-        Some(Data::Sum(s)) => s.data_points.iter_mut().for_each(|p| f(&mut p.attributes)),
-        Some(Data::Histogram(h)) => h.data_points.iter_mut().for_each(|p| f(&mut p.attributes)),
-        Some(Data::ExponentialHistogram(h)) => {
-            h.data_points.iter_mut().for_each(|p| f(&mut p.attributes))
-        }
-        Some(Data::Summary(s)) => s.data_points.iter_mut().for_each(|p| f(&mut p.attributes)),
-        None => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as Av};
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
     use opentelemetry_proto::tonic::metrics::v1::{
         Gauge, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
+    use opentelemetry_proto::tonic::metrics::v1::{Metric, metric::Data};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 

@@ -4,7 +4,7 @@
 //! expressions are unanchored searches, and `new_name` expands `$1` / `${name}` captures.
 
 use super::matching::{MatchType, Pattern};
-use crate::pipeline::Payload;
+use crate::pipeline::{Payload, for_each_point_attributes, point_attributes, retain_points};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use opentelemetry_proto::tonic::metrics::v1::{
     HistogramDataPoint, Metric, NumberDataPoint, ScopeMetrics, metric::Data,
@@ -364,84 +364,17 @@ fn set_label(attributes: &mut Vec<KeyValue>, key: &str, value: &str) {
     }
 }
 
-/// The attributes of each point, whatever the metric's type.
-fn point_attributes(metric: &Metric) -> Vec<&[KeyValue]> {
-    match &metric.data {
-        Some(Data::Gauge(g)) => g
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        Some(Data::Sum(s)) => s
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        Some(Data::Histogram(h)) => h
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        Some(Data::ExponentialHistogram(h)) => h
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        Some(Data::Summary(s)) => s
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        None => Vec::new(),
-    }
-}
-
-/// Keeps the points `keep` accepts, whatever the metric's type.
-fn retain_points(metric: &mut Metric, mut keep: impl FnMut(&[KeyValue]) -> bool) {
-    match metric.data.as_mut() {
-        Some(Data::Gauge(g)) => g.data_points.retain(|p| keep(&p.attributes)),
-        Some(Data::Sum(s)) => s.data_points.retain(|p| keep(&p.attributes)),
-        Some(Data::Histogram(h)) => h.data_points.retain(|p| keep(&p.attributes)),
-        Some(Data::ExponentialHistogram(h)) => h.data_points.retain(|p| keep(&p.attributes)),
-        Some(Data::Summary(s)) => s.data_points.retain(|p| keep(&p.attributes)),
-        None => {}
-    }
-}
-
 /// Calls `f` on the attributes of the points `select` accepts.
 fn edit_points(
     metric: &mut Metric,
     select: impl Fn(&[KeyValue]) -> bool,
     mut f: impl FnMut(&mut Vec<KeyValue>),
 ) {
-    let mut visit = |attributes: &mut Vec<KeyValue>| {
+    for_each_point_attributes(metric, |attributes| {
         if select(attributes) {
             f(attributes)
         }
-    };
-    match metric.data.as_mut() {
-        Some(Data::Gauge(g)) => g
-            .data_points
-            .iter_mut()
-            .for_each(|p| visit(&mut p.attributes)),
-        Some(Data::Sum(s)) => s
-            .data_points
-            .iter_mut()
-            .for_each(|p| visit(&mut p.attributes)),
-        Some(Data::Histogram(h)) => h
-            .data_points
-            .iter_mut()
-            .for_each(|p| visit(&mut p.attributes)),
-        Some(Data::ExponentialHistogram(h)) => h
-            .data_points
-            .iter_mut()
-            .for_each(|p| visit(&mut p.attributes)),
-        Some(Data::Summary(s)) => s
-            .data_points
-            .iter_mut()
-            .for_each(|p| visit(&mut p.attributes)),
-        None => {}
-    }
+    });
 }
 
 impl Transform {

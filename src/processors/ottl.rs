@@ -673,37 +673,6 @@ fn compare(a: &Val, op: Op, b: &Val) -> bool {
     }
 }
 
-fn points_of(metric: &Metric) -> Vec<&[KeyValue]> {
-    match &metric.data {
-        Some(Data::Gauge(g)) => g
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        Some(Data::Sum(s)) => s
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        Some(Data::Histogram(h)) => h
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        Some(Data::ExponentialHistogram(h)) => h
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        Some(Data::Summary(s)) => s
-            .data_points
-            .iter()
-            .map(|p| p.attributes.as_slice())
-            .collect(),
-        None => Vec::new(),
-    }
-}
-
 fn eval(expr: &Expr, item: &Item) -> bool {
     match expr {
         Expr::Or(a, b) => eval(a, item) || eval(b, item),
@@ -719,16 +688,18 @@ fn eval(expr: &Expr, item: &Item) -> bool {
             Val::Nil | Val::Other => false,
         },
         Expr::HasAttrKeyOnDatapoint(key) => item.metric.is_some_and(|m| {
-            points_of(m)
+            crate::pipeline::point_attributes(m)
                 .iter()
                 .any(|a| a.iter().any(|kv| kv.key == *key))
         }),
         Expr::HasAttrOnDatapoint(key, value) => item.metric.is_some_and(|m| {
-            points_of(m).iter().any(|a| match attribute(a, key) {
-                Val::Str(s) => s == *value,
-                Val::Nil => false,
-                _ => value.is_empty(),
-            })
+            crate::pipeline::point_attributes(m)
+                .iter()
+                .any(|a| match attribute(a, key) {
+                    Val::Str(s) => s == *value,
+                    Val::Nil => false,
+                    _ => value.is_empty(),
+                })
         }),
     }
 }
