@@ -3,7 +3,7 @@
 
 pub mod budget;
 mod declaration;
-mod delta;
+pub mod delta;
 pub mod fleet;
 pub mod labels;
 mod send;

@@ -4,7 +4,7 @@
 //! or failing detector is a warning, never a crash.
 
 mod ec2;
-mod ecs;
+pub mod ecs;
 mod system;
 
 use crate::config::duration;

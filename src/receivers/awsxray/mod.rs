@@ -1,7 +1,7 @@
 //! The `awsxray` receiver: the X-Ray daemon's UDP protocol (`udp`) and its TCP sampling proxy
 //! (`proxy`), translated into OTLP spans (`translate`).
 
-mod proxy;
+pub mod proxy;
 pub mod translate;
 mod udp;
 

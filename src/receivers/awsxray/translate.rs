@@ -361,7 +361,8 @@ fn decode_hex_into(text: &str, out: &mut [u8]) -> Result<(), DatagramError> {
 /// a quarter of a microsecond, so finer digits are noise, and rounding makes the exporter write
 /// back the same float the SDK sent.
 fn nanos(seconds: f64) -> u64 {
-    ((seconds * 1e6).round().max(0.0) as u64) * 1000
+    // Saturating: a time past 2554 (or an absurd one in a bad datagram) must not overflow.
+    ((seconds * 1e6).round().max(0.0) as u64).saturating_mul(1000)
 }
 
 fn kv(key: &str, value: Av) -> KeyValue {

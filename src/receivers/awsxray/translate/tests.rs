@@ -321,3 +321,14 @@ fn escaped_strings_repeated_and_nested_annotations() {
         Some(&Av::StringValue("café \"api\"".into()))
     );
 }
+
+/// Found by `cargo fuzz run xray_datagram`: a start time past what u64 nanoseconds hold made
+/// the conversion overflow (a panic in debug builds, garbage in release ones).
+#[test]
+fn absurd_times_saturate_instead_of_overflowing() {
+    let body = r#"{"name":"s","id":"70de5b6f19ff9a0a","trace_id":"1-581cf771-a006649127e371903a2de979","start_time":1.7e300,"end_time":-5}"#;
+    let rs = datagram_to_resource_spans(&datagram(body)).unwrap();
+    let span = &rs.scope_spans[0].spans[0];
+    assert_eq!(span.start_time_unix_nano, u64::MAX);
+    assert_eq!(span.end_time_unix_nano, 0);
+}
