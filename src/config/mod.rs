@@ -404,6 +404,20 @@ fn validate(root: &Value, errors: &mut Vec<ConfigError>) -> Option<SidecarConfig
         }
     }
 
+    for (id, exporter) in &exporters {
+        if let Some(storage) = exporter.storage() {
+            let enabled = ComponentId::parse(storage)
+                .ok()
+                .and_then(|storage| extensions.get(&storage));
+            if !matches!(enabled, Some(ExtensionConfig::FileStorage(_))) {
+                errors.push(ConfigError::new(
+                    format!("exporters.{id}.sending_queue.storage"),
+                    format!("references {storage:?}, which is not a file_storage extension listed in service.extensions"),
+                ));
+            }
+        }
+    }
+
     let mut pipelines = BTreeMap::new();
     if service.pipelines.is_empty() {
         errors.push(ConfigError::new(

@@ -407,3 +407,51 @@ fn telemetry_settings() {
         "unknown variant `loud`",
     );
 }
+
+#[test]
+fn a_persistent_queue_must_name_an_enabled_file_storage_extension() {
+    let with_storage = |extensions: &str, enabled: &str| {
+        VALID
+            .replace(
+                "    path: /tmp/out.jsonl\n",
+                "    path: /tmp/out.jsonl\n    sending_queue:\n      storage: file_storage\n",
+            )
+            .replace("extensions:\n  health_check:\n", extensions)
+            .replace("  extensions: [health_check]\n", enabled)
+    };
+    let missing = with_storage(
+        "extensions:\n  health_check:\n",
+        "  extensions: [health_check]\n",
+    );
+    assert_error(
+        &missing,
+        "exporters.file.sending_queue.storage",
+        "not a file_storage extension",
+    );
+    let not_enabled = with_storage(
+        "extensions:\n  health_check:\n  file_storage:\n",
+        "  extensions: [health_check]\n",
+    );
+    assert_error(
+        &not_enabled,
+        "exporters.file.sending_queue.storage",
+        "listed in service.extensions",
+    );
+    let wrong_kind = with_storage(
+        "extensions:\n  health_check:\n",
+        "  extensions: [health_check]\n",
+    )
+    .replace("storage: file_storage", "storage: health_check");
+    assert_error(
+        &wrong_kind,
+        "exporters.file.sending_queue.storage",
+        "not a file_storage extension",
+    );
+    let enabled = with_storage(
+        "extensions:\n  health_check:\n  file_storage:\n    directory: /tmp\n",
+        "  extensions: [health_check, file_storage]\n",
+    );
+    let config = parse_config(&enabled, &no_env).unwrap();
+    let file = ComponentId::parse("file").unwrap();
+    assert_eq!(config.exporters[&file].storage(), Some("file_storage"));
+}

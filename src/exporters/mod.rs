@@ -5,12 +5,15 @@ pub mod awsxray;
 pub mod debug;
 pub mod embedded_json;
 pub mod file;
+pub mod persistent_queue;
 
 use crate::config::{ComponentId, DecodeError, decode_section};
 use crate::panic_policy::Contained;
-use crate::pipeline::{Payload, Signal};
+use crate::pipeline::{Payload, Receipt, Signal};
+use persistent_queue::{PersistentQueue, StoredBatch};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -47,6 +50,9 @@ pub struct QueueSettings {
     /// order and overlap only the sending; `debug` and `file` write in order.
     #[serde(default = "default_num_consumers")]
     pub num_consumers: usize,
+    /// A `file_storage` extension to keep the queue in, so it survives a crash and a restart.
+    #[serde(default)]
+    pub storage: Option<String>,
 }
 
 impl Default for QueueSettings {
@@ -56,6 +62,7 @@ impl Default for QueueSettings {
             queue_size: default_queue_size(),
             queue_size_items: default_queue_size_items(),
             num_consumers: default_num_consumers(),
+            storage: None,
         }
     }
 }
@@ -107,6 +114,11 @@ impl ExporterConfig {
             ExporterConfig::Debug(c) => &c.sending_queue,
             ExporterConfig::File(c) => &c.sending_queue,
         }
+    }
+
+    /// The `file_storage` extension named by `sending_queue.storage`.
+    pub fn storage(&self) -> Option<&str> {
+        self.sending_queue().storage.as_deref()
     }
 
     /// Capacity of the exporter's queue, in batches.
@@ -232,8 +244,13 @@ impl Exporter {
     }
 }
 
-/// A batch in an exporter's queue, holding its share of the queue's item room until exported.
-pub type Queued = (Payload, OwnedSemaphorePermit);
+/// A batch in an exporter's queue, holding its share of the queue's item room until exported,
+/// and its file when the queue is persistent.
+pub struct Queued {
+    payload: Payload,
+    room: Option<OwnedSemaphorePermit>,
+    stored: Option<StoredBatch>,
+}
 
 /// The input of an exporter: a bounded queue of batches, and room for a bounded number of
 /// items across the queue and the exports in flight.
@@ -242,10 +259,15 @@ pub struct ExporterInput {
     pub batches: mpsc::Sender<Queued>,
     pub room: Arc<Semaphore>,
     pub items: usize,
+    storage: Option<Arc<PersistentQueue>>,
 }
 
 impl ExporterInput {
-    pub fn new(config: &ExporterConfig) -> (Self, mpsc::Receiver<Queued>) {
+    /// The queue in front of an exporter, kept on disk in `storage` when given.
+    pub fn new(
+        config: &ExporterConfig,
+        storage: Option<Arc<PersistentQueue>>,
+    ) -> (Self, mpsc::Receiver<Queued>) {
         let (batches, rx) = mpsc::channel(config.queue_size());
         let items = config.queue_size_items();
         let room = Arc::new(Semaphore::new(items));
@@ -254,14 +276,16 @@ impl ExporterInput {
                 batches,
                 room,
                 items,
+                storage,
             },
             rx,
         )
     }
 
-    /// Waits for room (this is the pushback) and queues the batch; false when the exporter
+    /// Waits for room (this is the pushback) and queues the batch, on disk first for a
+    /// persistent queue; the receipt is released once it is queued. False when the exporter
     /// has stopped.
-    pub async fn send(&self, payload: Payload) -> bool {
+    pub async fn send(&self, payload: Payload, receipt: Option<Receipt>) -> bool {
         // A batch larger than the whole room takes all of it.
         let wanted = payload.item_count().clamp(1, self.items);
         let Ok(permit) = self
@@ -272,7 +296,27 @@ impl ExporterInput {
         else {
             return false;
         };
-        self.batches.send((payload, permit)).await.is_ok()
+        let stored = match &self.storage {
+            None => None,
+            Some(storage) => match storage.store(&payload).await {
+                Ok(stored) => Some(stored),
+                Err(error) => {
+                    // Kept in memory: exported unless the sidecar crashes first.
+                    tracing::error!(%error, "cannot write a batch to the persistent queue; it is queued in memory only");
+                    metrics::counter!("otelsidecar_exporter_queue_persist_failed_batches")
+                        .increment(1);
+                    None
+                }
+            },
+        };
+        let queued = Queued {
+            payload,
+            room: Some(permit),
+            stored,
+        };
+        let sent = self.batches.send(queued).await.is_ok();
+        drop(receipt);
+        sent
     }
 }
 
@@ -287,20 +331,53 @@ fn internal_error(items: u64) -> ExportError {
     }
 }
 
+/// The persistent queue of an exporter and the batches a previous run left in it.
+pub type Recovered = (Arc<PersistentQueue>, VecDeque<StoredBatch>);
+
+/// The next batch to export: what a previous run left first, then the queue. Cancel-safe:
+/// the recovered branch completes without waiting.
+async fn next_batch(
+    recovered: &mut Option<Recovered>,
+    queue: &mut mpsc::Receiver<Queued>,
+) -> Option<Queued> {
+    if let Some((storage, left)) = recovered {
+        while let Some(stored) = left.pop_front() {
+            if let Some(payload) = storage.load(&stored) {
+                return Some(Queued {
+                    payload,
+                    room: None,
+                    stored: Some(stored),
+                });
+            }
+        }
+    }
+    queue.recv().await
+}
+
 /// Runs an exporter until its queue closes (every pipeline feeding it has drained). At most
 /// `consumers` exports are in flight; while they are, the queue is not read, so a slow
 /// destination fills the queue and the pipeline is pushed back instead of memory growing.
+/// With a persistent queue, the batches a previous run left are exported first, and each
+/// batch's file is removed once it is exported or dropped for good.
 pub fn spawn(
     id: ComponentId,
     mut exporter: Exporter,
     mut queue: mpsc::Receiver<Queued>,
     consumers: usize,
+    mut recovered: Option<Recovered>,
 ) -> JoinHandle<()> {
+    let storage = recovered.as_ref().map(|(storage, _)| storage.clone());
     metrics::gauge!("otelcol_exporter_queue_capacity", "exporter" => id.to_string())
         .set(queue.max_capacity() as f64);
     tokio::spawn(async move {
         let name = id.to_string();
         let labels = [("exporter", name.clone())];
+        // Exported or dropped for good: either way the batch leaves the persistent queue.
+        let forget = |stored: Option<StoredBatch>| {
+            if let (Some(storage), Some(stored)) = (&storage, stored) {
+                storage.remove(stored);
+            }
+        };
         let record = |signal: Signal, items: u64, result: Result<(), ExportError>| {
             let failed = match result {
                 Ok(()) => 0,
@@ -326,19 +403,21 @@ pub fn spawn(
             tokio::select! {
                 biased;
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let (signal, items, result) = done.expect("sending is contained");
+                    let (signal, items, result, stored) = done.expect("sending is contained");
                     record(signal, items, result);
+                    forget(stored);
                 }
-                next = queue.recv(), if in_flight.len() < consumers.max(1) => {
-                    let Some((payload, room)) = next else { break };
+                next = next_batch(&mut recovered, &mut queue), if in_flight.len() < consumers.max(1) => {
+                    let Some(Queued { payload, room, stored }) = next else { break };
                     let signal = payload.signal();
                     let items = payload.item_count() as u64;
                     // A panic while translating or sending costs this batch, not the exporter.
                     let Some(sending) = Contained::new(&name, exporter.start(payload)).await else {
                         record(signal, items, Err(internal_error(items)));
+                        forget(stored);
                         continue;
                     };
-                    let room = (!exporter.bounds_what_it_sends()).then_some(room);
+                    let room = room.filter(|_| !exporter.bounds_what_it_sends());
                     let component = name.clone();
                     in_flight.spawn(async move {
                         let result = Contained::new(&component, sending)
@@ -348,14 +427,15 @@ pub fn spawn(
                         // documents being sent take memory too (unless the exporter bounds
                         // those itself, in which case it was given back above).
                         drop(room);
-                        (signal, items, result)
+                        (signal, items, result, stored)
                     });
                 }
             }
         }
         while let Some(done) = in_flight.join_next().await {
-            let (signal, items, result) = done.expect("sending is contained");
+            let (signal, items, result, stored) = done.expect("sending is contained");
             record(signal, items, result);
+            forget(stored);
         }
         if let Err(error) = exporter.shutdown().await {
             tracing::error!(exporter = %name, %error, "exporter shutdown failed");
@@ -383,10 +463,10 @@ mod tests {
     /// is decided without a real sleep.
     #[tokio::test(start_paused = true)]
     async fn a_batch_waits_for_item_room_until_an_earlier_one_is_exported() {
-        let (input, mut queue) = ExporterInput::new(&config(1000, 100));
-        assert!(input.send(spans(60)).await);
+        let (input, mut queue) = ExporterInput::new(&config(1000, 100), None);
+        assert!(input.send(spans(60), None).await);
         assert_eq!(input.room.available_permits(), 40);
-        let second = input.send(spans(60));
+        let second = input.send(spans(60), None);
         tokio::pin!(second);
         assert!(
             tokio::time::timeout(Duration::from_secs(1), &mut second)
@@ -394,7 +474,11 @@ mod tests {
                 .is_err(),
             "60 more items do not fit in the 40 left"
         );
-        let (first, room) = queue.recv().await.unwrap();
+        let Queued {
+            payload: first,
+            room,
+            ..
+        } = queue.recv().await.unwrap();
         assert_eq!(first.item_count(), 60);
         assert!(
             tokio::time::timeout(Duration::from_secs(1), &mut second)
@@ -408,9 +492,8 @@ mod tests {
             "room given back on export lets the next batch in"
         );
         // A batch larger than the whole room takes all of it rather than waiting forever.
-        let (_, room) = queue.recv().await.unwrap();
-        drop(room);
-        assert!(input.send(spans(500)).await);
+        drop(queue.recv().await.unwrap());
+        assert!(input.send(spans(500), None).await);
         assert_eq!(input.room.available_permits(), 0);
     }
 }

@@ -1,6 +1,8 @@
-//! Extensions: components outside pipelines. Only `health_check` for now, plus the
-//! self-metrics endpoint, which the collector serves from `service.telemetry`.
+//! Extensions: components outside pipelines: `health_check`, `file_storage` (where persistent
+//! exporter queues live), plus the self-metrics endpoint, which the collector serves from
+//! `service.telemetry`.
 
+pub mod file_storage;
 pub mod health_check;
 
 pub use health_check::HealthState;
@@ -16,7 +18,7 @@ use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 
 /// Extension types otel-sidecar runs.
-pub const EXTENSION_TYPES: &[&str] = &["health_check"];
+pub const EXTENSION_TYPES: &[&str] = &["file_storage", "health_check"];
 
 /// Collector extension types outside otel-sidecar's scope, refused with a message saying so.
 const OUT_OF_SCOPE_EXTENSION_TYPES: &[&str] = &["pprof", "zpages", "sigv4auth", "ecs_observer"];
@@ -24,29 +26,35 @@ const OUT_OF_SCOPE_EXTENSION_TYPES: &[&str] = &["pprof", "zpages", "sigv4auth", 
 /// A validated extension config.
 #[derive(Debug, Clone)]
 pub enum ExtensionConfig {
+    FileStorage(file_storage::FileStorageConfig),
     HealthCheck(health_check::HealthCheckConfig),
 }
 
 /// Decodes the body of an `extensions.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ExtensionConfig, DecodeError> {
     match kind {
+        "file_storage" => Ok(ExtensionConfig::FileStorage(decode_section(body)?)),
         "health_check" => Ok(ExtensionConfig::HealthCheck(decode_section(body)?)),
         _ if OUT_OF_SCOPE_EXTENSION_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
         _ => Err(DecodeError::UnknownType(EXTENSION_TYPES)),
     }
 }
 
-/// Starts an extension listed in `service.extensions`.
+/// Starts an extension listed in `service.extensions`; the task it runs, if any.
 pub async fn start(
     id: &ComponentId,
     config: &ExtensionConfig,
     health: HealthState,
     shutdown: Shutdown,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<Option<JoinHandle<()>>> {
     match config {
+        ExtensionConfig::FileStorage(c) => {
+            c.prepare().map_err(std::io::Error::other)?;
+            Ok(None)
+        }
         ExtensionConfig::HealthCheck(c) => {
             let (task, _) = health_check::start(&id.to_string(), c, health, shutdown).await?;
-            Ok(task)
+            Ok(Some(task))
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The fan-in side of pipelines, as a receiver sees it.
 
-use super::{ADMISSION_WAIT, Payload, Signal};
+use super::{ADMISSION_WAIT, Delivery, Payload, Receipt, Signal};
 use crate::processors::memory_limiter::MemoryGate;
 use tokio::sync::mpsc;
 
@@ -18,21 +18,34 @@ pub enum Refused {
     MemoryLimited,
 }
 
+/// The input queue of one pipeline.
+#[derive(Debug, Clone)]
+struct PipelineInput {
+    queue: mpsc::Sender<Delivery>,
+    /// Some exporter of the pipeline keeps a persistent queue: a request is answered once its
+    /// data is stored there, not when it enters the pipeline.
+    durable: bool,
+}
+
 /// Every pipeline input a receiver feeds, by signal. Cloned into each connection handler; the
 /// pipelines close once the last clone is dropped.
 #[derive(Debug, Clone, Default)]
 pub struct Consumers {
-    traces: Vec<mpsc::Sender<Payload>>,
-    metrics: Vec<mpsc::Sender<Payload>>,
-    logs: Vec<mpsc::Sender<Payload>>,
+    traces: Vec<PipelineInput>,
+    metrics: Vec<PipelineInput>,
+    logs: Vec<PipelineInput>,
     /// The memory limiters of the pipelines fed, by signal.
     gates: Vec<(Signal, MemoryGate)>,
 }
 
 impl Consumers {
-    /// Adds one pipeline's input for `signal`.
-    pub fn add(&mut self, signal: Signal, input: mpsc::Sender<Payload>) {
-        self.inputs_mut(signal).push(input);
+    /// Adds one pipeline's input for `signal`; `durable` when a request must wait until its
+    /// data is in the pipeline's persistent exporter queues.
+    pub fn add(&mut self, signal: Signal, input: mpsc::Sender<Delivery>, durable: bool) {
+        self.inputs_mut(signal).push(PipelineInput {
+            queue: input,
+            durable,
+        });
     }
 
     /// Adds a memory limiter of a pipeline that consumes `signal`.
@@ -40,7 +53,7 @@ impl Consumers {
         self.gates.push((signal, gate));
     }
 
-    fn inputs(&self, signal: Signal) -> &[mpsc::Sender<Payload>] {
+    fn inputs(&self, signal: Signal) -> &[PipelineInput] {
         match signal {
             Signal::Traces => &self.traces,
             Signal::Metrics => &self.metrics,
@@ -48,7 +61,7 @@ impl Consumers {
         }
     }
 
-    fn inputs_mut(&mut self, signal: Signal) -> &mut Vec<mpsc::Sender<Payload>> {
+    fn inputs_mut(&mut self, signal: Signal) -> &mut Vec<PipelineInput> {
         match signal {
             Signal::Traces => &mut self.traces,
             Signal::Metrics => &mut self.metrics,
@@ -64,6 +77,7 @@ impl Consumers {
 
     /// Hands `payload` to every pipeline that consumes its signal, or to none: room is reserved
     /// in all queues before anything is sent, so a refusal never leaves a partial delivery.
+    /// For a durable pipeline it returns once the data is stored in its exporters' queues.
     pub async fn consume(&self, payload: Payload) -> Result<(), Refused> {
         let signal = payload.signal();
         if self
@@ -76,6 +90,7 @@ impl Consumers {
         let inputs = self.inputs(signal);
         let mut permits = Vec::with_capacity(inputs.len());
         for input in inputs {
+            let input = &input.queue;
             let permit = match input.try_reserve() {
                 Ok(permit) => permit,
                 Err(mpsc::error::TrySendError::Closed(())) => return Err(Refused::ShuttingDown),
@@ -89,9 +104,15 @@ impl Consumers {
             };
             permits.push(permit);
         }
+        let (receipt, stored) = if inputs.iter().any(|input| input.durable) {
+            let (receipt, wait) = Receipt::new();
+            (Some(receipt), Some(wait))
+        } else {
+            (None, None)
+        };
         let mut payload = Some(payload);
         let last = permits.len().saturating_sub(1);
-        for (i, permit) in permits.into_iter().enumerate() {
+        for (i, (permit, input)) in permits.into_iter().zip(inputs).enumerate() {
             let item = if i == last {
                 payload
                     .take()
@@ -101,7 +122,14 @@ impl Consumers {
                     .clone()
                     .expect("payload present until the last queue")
             };
-            permit.send(item);
+            permit.send(Delivery {
+                payload: item,
+                receipt: receipt.as_ref().filter(|_| input.durable).cloned(),
+            });
+        }
+        drop(receipt);
+        if let Some(stored) = stored {
+            stored.queued().await;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 mod consumers;
 mod payload;
+mod receipt;
 mod service;
 mod shutdown;
 
@@ -14,6 +15,7 @@ pub(crate) use payload::test_spans;
 pub use payload::{
     Payload, Signal, data_point_count, for_each_point_attributes, point_attributes, retain_points,
 };
+pub use receipt::{Delivery, Receipt, ReceiptWait};
 pub use service::{RunningService, StartError, start};
 pub use shutdown::{Shutdown, ShutdownTrigger};
 

@@ -1,7 +1,7 @@
 //! Starting and stopping the whole graph, in the collector's order: extensions, exporters,
 //! processors, receivers up; receivers, processors, exporters, extensions down.
 
-use super::{Consumers, PIPELINE_INPUT_CAPACITY, Payload, STAGE_CAPACITY, ShutdownTrigger};
+use super::{Consumers, Delivery, PIPELINE_INPUT_CAPACITY, STAGE_CAPACITY, ShutdownTrigger};
 use crate::config::{ComponentId, PipelineId, SidecarConfig};
 use crate::exporters::{self, Exporter};
 use crate::extensions::{self, HealthState};
@@ -69,7 +69,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
         let task = extensions::start(id, extension, health.clone(), extensions_stop.subscribe())
             .await
             .map_err(|e| StartError::new(format!("extensions.{id}"), e))?;
-        extension_tasks.push(task);
+        extension_tasks.extend(task);
     }
 
     // Exporters: one task and one bounded queue per exporter id, shared by its pipelines.
@@ -84,12 +84,15 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
             let exporter = Exporter::build(id, exporter_config)
                 .await
                 .map_err(|e| StartError::new(format!("exporters.{id}"), e))?;
-            let (tx, rx) = exporters::ExporterInput::new(exporter_config);
+            let recovered = open_persistent_queue(config, id, exporter_config)?;
+            let storage = recovered.as_ref().map(|(storage, _)| storage.clone());
+            let (tx, rx) = exporters::ExporterInput::new(exporter_config, storage);
             exporter_tasks.push(exporters::spawn(
                 id.clone(),
                 exporter,
                 rx,
                 exporter_config.consumers(),
+                recovered,
             ));
             exporter_inputs.insert(id.clone(), tx);
         }
@@ -136,9 +139,13 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
             stage_rx,
             outputs,
         )));
+        let durable = pipeline
+            .exporters
+            .iter()
+            .any(|id| config.exporters[id].storage().is_some());
         for id in &pipeline.receivers {
             let consumers = receiver_consumers.entry(id.clone()).or_default();
-            consumers.add(pipeline_id.signal, input_tx.clone());
+            consumers.add(pipeline_id.signal, input_tx.clone(), durable);
             for gate in pipeline
                 .processors
                 .iter()
@@ -178,14 +185,42 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
     })
 }
 
+/// Opens the persistent queue of an exporter whose `sending_queue.storage` names a
+/// `file_storage` extension (checked when the config was read).
+fn open_persistent_queue(
+    config: &SidecarConfig,
+    id: &ComponentId,
+    exporter: &exporters::ExporterConfig,
+) -> Result<Option<exporters::Recovered>, StartError> {
+    let Some(storage) = exporter.storage() else {
+        return Ok(None);
+    };
+    let extension = ComponentId::parse(storage)
+        .ok()
+        .and_then(|storage| config.extensions.get(&storage));
+    let Some(extensions::ExtensionConfig::FileStorage(file_storage)) = extension else {
+        return Err(StartError::new(
+            format!("exporters.{id}.sending_queue.storage"),
+            format!("{storage:?} is not a file_storage extension in service.extensions"),
+        ));
+    };
+    let (queue, recovered) = exporters::persistent_queue::PersistentQueue::open(
+        &file_storage.directory,
+        id,
+        file_storage.fsync,
+    )
+    .map_err(|e| StartError::new(format!("exporters.{id}.sending_queue.storage"), e))?;
+    Ok(Some((std::sync::Arc::new(queue), recovered)))
+}
+
 /// Sends each batch to every exporter queue of the pipeline. Waiting on a full queue is the
 /// decision here: it pushes back to the receivers rather than dropping accepted data.
 async fn fan_out(
     pipeline: PipelineId,
-    mut input: mpsc::Receiver<Payload>,
+    mut input: mpsc::Receiver<Delivery>,
     outputs: Vec<(ComponentId, exporters::ExporterInput)>,
 ) {
-    while let Some(payload) = input.recv().await {
+    while let Some(Delivery { payload, receipt }) = input.recv().await {
         let last = outputs.len() - 1;
         let mut payload = Some(payload);
         for (i, (exporter, queue)) in outputs.iter().enumerate() {
@@ -194,7 +229,7 @@ async fn fan_out(
             } else {
                 payload.clone().expect("present until the last exporter")
             };
-            if !queue.send(item).await {
+            if !queue.send(item, receipt.clone()).await {
                 tracing::error!(%pipeline, %exporter, "exporter stopped before its pipeline; batch lost");
             }
             let batches = &queue.batches;

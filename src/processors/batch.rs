@@ -3,7 +3,7 @@
 //! (`send_batch_max_size`), and a full flush when the pipeline closes.
 
 use crate::config::duration;
-use crate::pipeline::{Payload, Signal};
+use crate::pipeline::{Delivery, Payload, Signal};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -88,14 +88,20 @@ impl BatchProcessor {
         !self.config.timeout.is_zero() && self.config.send_batch_size > 0
     }
 
-    /// Runs until `input` closes, then flushes everything pending.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Payload>, output: mpsc::Sender<Payload>) {
+    /// Runs until `input` closes, then flushes everything pending. Like the collector's batch
+    /// processor, it answers for what it absorbs: a request's receipt is released here, so data
+    /// it holds is in memory only, even in front of a persistent exporter queue.
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Delivery>,
+        output: mpsc::Sender<Delivery>,
+    ) {
         let mut deadline = Instant::now() + self.config.timeout;
         loop {
             tokio::select! {
                 biased;
                 received = input.recv() => {
-                    let Some(payload) = received else { break };
+                    let Some(Delivery { payload, .. }) = received else { break };
                     let items = payload.item_count();
                     if items == 0 {
                         continue;
@@ -123,7 +129,7 @@ impl BatchProcessor {
     }
 
     /// Sends everything pending, or `send_batch_max_size` items of it when a cap is set.
-    async fn send_one(&mut self, trigger: Trigger, output: &mpsc::Sender<Payload>) {
+    async fn send_one(&mut self, trigger: Trigger, output: &mpsc::Sender<Delivery>) {
         let max = self.config.send_batch_max_size;
         let batch = if max > 0 && self.pending_items > max {
             self.pending_items -= max;
@@ -147,7 +153,7 @@ impl BatchProcessor {
             }
             Trigger::Shutdown => {}
         }
-        if output.send(batch).await.is_err() {
+        if output.send(Delivery::new(batch)).await.is_err() {
             tracing::error!(processor = %self.id, items = size, "next stage closed; batch lost");
         }
     }
@@ -163,10 +169,25 @@ mod tests {
         serde_yaml_ng::from_str(yaml).unwrap()
     }
 
+    /// The processor between two plain payload queues.
     fn start(cfg: BatchConfig) -> (mpsc::Sender<Payload>, mpsc::Receiver<Payload>) {
-        let (in_tx, in_rx) = mpsc::channel(1024);
+        let (in_tx, mut in_rx) = mpsc::channel(1024);
+        let (delivery_tx, delivery_rx) = mpsc::channel(1);
+        let (batch_tx, mut batch_rx) = mpsc::channel(1);
         let (out_tx, out_rx) = mpsc::channel(1024);
-        tokio::spawn(BatchProcessor::new("batch".into(), cfg, Signal::Traces).run(in_rx, out_tx));
+        tokio::spawn(async move {
+            while let Some(payload) = in_rx.recv().await {
+                delivery_tx.send(Delivery::new(payload)).await.unwrap();
+            }
+        });
+        tokio::spawn(
+            BatchProcessor::new("batch".into(), cfg, Signal::Traces).run(delivery_rx, batch_tx),
+        );
+        tokio::spawn(async move {
+            while let Some(Delivery { payload, .. }) = batch_rx.recv().await {
+                out_tx.send(payload).await.unwrap();
+            }
+        });
         (in_tx, out_rx)
     }
 

@@ -12,7 +12,7 @@ pub mod resource;
 pub mod resourcedetection;
 
 use crate::config::{ComponentId, DecodeError, decode_section};
-use crate::pipeline::{Payload, Signal};
+use crate::pipeline::{Delivery, Payload, Signal};
 use serde_yaml_ng::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -98,18 +98,18 @@ impl ProcessorConfig {
 /// payload (counted as dropped, reason `internal_error`), not the processor.
 async fn map_payloads(
     component: String,
-    mut input: mpsc::Receiver<Payload>,
-    output: mpsc::Sender<Payload>,
+    mut input: mpsc::Receiver<Delivery>,
+    output: mpsc::Sender<Delivery>,
     mut step: impl FnMut(Payload) -> Option<Payload>,
 ) {
-    while let Some(payload) = input.recv().await {
+    while let Some(Delivery { payload, receipt }) = input.recv().await {
         let items = payload.item_count() as u64;
         let Some(result) = crate::panic_policy::contain(&component, || step(payload)) else {
             metrics::counter!("otelsidecar_processor_dropped_items", "processor" => component.clone(), "reason" => "internal_error").increment(items);
             continue;
         };
         if let Some(payload) = result
-            && output.send(payload).await.is_err()
+            && output.send(Delivery { payload, receipt }).await.is_err()
         {
             break;
         }
@@ -122,8 +122,8 @@ pub fn spawn(
     id: &ComponentId,
     config: &ProcessorConfig,
     signal: Signal,
-    input: mpsc::Receiver<Payload>,
-    output: mpsc::Sender<Payload>,
+    input: mpsc::Receiver<Delivery>,
+    output: mpsc::Sender<Delivery>,
 ) -> JoinHandle<()> {
     let name = id.to_string();
     match config {

@@ -8,7 +8,7 @@ pub mod ecs;
 mod system;
 
 use crate::config::duration;
-use crate::pipeline::Payload;
+use crate::pipeline::{Delivery, Payload};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
@@ -186,13 +186,13 @@ pub fn apply(payload: &mut Payload, detected: &[(String, String)], override_exis
 /// The processor task: detect once, then enrich everything that passes.
 pub async fn run(
     config: ResourceDetectionConfig,
-    mut input: mpsc::Receiver<Payload>,
-    output: mpsc::Sender<Payload>,
+    mut input: mpsc::Receiver<Delivery>,
+    output: mpsc::Sender<Delivery>,
 ) {
     let detected = detect(&config).await;
-    while let Some(mut payload) = input.recv().await {
-        apply(&mut payload, &detected, config.override_existing);
-        if output.send(payload).await.is_err() {
+    while let Some(mut delivery) = input.recv().await {
+        apply(&mut delivery.payload, &detected, config.override_existing);
+        if output.send(delivery).await.is_err() {
             break;
         }
     }

@@ -214,12 +214,12 @@ mod tests {
         }
         let (input, mut pipeline) = tokio::sync::mpsc::channel(16);
         let mut consumers = Consumers::default();
-        consumers.add(crate::pipeline::Signal::Traces, input);
+        consumers.add(crate::pipeline::Signal::Traces, input, false);
         let (stop, shutdown) = crate::pipeline::ShutdownTrigger::new();
         let reader = tokio::spawn(read_loop("awsxray".into(), socket, consumers, shutdown, 10));
         let mut sizes = Vec::new();
         while sizes.iter().sum::<usize>() < total {
-            sizes.push(pipeline.recv().await.unwrap().item_count());
+            sizes.push(pipeline.recv().await.unwrap().payload.item_count());
         }
         stop.trigger();
         reader.await.unwrap();
