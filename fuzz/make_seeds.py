@@ -55,6 +55,16 @@ def otlp():
     metrics = encode_metrics(reader.get_metrics_data())
     write("otlp_http_body", b"\x04" + metrics.SerializeToString())
     write("otlp_http_body", b"\x01" + MessageToJson(metrics).encode())
+    for signal, body in ((0, traces.SerializeToString()), (1, metrics.SerializeToString())):
+        write("queue_file", queue_file(signal, body))
+
+
+def queue_file(signal, body):
+    """A persistent queue file: magic, signal, body length and CRC-32, body."""
+    import struct
+    import zlib
+
+    return b"OSQ1" + bytes([signal]) + struct.pack("<II", len(body), zlib.crc32(body)) + body
 
 
 def xray():

@@ -20,6 +20,8 @@ from test_xray_export import fetch_documents, xray_client, xray_trace_id
 XRAY_FAULTS = ["latency", "reset", "http500", "http503", "http429", "throttling", "expired", "unprocessed"]
 EMF_FAULTS = ["latency", "reset", "http500", "http503", "http429", "throttling", "expired", "rejected"]
 FAULTY_REQUESTS = 3
+# A debug build holding a few hundred items behind a failing destination: well under this.
+RSS_BOUND_KIB = 128 * 1024
 
 
 class FaultProxy:
@@ -154,6 +156,7 @@ def test_spans_arrive_exactly_once_through_faults(fault, start_sidecar, aws_env,
         sidecar = start_sidecar(fault_config(f"/e2e/faults/{tmp.name}"), env=dict(aws_env, AWS_ENDPOINT_URL=proxy.url))
         contexts = send_spans(sidecar.address("otlp", "grpc"), 60)
         assert urllib.request.urlopen(sidecar.url("health_check", "http", "/")).status == 200
+        assert sidecar.rss_kib() < RSS_BOUND_KIB, "memory stays bounded while the fault lasts"
         # SIGTERM while the faults are still being answered: the drain retries them.
         started = time.monotonic()
         assert sidecar.terminate() == 0
@@ -182,6 +185,7 @@ def test_points_arrive_exactly_once_through_faults(fault, start_sidecar, aws_env
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert urllib.request.urlopen(sidecar.url("health_check", "http", "/")).status == 200
+        assert sidecar.rss_kib() < RSS_BOUND_KIB, "memory stays bounded while the fault lasts"
         started = time.monotonic()
         assert sidecar.terminate() == 0
         assert time.monotonic() - started < 20
@@ -197,3 +201,32 @@ def test_points_arrive_exactly_once_through_faults(fault, start_sidecar, aws_env
         assert proxy.faulted >= 1
     finally:
         proxy.close()
+
+
+def test_a_log_group_deleted_mid_run_is_created_again(start_sidecar, aws_env, tmp):
+    """Someone deletes the log group while the sidecar runs: the next PutLogEvents gets
+    ResourceNotFoundException, the group and stream are created again and the points of the
+    following intervals arrive, each once; health stays OK throughout."""
+    group = f"/e2e/faults/deleted-{tmp.name}-{time.time_ns()}"
+    config = fault_config(group)
+    config["receivers"]["statsd"]["aggregation_interval"] = "300ms"
+    sidecar = start_sidecar(config, env=aws_env)
+    logs = logs_client(aws_env["AWS_ENDPOINT_URL"])
+    host, port = sidecar.address("statsd", "udp").rsplit(":", 1)
+
+    def send_and_wait(values):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            for n in values:
+                udp.sendto(f"faults.hits:{n}|c|#series:s{n}".encode(), (host, int(port)))
+        deadline = time.monotonic() + 20
+        while True:
+            got = sorted(json.loads(e["message"])["faults.hits"] for e in read_events(logs, group, "faults"))
+            if len(got) >= len(values) or time.monotonic() > deadline:
+                return got
+
+    assert send_and_wait(range(1, 21)) == list(range(1, 21))
+    logs.delete_log_group(logGroupName=group)
+    assert send_and_wait(range(21, 41)) == list(range(21, 41)), "the group came back with the new points only"
+    assert urllib.request.urlopen(sidecar.url("health_check", "http", "/")).status == 200
+    assert sidecar.terminate() == 0
+    assert sidecar.log_path.read_text().count("created log group") == 2, "created, deleted, created again"
