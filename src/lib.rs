@@ -10,6 +10,7 @@ pub mod config;
 pub mod exporters;
 pub mod extensions;
 pub mod http_server;
+pub mod internal_events;
 pub mod loadgen;
 pub mod panic_policy;
 pub mod pipeline;

@@ -8,6 +8,7 @@ pub mod file;
 pub mod persistent_queue;
 
 use crate::config::{ComponentId, DecodeError, decode_section};
+use crate::internal_events::ExportFailed;
 use crate::panic_policy::Contained;
 use crate::pipeline::{Payload, Receipt, Signal};
 use persistent_queue::{PersistentQueue, StoredBatch};
@@ -379,24 +380,27 @@ pub fn spawn(
             }
         };
         let record = |signal: Signal, items: u64, result: Result<(), ExportError>| {
-            let failed = match result {
+            let failed = match &result {
                 Ok(()) => 0,
-                Err(ExportError::Dropped { items: dropped, .. }) => dropped.min(items),
-                Err(error) => {
-                    tracing::error!(exporter = %name, %error, items, "export failed; data dropped");
-                    items
-                }
+                // The exporter emitted these drops itself, with their reasons.
+                Err(ExportError::Dropped { items: dropped, .. }) => (*dropped).min(items),
+                Err(_) => items,
             };
             metrics::counter!(
                 format!("otelcol_exporter_sent_{}", signal.item_name()),
                 &labels
             )
             .increment(items - failed);
-            metrics::counter!(
-                format!("otelcol_exporter_send_failed_{}", signal.item_name()),
-                &labels
-            )
-            .increment(failed);
+            ExportFailed {
+                exporter: &name,
+                signal,
+                items: failed,
+                error: match &result {
+                    Err(ExportError::Dropped { .. }) | Ok(()) => None,
+                    Err(error) => Some(error),
+                },
+            }
+            .emit();
         };
         let mut in_flight = tokio::task::JoinSet::new();
         loop {

@@ -147,8 +147,12 @@ impl PersistentQueue {
 }
 
 fn corrupt(exporter: &str, path: &Path, reason: &str) {
-    tracing::warn!(exporter, path = %path.display(), reason, "skipping a corrupt queued batch");
-    metrics::counter!("otelsidecar_exporter_queue_corrupt_batches", "exporter" => exporter.to_string()).increment(1);
+    crate::internal_events::QueuedBatchCorrupt {
+        exporter,
+        path,
+        reason,
+    }
+    .emit();
 }
 
 /// A batch as a queue file.

@@ -12,6 +12,7 @@ pub mod resource;
 pub mod resourcedetection;
 
 use crate::config::{ComponentId, DecodeError, decode_section};
+use crate::internal_events::{DropReason, ProcessorItemsDropped};
 use crate::pipeline::{Delivery, Payload, Signal};
 use serde_yaml_ng::Value;
 use tokio::sync::mpsc;
@@ -105,7 +106,13 @@ async fn map_payloads(
     while let Some(Delivery { payload, receipt }) = input.recv().await {
         let items = payload.item_count() as u64;
         let Some(result) = crate::panic_policy::contain(&component, || step(payload)) else {
-            metrics::counter!("otelsidecar_processor_dropped_items", "processor" => component.clone(), "reason" => "internal_error").increment(items);
+            ProcessorItemsDropped {
+                processor: &component,
+                reason: DropReason::InternalError,
+                items,
+                error: &"panic while processing (logged with its location)",
+            }
+            .emit();
             continue;
         };
         if let Some(payload) = result
@@ -175,6 +182,7 @@ pub fn spawn(
         ProcessorConfig::Filter(config) => {
             let config = config.clone();
             tokio::spawn(map_payloads(name.clone(), input, output, move |payload| {
+                let items = payload.item_count() as u64;
                 match config.process(payload) {
                     Ok((kept, filtered)) => {
                         let labels = [("filter", name.clone())];
@@ -194,8 +202,13 @@ pub fn spawn(
                     Err(error) => {
                         // The collector returns the error upstream and forwards nothing; the
                         // data was already accepted here, so it is counted as dropped.
-                        tracing::error!(processor = %name, %error, "failed processing metrics; batch dropped");
-                        metrics::counter!("otelsidecar_processor_dropped_batches", "processor" => name.clone(), "reason" => "condition_error").increment(1);
+                        ProcessorItemsDropped {
+                            processor: &name,
+                            reason: DropReason::ConditionError,
+                            items,
+                            error: &error,
+                        }
+                        .emit();
                         None
                     }
                 }

@@ -92,7 +92,8 @@ pub(crate) async fn accept(
     if items == 0 {
         return Ok(());
     }
-    let item_name = payload.signal().item_name();
+    let signal = payload.signal();
+    let item_name = signal.item_name();
     let labels = [
         ("receiver", receiver.to_string()),
         ("transport", transport.to_string()),
@@ -104,8 +105,14 @@ pub(crate) async fn accept(
             Ok(())
         }
         Err(refused) => {
-            metrics::counter!(format!("otelcol_receiver_refused_{item_name}"), &labels)
-                .increment(items);
+            crate::internal_events::ReceiverRefused {
+                receiver,
+                transport,
+                signal,
+                items,
+                refused,
+            }
+            .emit();
             Err(refused)
         }
     }

@@ -163,6 +163,11 @@ def run_fleet(start_sidecar, aws_env, shared, env=None, tmp_name=""):
     group = f"/e2e/fleet/{tmp_name}-{time.time_ns()}"
     sidecars = [start_sidecar(fleet_config(group, dict(shared, fleet=group)), env=dict(aws_env, **(env or {})))
                 for _ in range(8)]
+    for sidecar in sidecars:
+        # A batch that comes before the connection folds locally (it may not wait for a TLS
+        # handshake); this test is about the shared store, so each sidecar connects first.
+        wait_for(lambda: sidecar.self_metrics().get("otelsidecar_emf_budget_store_connected", 0) == 1,
+                 what="the store connection")
     for i, sidecar in enumerate(sidecars):
         send(sidecar, range(i * 500, i * 500 + 1000))
     trips = lambda sidecar: sidecar.self_metrics().get("otelsidecar_emf_budget_store_round_trips", 0)

@@ -298,6 +298,7 @@ impl FleetStore {
                 match tokio::time::timeout(CONNECT_TIMEOUT, store.connect()).await {
                     Ok(Ok(connection)) => {
                         *store.connection.lock().await = Some(connection);
+                        metrics::gauge!("otelsidecar_emf_budget_store_connected").set(1.0);
                         break;
                     }
                     Ok(Err(error)) => {
@@ -345,6 +346,7 @@ impl FleetStore {
         if result.is_err() && self.address.cluster {
             // A cluster connection is made again after a failure (the slots may have moved).
             *guard = None;
+            metrics::gauge!("otelsidecar_emf_budget_store_connected").set(0.0);
         }
         Ok(result?)
     }

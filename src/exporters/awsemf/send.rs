@@ -5,6 +5,7 @@
 
 use super::translate::EmfEvent;
 use crate::aws::RetrySettings;
+use crate::internal_events::{DropReason, EmfEventsDropped};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -136,8 +137,13 @@ impl LogsSender {
                     continue;
                 }
                 Failure::Permanent(error) => {
-                    tracing::error!(exporter = %self.exporter, %error, events = batch.len(), "PutLogEvents failed permanently; dropped");
-                    count_dropped(&self.exporter, "permanent_error", batch.len());
+                    EmfEventsDropped {
+                        exporter: &self.exporter,
+                        reason: DropReason::PermanentError,
+                        events: batch.len() as u64,
+                        error: &error,
+                    }
+                    .emit();
                     return batch.len() as u64;
                 }
                 Failure::Missing | Failure::Retryable(_) => {
@@ -148,8 +154,13 @@ impl LogsSender {
                     created = false;
                     let budget = self.retry.max_elapsed_time;
                     if !self.retry.enabled || (!budget.is_zero() && started.elapsed() >= budget) {
-                        tracing::error!(exporter = %self.exporter, %error, events = batch.len(), "giving up after retries; dropped");
-                        count_dropped(&self.exporter, "retries_exhausted", batch.len());
+                        EmfEventsDropped {
+                            exporter: &self.exporter,
+                            reason: DropReason::RetriesExhausted,
+                            events: batch.len() as u64,
+                            error: &error,
+                        }
+                        .emit();
                         return batch.len() as u64;
                     }
                     let wait = self.retry.backoff(attempt);
@@ -198,10 +209,13 @@ impl LogsSender {
                 if let Some(end) = info.expired_log_event_end_index() {
                     rejected += end.clamp(0, len);
                 }
-                count_dropped(&self.exporter, "rejected", rejected as usize);
-                if rejected > 0 {
-                    tracing::warn!(exporter = %self.exporter, rejected, ?info, "CloudWatch Logs rejected events");
+                EmfEventsDropped {
+                    exporter: &self.exporter,
+                    reason: DropReason::Rejected,
+                    events: rejected as u64,
+                    error: &format_args!("{info:?}"),
                 }
+                .emit();
                 Ok(rejected as u64)
             }
             Err(error) => {
@@ -269,13 +283,6 @@ impl LogsSender {
             Err(e) if exists(e.code()) => Ok(()),
             Err(e) => Err(aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string()),
         }
-    }
-}
-
-pub(crate) fn count_dropped(exporter: &str, reason: &'static str, events: usize) {
-    if events > 0 {
-        metrics::counter!("otelsidecar_emf_events_dropped", "exporter" => exporter.to_string(), "reason" => reason)
-            .increment(events as u64);
     }
 }
 

@@ -10,6 +10,7 @@ pub use segment::SegmentDocument;
 use super::{ExportError, QueueSettings};
 use crate::aws::{AwsSessionSettings, RetrySettings};
 use crate::config::ComponentId;
+use crate::internal_events::{DropReason, XrayDocumentsDropped};
 use crate::pipeline::Payload;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -44,18 +45,6 @@ impl AwsXrayExporterConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         crate::config::reject_unknown_keys(&self.unknown)?;
         self.session.validate()
-    }
-}
-
-/// Counted reasons for documents that never reached X-Ray.
-pub(crate) fn count_dropped(exporter: &str, reason: &'static str, documents: u64) {
-    if documents > 0 {
-        metrics::counter!(
-            "otelsidecar_xray_documents_dropped",
-            "exporter" => exporter.to_string(),
-            "reason" => reason
-        )
-        .increment(documents);
     }
 }
 
@@ -100,6 +89,7 @@ impl AwsXrayExporter {
         };
         let mut documents = Vec::with_capacity(payload.item_count());
         let mut untranslatable = 0u64;
+        let mut first_error = None;
         for resource_spans in resource_spans {
             let resource = translate::ResourceContext::new(
                 resource_spans
@@ -114,12 +104,20 @@ impl AwsXrayExporter {
                     Ok(docs) => documents.extend(docs),
                     Err(error) => {
                         untranslatable += 1;
-                        tracing::debug!(exporter = %self.id, %error, "span skipped");
+                        first_error.get_or_insert(error);
                     }
                 }
             }
         }
-        count_dropped(&self.id, "untranslatable", untranslatable);
+        if let Some(error) = first_error {
+            XrayDocumentsDropped {
+                exporter: &self.id,
+                reason: DropReason::Untranslatable,
+                documents: untranslatable,
+                error: &error,
+            }
+            .emit();
+        }
         let sender = self.sender.clone();
         Box::pin(async move {
             let dropped = sender.send(documents).await + untranslatable;

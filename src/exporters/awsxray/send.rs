@@ -2,9 +2,10 @@
 //! several calls in flight, backoff on throttling / 5xx / network errors, and unprocessed
 //! segments retried when X-Ray says they may succeed later.
 
-use super::{SegmentDocument, count_dropped};
+use super::SegmentDocument;
 use crate::aws::RetrySettings;
 use crate::exporters::embedded_json::EmbeddedJson;
+use crate::internal_events::{DropReason, XrayDocumentsDropped};
 use aws_sdk_xray::error::ProvideErrorMetadata;
 use std::time::Instant;
 
@@ -21,11 +22,6 @@ const RETRYABLE_CODES: &[&str] = &[
     "InternalFailure",
     "ServiceUnavailable",
 ];
-
-static OVERSIZE_LOG: crate::telemetry::LogLimiter =
-    crate::telemetry::LogLimiter::new(std::time::Duration::from_secs(10));
-static REJECTED_LOG: crate::telemetry::LogLimiter =
-    crate::telemetry::LogLimiter::new(std::time::Duration::from_secs(10));
 
 pub struct XRaySender {
     exporter: String,
@@ -107,8 +103,12 @@ fn into_calls<T>(mut documents: Vec<T>) -> Vec<Vec<T>> {
 
 /// What one PutTraceSegments call left to do.
 enum CallOutcome {
-    /// Documents to try again, and documents refused for good.
-    Done { retry: Vec<Encoded>, rejected: u64 },
+    /// Documents to try again, and documents refused for good (with the first refusal).
+    Done {
+        retry: Vec<Encoded>,
+        rejected: u64,
+        refusal: String,
+    },
     /// The call failed in a way that may pass later: all of it again.
     Retry(Vec<Encoded>, String),
     /// The call failed for good: all of it dropped.
@@ -143,10 +143,13 @@ impl XRaySender {
                 encoded.push((id, start..buffer.len()));
             } else {
                 dropped += 1;
-                count_dropped(&self.exporter, "too_large", 1);
-                if OVERSIZE_LOG.allow().is_some() {
-                    tracing::warn!(exporter = %self.exporter, segment = %id, "segment document over 64 KB even without metadata; dropped");
+                XrayDocumentsDropped {
+                    exporter: &self.exporter,
+                    reason: DropReason::TooLarge,
+                    documents: 1,
+                    error: &format_args!("segment {id} is over 64 KB even without metadata"),
                 }
+                .emit();
             }
         }
         let buffer = bytes::Bytes::from(buffer);
@@ -176,10 +179,17 @@ impl XRaySender {
                         CallOutcome::Done {
                             retry: again,
                             rejected,
+                            refusal,
                         } => {
                             retry.extend(again);
                             dropped += rejected;
-                            count_dropped(&self.exporter, "rejected", rejected);
+                            XrayDocumentsDropped {
+                                exporter: &self.exporter,
+                                reason: DropReason::Rejected,
+                                documents: rejected,
+                                error: &refusal,
+                            }
+                            .emit();
                         }
                         CallOutcome::Retry(again, error) => {
                             retry.extend(again);
@@ -187,8 +197,13 @@ impl XRaySender {
                         }
                         CallOutcome::Failed(n, error) => {
                             dropped += n;
-                            count_dropped(&self.exporter, "permanent_error", n);
-                            tracing::error!(exporter = %self.exporter, %error, documents = n, "PutTraceSegments failed permanently; dropped");
+                            XrayDocumentsDropped {
+                                exporter: &self.exporter,
+                                reason: DropReason::PermanentError,
+                                documents: n,
+                                error: &error,
+                            }
+                            .emit();
                         }
                     }
                 }
@@ -200,8 +215,13 @@ impl XRaySender {
             if !self.retry.enabled || (!budget.is_zero() && started.elapsed() >= budget) {
                 let n = retry.len() as u64;
                 dropped += n;
-                count_dropped(&self.exporter, "retries_exhausted", n);
-                tracing::error!(exporter = %self.exporter, error = %last_error, documents = n, "giving up after retries; dropped");
+                XrayDocumentsDropped {
+                    exporter: &self.exporter,
+                    reason: DropReason::RetriesExhausted,
+                    documents: n,
+                    error: &last_error,
+                }
+                .emit();
                 break;
             }
             let wait = self.retry.backoff(attempt);
@@ -229,19 +249,18 @@ async fn put_trace_segments(client: aws_sdk_xray::Client, chunk: Vec<Encoded>) -
         Ok(output) => {
             let mut retry_ids = Vec::new();
             let mut rejected = 0u64;
+            let mut refusal = String::new();
             for unprocessed in output.unprocessed_trace_segments() {
                 let code = unprocessed.error_code().unwrap_or("");
                 if RETRYABLE_CODES.contains(&code) {
                     retry_ids.push(unprocessed.id().unwrap_or("").to_string());
                 } else {
                     rejected += 1;
-                    if let Some(suppressed) = REJECTED_LOG.allow() {
-                        tracing::warn!(
-                            segment = unprocessed.id().unwrap_or(""),
-                            code,
-                            message = unprocessed.message().unwrap_or(""),
-                            suppressed,
-                            "X-Ray rejected a segment"
+                    if refusal.is_empty() {
+                        refusal = format!(
+                            "segment {}: {code}: {}",
+                            unprocessed.id().unwrap_or(""),
+                            unprocessed.message().unwrap_or("")
                         );
                     }
                 }
@@ -250,7 +269,11 @@ async fn put_trace_segments(client: aws_sdk_xray::Client, chunk: Vec<Encoded>) -
                 .into_iter()
                 .filter(|d| retry_ids.contains(&d.id))
                 .collect();
-            CallOutcome::Done { retry, rejected }
+            CallOutcome::Done {
+                retry,
+                rejected,
+                refusal,
+            }
         }
         Err(error) => {
             let text = aws_sdk_xray::error::DisplayErrorContext(&error).to_string();

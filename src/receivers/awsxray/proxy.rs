@@ -21,10 +21,6 @@ use tokio::task::JoinHandle;
 /// Sampling requests and answers are small; anything larger is not an SDK talking.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Refused requests are logged at most every 10 s (and counted).
-static REFUSED_LOG: crate::telemetry::LogLimiter =
-    crate::telemetry::LogLimiter::new(Duration::from_secs(10));
-
 /// How long X-Ray may take to answer before the SDK is told the proxy failed.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -120,10 +116,11 @@ impl SamplingProxy {
         request: Request<hyper::body::Incoming>,
     ) -> Result<Response<Full<Bytes>>, String> {
         if !is_sampling_request(request.method(), request.uri().path()) {
-            metrics::counter!("otelsidecar_xray_proxy_refused_requests").increment(1);
-            if let Some(suppressed) = REFUSED_LOG.allow() {
-                tracing::warn!(method = %request.method(), path = %request.uri().path(), suppressed, "sampling proxy refused a request that is not an X-Ray sampling call");
+            crate::internal_events::SamplingRequestRefused {
+                method: request.method().as_str(),
+                path: request.uri().path(),
             }
+            .emit();
             return Ok(Response::builder()
                 .status(StatusCode::FORBIDDEN)
                 .body(Full::new(Bytes::from_static(

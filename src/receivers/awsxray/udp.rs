@@ -1,9 +1,9 @@
 //! The X-Ray daemon's UDP socket: one segment document per datagram. A bad datagram is counted
 //! by reason and logged (rate-limited); it never stops the socket.
 
-use super::translate::{DatagramError, datagram_to_resource_spans};
+use super::translate::datagram_to_resource_spans;
+use crate::internal_events::XrayDatagramDropped;
 use crate::pipeline::{Consumers, Payload, Shutdown};
-use crate::telemetry::LogLimiter;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +22,6 @@ const READERS: usize = 2;
 
 /// How often the kernel's per-socket drop count is read from `/proc/net/udp`.
 const KERNEL_DROPS_INTERVAL: Duration = Duration::from_secs(10);
-
-static BAD_DATAGRAM_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(10));
 
 pub async fn start(
     id: &str,
@@ -141,19 +139,7 @@ fn take_datagram(
             }
             _ => into.push(resource_spans),
         },
-        Err(error) => count_bad_datagram(receiver, error),
-    }
-}
-
-fn count_bad_datagram(receiver: &str, error: DatagramError) {
-    metrics::counter!(
-        "otelsidecar_receiver_bad_datagrams",
-        "receiver" => receiver.to_string(),
-        "reason" => error.reason()
-    )
-    .increment(1);
-    if let Some(suppressed) = BAD_DATAGRAM_LOG.allow() {
-        tracing::warn!(%receiver, reason = error.reason(), %error, suppressed, "X-Ray datagram dropped");
+        Err(error) => XrayDatagramDropped { receiver, error }.emit(),
     }
 }
 

@@ -5,8 +5,8 @@ pub mod aggregate;
 pub mod parse;
 
 use crate::config::{DecodeError, decode_section, duration};
+use crate::internal_events::{StatsdLinesSkipped, StatsdSkip};
 use crate::pipeline::{Consumers, Payload, Refused, Shutdown};
-use crate::telemetry::LogLimiter;
 use aggregate::{AggregationSettings, Aggregator, CounterType};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
@@ -95,8 +95,6 @@ const RECEIVE_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 /// How long a flush waits for room in the pipeline before its metrics are dropped and counted.
 const FLUSH_PATIENCE: Duration = Duration::from_secs(10);
 
-static BAD_LINE_LOG: LogLimiter = LogLimiter::new(Duration::from_secs(10));
-
 fn unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -120,6 +118,7 @@ pub async fn start(
         "tcp" | "tcp4" | "tcp6" => {
             let listener = crate::http_server::bind(&config.endpoint, id, "tcp").await?;
             tasks.push(tokio::spawn(accept_tcp(
+                id.to_string(),
                 listener,
                 chunks_tx,
                 shutdown.clone(),
@@ -219,6 +218,7 @@ async fn read_unixgram(
 }
 
 async fn accept_tcp(
+    receiver: String,
     listener: tokio::net::TcpListener,
     chunks: Sender<Vec<u8>>,
     shutdown: Shutdown,
@@ -230,7 +230,12 @@ async fn accept_tcp(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(read_tcp(stream, chunks.clone(), shutdown.clone()));
+                    connections.spawn(read_tcp(
+                        receiver.clone(),
+                        stream,
+                        chunks.clone(),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(error) => tracing::warn!(%error, "TCP accept failed"),
             },
@@ -241,7 +246,12 @@ async fn accept_tcp(
 }
 
 /// Reads newline-delimited lines from one TCP sender, passing on whole lines only.
-async fn read_tcp(mut stream: tokio::net::TcpStream, chunks: Sender<Vec<u8>>, shutdown: Shutdown) {
+async fn read_tcp(
+    receiver: String,
+    mut stream: tokio::net::TcpStream,
+    chunks: Sender<Vec<u8>>,
+    shutdown: Shutdown,
+) {
     use tokio::io::AsyncReadExt;
     let mut pending: Vec<u8> = Vec::new();
     let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES];
@@ -280,7 +290,13 @@ async fn read_tcp(mut stream: tokio::net::TcpStream, chunks: Sender<Vec<u8>>, sh
                 }
                 if pending.len() > MAX_DATAGRAM_BYTES {
                     // A line longer than any datagram: not StatsD. Count it once and move on.
-                    count_overlong_line();
+                    StatsdLinesSkipped {
+                        receiver: &receiver,
+                        skip: StatsdSkip::LineTooLong,
+                        lines: 1,
+                        sample: &String::from_utf8_lossy(&pending[..200]),
+                    }
+                    .emit();
                     pending.clear();
                 }
             }
@@ -289,11 +305,6 @@ async fn read_tcp(mut stream: tokio::net::TcpStream, chunks: Sender<Vec<u8>>, sh
     if !pending.is_empty() {
         let _ = chunks.send(pending).await;
     }
-}
-
-fn count_overlong_line() {
-    metrics::counter!("otelsidecar_receiver_statsd_lines_skipped", "reason" => "line_too_long")
-        .increment(1);
 }
 
 /// Aggregates chunks and flushes on the interval; once every listener has stopped (shutdown),
@@ -334,19 +345,13 @@ pub fn ingest(receiver: &str, datagram: &[u8], aggregator: &mut Aggregator, simp
                 aggregated += 1;
                 ignored_sections += u64::from(parsed.ignored_sections);
             }
-            Err(error) => {
-                metrics::counter!(
-                    "otelsidecar_receiver_statsd_lines_skipped",
-                    "receiver" => receiver.to_string(),
-                    "reason" => error.reason()
-                )
-                .increment(1);
-                if error != parse::LineError::NotAMetric
-                    && let Some(suppressed) = BAD_LINE_LOG.allow()
-                {
-                    tracing::warn!(%receiver, reason = error.reason(), line = %line.chars().take(200).collect::<String>(), suppressed, "StatsD line skipped");
-                }
+            Err(error) => StatsdLinesSkipped {
+                receiver,
+                skip: StatsdSkip::Parse(error),
+                lines: 1,
+                sample: line,
             }
+            .emit(),
         }
     }
     metrics::counter!("otelsidecar_receiver_statsd_lines", "receiver" => receiver.to_string())
@@ -361,14 +366,13 @@ pub fn ingest(receiver: &str, datagram: &[u8], aggregator: &mut Aggregator, simp
 }
 
 async fn flush(receiver: &str, aggregator: &mut Aggregator, consumers: &Consumers) {
-    if aggregator.dropped_lines > 0 {
-        metrics::counter!(
-            "otelsidecar_receiver_statsd_lines_skipped",
-            "receiver" => receiver.to_string(),
-            "reason" => "too_many_series"
-        )
-        .increment(std::mem::take(&mut aggregator.dropped_lines));
+    StatsdLinesSkipped {
+        receiver,
+        skip: StatsdSkip::TooManySeries,
+        lines: std::mem::take(&mut aggregator.dropped_lines),
+        sample: "",
     }
+    .emit();
     let Some(resource_metrics) = aggregator.flush(unix_nanos()) else {
         return;
     };
