@@ -296,9 +296,15 @@ impl AwsEmfExporter {
                 .sdk_config()
                 .await
                 .map_err(|e| ExportError::Setup(e.to_string()))?;
+            let signed = config
+                .session
+                .signed_client(&sdk, crate::aws::signed::AwsService::Logs)
+                .await
+                .map_err(ExportError::Setup)?;
             Some(std::sync::Arc::new(send::LogsSender {
                 exporter: id.to_string(),
                 client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+                signed,
                 retry: config.retry_on_failure.clone(),
                 retention_days: config.log_retention,
                 tags: config.tags.clone(),

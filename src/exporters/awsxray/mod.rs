@@ -64,6 +64,11 @@ impl AwsXrayExporter {
             .sdk_config()
             .await
             .map_err(|e| ExportError::Setup(e.to_string()))?;
+        let client = config
+            .session
+            .signed_client(&sdk, crate::aws::signed::AwsService::Xray)
+            .await
+            .map_err(ExportError::Setup)?;
         Ok(AwsXrayExporter {
             id: id.to_string(),
             settings: TranslateSettings {
@@ -73,7 +78,7 @@ impl AwsXrayExporter {
             },
             sender: std::sync::Arc::new(send::XRaySender::new(
                 id.to_string(),
-                aws_sdk_xray::Client::new(&sdk),
+                std::sync::Arc::new(client),
                 config.session.num_workers,
                 config.retry_on_failure.clone(),
             )),

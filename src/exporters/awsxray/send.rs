@@ -4,9 +4,10 @@
 
 use super::SegmentDocument;
 use crate::aws::RetrySettings;
+use crate::aws::signed::{FailureClass, SignedClient};
 use crate::exporters::embedded_json::EmbeddedJson;
 use crate::internal_events::{DropReason, XrayDocumentsDropped};
-use aws_sdk_xray::error::ProvideErrorMetadata;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// PutTraceSegments accepts at most 50 documents per call.
@@ -25,7 +26,7 @@ const RETRYABLE_CODES: &[&str] = &[
 
 pub struct XRaySender {
     exporter: String,
-    client: aws_sdk_xray::Client,
+    client: Arc<SignedClient>,
     workers: usize,
     retry: RetrySettings,
 }
@@ -118,7 +119,7 @@ enum CallOutcome {
 impl XRaySender {
     pub fn new(
         exporter: String,
-        client: aws_sdk_xray::Client,
+        client: Arc<SignedClient>,
         workers: usize,
         retry: RetrySettings,
     ) -> Self {
@@ -234,33 +235,52 @@ impl XRaySender {
     }
 }
 
-async fn put_trace_segments(client: aws_sdk_xray::Client, chunk: Vec<Encoded>) -> CallOutcome {
-    // The SDK builds, signs and sends the call; the body is ours, already escaped (see
-    // `EmbeddedJson`), swapped in before signing so the signature covers it.
+/// The part of PutTraceSegments' answer that matters: what was not stored.
+#[derive(serde::Deserialize, Default)]
+struct PutTraceSegmentsAnswer {
+    #[serde(default, rename = "UnprocessedTraceSegments")]
+    unprocessed: Vec<UnprocessedSegment>,
+}
+
+#[derive(serde::Deserialize)]
+struct UnprocessedSegment {
+    #[serde(default, rename = "Id")]
+    id: Option<String>,
+    #[serde(default, rename = "ErrorCode")]
+    error_code: Option<String>,
+    #[serde(default, rename = "Message")]
+    message: Option<String>,
+}
+
+async fn put_trace_segments(client: Arc<SignedClient>, chunk: Vec<Encoded>) -> CallOutcome {
+    // The body is ours, documents already escaped (see `EmbeddedJson`), signed as it is sent.
     let body = request_body(&chunk);
     let result = client
-        .put_trace_segments()
-        .set_trace_segment_documents(Some(Vec::new()))
-        .customize()
-        .mutate_request(move |request| crate::aws::replace_body(request, &body))
-        .send()
-        .await;
+        .post(
+            "/TraceSegments",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+        .map(|answer| {
+            serde_json::from_slice::<PutTraceSegmentsAnswer>(&answer).unwrap_or_default()
+        });
     match result {
-        Ok(output) => {
+        Ok(answer) => {
             let mut retry_ids = Vec::new();
             let mut rejected = 0u64;
             let mut refusal = String::new();
-            for unprocessed in output.unprocessed_trace_segments() {
-                let code = unprocessed.error_code().unwrap_or("");
-                if RETRYABLE_CODES.contains(&code) {
-                    retry_ids.push(unprocessed.id().unwrap_or("").to_string());
+            for unprocessed in answer.unprocessed {
+                let id = unprocessed.id.unwrap_or_default();
+                let code = unprocessed.error_code.unwrap_or_default();
+                if RETRYABLE_CODES.contains(&code.as_str()) {
+                    retry_ids.push(id);
                 } else {
                     rejected += 1;
                     if refusal.is_empty() {
                         refusal = format!(
-                            "segment {}: {code}: {}",
-                            unprocessed.id().unwrap_or(""),
-                            unprocessed.message().unwrap_or("")
+                            "segment {id}: {code}: {}",
+                            unprocessed.message.unwrap_or_default()
                         );
                     }
                 }
@@ -276,25 +296,10 @@ async fn put_trace_segments(client: aws_sdk_xray::Client, chunk: Vec<Encoded>) -
             }
         }
         Err(error) => {
-            let text = aws_sdk_xray::error::DisplayErrorContext(&error).to_string();
-            let retryable = match &error {
-                aws_sdk_xray::error::SdkError::ServiceError(service) => {
-                    let status = service.raw().status().as_u16();
-                    // An expired token is retried: the credential chain refreshes it.
-                    status >= 500
-                        || status == 429
-                        || service
-                            .err()
-                            .code()
-                            .is_some_and(|c| c.contains("Throttl") || c == "ExpiredTokenException")
-                }
-                aws_sdk_xray::error::SdkError::ConstructionFailure(_) => false,
-                _ => true,
-            };
-            if retryable {
-                CallOutcome::Retry(chunk, text)
+            if error.class == FailureClass::Retryable {
+                CallOutcome::Retry(chunk, error.to_string())
             } else {
-                CallOutcome::Failed(chunk.len() as u64, text)
+                CallOutcome::Failed(chunk.len() as u64, error.to_string())
             }
         }
     }

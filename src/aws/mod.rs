@@ -2,6 +2,8 @@
 //! with an explicit region (config → environment → ECS task metadata), so nothing ever probes
 //! EC2 instance metadata by surprise.
 
+pub mod signed;
+
 use crate::config::duration;
 use serde::Deserialize;
 use std::time::Duration;
@@ -179,6 +181,25 @@ impl AwsSessionSettings {
     }
 }
 
+impl AwsSessionSettings {
+    /// The signed client for an exporter's hot call, with these settings' endpoint, timeout
+    /// and retries, over the SDK config's region and credentials.
+    pub async fn signed_client(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        service: signed::AwsService,
+    ) -> Result<signed::SignedClient, String> {
+        signed::SignedClient::new(
+            sdk,
+            service,
+            &self.endpoint,
+            Duration::from_secs(self.request_timeout_seconds),
+            self.max_retries,
+        )
+        .await
+    }
+}
+
 /// Region from config, then `AWS_REGION` / `AWS_DEFAULT_REGION`, then (unless `local_mode`)
 /// the region of the task ARN in the ECS task metadata endpoint v4.
 pub async fn resolve_region(configured: &str, local_mode: bool) -> Option<String> {
@@ -299,18 +320,6 @@ fn dechunk(body: &str) -> String {
         rest = tail[size..].trim_start_matches("\r\n");
     }
     out
-}
-
-/// Puts a request body we wrote ourselves (documents already escaped, see
-/// `exporters::embedded_json`) into an SDK request before signing, so the signature covers it.
-pub fn replace_body(
-    request: &mut aws_smithy_runtime_api::client::orchestrator::HttpRequest,
-    body: &bytes::Bytes,
-) {
-    request
-        .headers_mut()
-        .insert("content-length", body.len().to_string());
-    *request.body_mut() = aws_smithy_types::body::SdkBody::from(body.clone());
 }
 
 #[cfg(test)]
