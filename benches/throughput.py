@@ -5,6 +5,14 @@ another core), samples the sidecar's CPU and RSS from /proc, and writes a markdo
 Items sent must equal items counted at the sink, or the run fails.
 
     benches/throughput.sh [--duration 10s] [--rates 1000,10000,50000,0] [--out benches/results]
+
+With --compare, it instead runs the comparison workload (benches/workload: one 100-span and one
+100-point OTLP protobuf body, posted 100 times a second = 10k items/s over one keep-alive
+connection, the seed config's batch settings) for this build and every --baseline binary side
+by side, each twice, plus an idle row; --tls adds the same rows with the AWS stand-in serving
+HTTPS under a certificate the script makes (trusted through SSL_CERT_FILE).
+
+    benches/throughput.sh --compare [--baseline path/to/other/otel-sidecar ...] [--tls]
 """
 
 import argparse
@@ -68,6 +76,169 @@ def taskset(core):
     return ["taskset", "-c", str(core)] if subprocess.run(["which", "taskset"], capture_output=True).returncode == 0 else []
 
 
+WORKLOAD = ROOT / "benches" / "workload"
+
+# The seed config's pipelines and batch settings, listening on loopback.
+COMPARE_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      http: {endpoint: 127.0.0.1:0}
+processors:
+  batch/traces: {timeout: 1s, send_batch_size: 50}
+  batch/metrics: {timeout: 60s}
+exporters:
+  awsxray: {}
+  awsemf: {namespace: ECS/OTEL/VM-X-AI, log_group_name: /aws/ecs/application/metrics}
+service:
+  telemetry:
+    logs: {encoding: json}
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch/traces], exporters: [awsxray]}
+    metrics: {receivers: [otlp], processors: [batch/metrics], exporters: [awsemf]}
+"""
+
+
+def make_certificate(work):
+    """A CA and a certificate for localhost / 127.0.0.1 signed by it (openssl)."""
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=work, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=bench CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "sink.key", "-out", "sink.csr")
+    (work / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "sink.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "san.ext", "-out", "sink.pem")
+    return work / "ca.pem", work / "sink.pem", work / "sink.key"
+
+
+def cpu_split(pid):
+    """(user, system) clock ticks of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def pace(port, path, body, rate, seconds):
+    """Posts `body` `rate` times a second over one keep-alive connection; returns (sent, ok)."""
+    import http.client
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    sent = ok = 0
+    start = time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return sent, ok
+        due = sent / rate
+        if due > elapsed:
+            time.sleep(due - elapsed)
+        connection.request("POST", path, body, {"Content-Type": "application/x-protobuf"})
+        answer = connection.getresponse()
+        answer.read()
+        sent += 1
+        ok += answer.status == 200
+
+
+def compare(args):
+    """The comparison workload for this build and each --baseline, side by side."""
+    binaries = [("this build", BINARY)] + [(Path(b).name if Path(b).name != "otel-sidecar" else b, Path(b)) for b in args.baseline]
+    work = Path(tempfile.mkdtemp())
+    (work / "compare.yaml").write_text(COMPARE_CONFIG)
+    modes = ["http"] + (["https"] if args.tls else [])
+    certificate = make_certificate(work) if args.tls else None
+    rows = []
+    for mode in modes:
+        sink_args = ["--tls-cert", str(certificate[1]), "--tls-key", str(certificate[2])] if mode == "https" else []
+        sink = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0", *sink_args],
+                                stdout=subprocess.PIPE, text=True)
+        sink_address = json.loads(sink.stdout.readline())["address"]
+        counts_url = f"{'https' if mode == 'https' else 'http'}://{sink_address}/counts"
+        env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+        env.pop("AOT_CONFIG_CONTENT", None)
+        if mode == "https":
+            env["AWS_ENDPOINT_URL"] = f"https://localhost:{sink_address.rsplit(':', 1)[1]}"
+            env["SSL_CERT_FILE"] = str(certificate[0])
+        else:
+            env["AWS_ENDPOINT_URL"] = f"http://{sink_address}"
+
+        def counts():
+            import ssl
+            context = ssl.create_default_context(cafile=str(certificate[0])) if mode == "https" else None
+            return json.loads(urllib.request.urlopen(counts_url, timeout=10, context=context).read())
+
+        for run in range(2):
+            for label, binary in binaries:
+                for signal_name, body_file, sink_key in [("traces", "traces.pb", "xray_documents"), ("metrics", "metrics.pb", "emf_events")]:
+                    body = (WORKLOAD / body_file).read_bytes()
+                    log_path = work / "compare.log"
+                    with open(log_path, "w") as log:
+                        sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / "compare.yaml")],
+                                                   stdout=log, stderr=subprocess.STDOUT, env=env)
+                    port = None
+                    deadline = time.monotonic() + 20
+                    while port is None:
+                        for line in log_path.read_text().splitlines():
+                            record = json.loads(line) if line.startswith("{") else {}
+                            if record.get("message") == "listening" and record.get("transport") == "http" \
+                                    and record.get("component", "").startswith("otlp"):
+                                port = int(record["address"].rsplit(":", 1)[1])
+                        if sidecar.poll() is not None or time.monotonic() > deadline:
+                            sys.exit(log_path.read_text())
+                        time.sleep(0.01)
+                    time.sleep(1)
+                    before_sink = counts()[sink_key]
+                    user0, system0 = cpu_split(sidecar.pid)
+                    t0 = time.monotonic()
+                    sent, ok = pace(port, f"/v1/{signal_name}", body, 100, args.compare_seconds)
+                    time.sleep(1.5)  # the last 1 s trace batch
+                    elapsed = time.monotonic() - t0
+                    user1, system1 = cpu_split(sidecar.pid)
+                    peak = rss_mb(sidecar.pid)
+                    sidecar.send_signal(signal.SIGTERM)
+                    sidecar.wait(timeout=60)
+                    arrived = counts()[sink_key] - before_sink
+                    rows.append({
+                        "binary": label, "aws": mode, "run": run + 1, "signal": signal_name,
+                        "items_per_s": 100 * 100, "requests_ok": f"{ok}/{sent}",
+                        "cpu_pct_of_core": round((user1 + system1 - user0 - system0) / CLK_TCK / elapsed * 100, 1),
+                        "user_ticks": user1 - user0, "system_ticks": system1 - system0,
+                        "rss_mb": round(peak, 1), "arrived": arrived,
+                    })
+                    print(json.dumps(rows[-1]), flush=True)
+                    if signal_name == "traces" and arrived != sent * 100:
+                        sys.exit(f"{label}: {sent * 100} spans sent, {arrived} documents arrived")
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(timeout=10)
+    idle = []
+    for label, binary in binaries:
+        env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+                   AWS_ENDPOINT_URL="http://127.0.0.1:9")
+        env.pop("AOT_CONFIG_CONTENT", None)
+        sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / "compare.yaml")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(2)
+        user0, system0 = cpu_split(sidecar.pid)
+        time.sleep(args.idle_seconds)
+        user1, system1 = cpu_split(sidecar.pid)
+        idle.append({"binary": label, "ticks": user1 + system1 - user0 - system0, "seconds": args.idle_seconds,
+                     "rss_mb": round(rss_mb(sidecar.pid), 1)})
+        print(json.dumps(idle[-1]), flush=True)
+        sidecar.send_signal(signal.SIGTERM)
+        sidecar.wait(timeout=30)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps({"rows": rows, "idle": idle}, indent=2))
+    lines = [f"Comparison workload (benches/workload), {args.compare_seconds}s per row at 100 requests/s x 100 items = 10k items/s, "
+             f"sidecar pinned to core 0, pacer and sink on core 1, each binary twice, interleaved.", "",
+             "| binary | AWS side | run | signal | CPU % of a core | user ticks | system ticks | RSS MB | requests ok | arrived at sink |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['binary']} | {r['aws']} | {r['run']} | {r['signal']} | {r['cpu_pct_of_core']} | {r['user_ticks']} | "
+                     f"{r['system_ticks']} | {r['rss_mb']} | {r['requests_ok']} | {r['arrived']} |")
+    lines += ["", "| binary | idle ticks | over s | RSS MB |", "|---|---|---|---|"]
+    lines += [f"| {i['binary']} | {i['ticks']} | {i['seconds']} | {i['rss_mb']} |" for i in idle]
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", default="10s")
@@ -76,9 +247,16 @@ def main():
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--saturation", default="60s", help="length of each saturation row (0s: none)")
     parser.add_argument("--workers", default="2", help="load generator workers (connections' streams)")
+    parser.add_argument("--compare", action="store_true", help="run the comparison workload instead")
+    parser.add_argument("--baseline", action="append", default=[], help="another otel-sidecar binary to compare")
+    parser.add_argument("--tls", action="store_true", help="also compare with the AWS stand-in serving HTTPS")
+    parser.add_argument("--compare-seconds", type=float, default=20)
+    parser.add_argument("--idle-seconds", type=float, default=30)
     args = parser.parse_args()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    if args.compare:
+        return compare(args)
     work = Path(tempfile.mkdtemp())
     env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
     env.pop("AOT_CONFIG_CONTENT", None)

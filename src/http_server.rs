@@ -67,6 +67,61 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    serve_maybe_tls(listener, None, handler, shutdown, keep_alive)
+}
+
+/// [`serve`] over TLS: each connection's handshake (bounded by [`TLS_HANDSHAKE_TIMEOUT`]) first.
+pub fn serve_tls<H, F>(
+    listener: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    handler: H,
+    shutdown: Shutdown,
+) -> JoinHandle<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    serve_maybe_tls(listener, Some(tls), handler, shutdown, true)
+}
+
+/// How long a client may take over its TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A TLS acceptor from PEM files: the certificate chain and its private key.
+pub fn tls_acceptor(
+    certificate: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+    let chain = CertificateDer::pem_file_iter(certificate)
+        .map_err(|e| invalid(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(&e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| invalid(&e))?;
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| invalid(&e))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| invalid(&e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+fn serve_maybe_tls<H, F>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handler: H,
+    shutdown: Shutdown,
+    keep_alive: bool,
+) -> JoinHandle<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     tokio::spawn(async move {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -89,11 +144,25 @@ where
                         let response = handler(request);
                         async move { Ok::<_, Infallible>(response.await) }
                     });
-                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
+                    match &tls {
+                        None => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                            let connection = graceful.watch(connection);
+                            tokio::spawn(async move {
+                                let _ = connection.await;
+                            });
+                        }
+                        Some(acceptor) => {
+                            let Ok(Ok(stream)) = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await else {
+                                continue;
+                            };
+                            let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                            let connection = graceful.watch(connection);
+                            tokio::spawn(async move {
+                                let _ = connection.await;
+                            });
+                        }
+                    }
                 }
                 _ = &mut stop => break,
             }

@@ -23,33 +23,62 @@ static ALLOCATOR: allocator::SplitAllocator = allocator::SplitAllocator;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    sidecar: SidecarArgs,
+}
+
+/// The flags of `run` and `validate`, accepted before the subcommand too (`otel-sidecar
+/// --config X`, the ADOT image's form) but not listed by the other subcommands.
+#[derive(clap::Args, Clone, Default)]
+struct SidecarArgs {
     /// Config source: PATH, file:PATH, ssm:NAME or ssm:ARN. Ignored when AOT_CONFIG_CONTENT is
     /// set; with neither, the embedded ECS default config is used.
-    #[arg(long, global = true)]
+    #[arg(long)]
     config: Option<String>,
-    /// How long SIGTERM may take to drain everything (under ECS's 30 s stop timeout).
-    #[arg(
-        long,
-        global = true,
-        env = "OTEL_SIDECAR_SHUTDOWN_GRACE",
-        default_value = "20s"
-    )]
-    shutdown_grace: String,
+    /// How long SIGTERM may take to drain everything (under ECS's 30 s stop timeout)
+    /// [default: 20s]
+    #[arg(long, env = "OTEL_SIDECAR_SHUTDOWN_GRACE")]
+    shutdown_grace: Option<String>,
     /// Cardinality budget for every awsemf exporter whose config has none: at most this many
     /// distinct CloudWatch metrics per hour.
-    #[arg(long, global = true, env = "OTEL_SIDECAR_EMF_MAX_METRICS")]
+    #[arg(long, env = "OTEL_SIDECAR_EMF_MAX_METRICS")]
     emf_max_metrics: Option<usize>,
     /// The same budget expressed as a monthly cost (at $0.30 per metric-month).
-    #[arg(long, global = true, env = "OTEL_SIDECAR_EMF_MAX_MONTHLY_COST_USD")]
+    #[arg(long, env = "OTEL_SIDECAR_EMF_MAX_MONTHLY_COST_USD")]
     emf_max_monthly_cost_usd: Option<f64>,
     /// Share that budget with every sidecar of the fleet through a Valkey/Redis store: a
     /// redis:// or rediss:// URL, or `env` for the REDIS_HOST, REDIS_PORT, REDIS_MODE and
     /// REDIS_TLS variables.
-    #[arg(long, global = true, env = "OTEL_SIDECAR_EMF_SHARED_BUDGET")]
+    #[arg(long, env = "OTEL_SIDECAR_EMF_SHARED_BUDGET")]
     emf_shared_budget: Option<String>,
 }
 
-impl Cli {
+impl SidecarArgs {
+    /// These flags where given, else `outer`'s (the ones before the subcommand).
+    fn or(&self, outer: &SidecarArgs) -> SidecarArgs {
+        SidecarArgs {
+            config: self.config.clone().or_else(|| outer.config.clone()),
+            shutdown_grace: self
+                .shutdown_grace
+                .clone()
+                .or_else(|| outer.shutdown_grace.clone()),
+            emf_max_metrics: self.emf_max_metrics.or(outer.emf_max_metrics),
+            emf_max_monthly_cost_usd: self
+                .emf_max_monthly_cost_usd
+                .or(outer.emf_max_monthly_cost_usd),
+            emf_shared_budget: self
+                .emf_shared_budget
+                .clone()
+                .or_else(|| outer.emf_shared_budget.clone()),
+        }
+    }
+
+    fn shutdown_grace(&self) -> &str {
+        self.shutdown_grace.as_deref().unwrap_or("20s")
+    }
+}
+
+impl SidecarArgs {
     /// The budget the flags describe, if any.
     fn default_budget(&self) -> Option<otel_sidecar::exporters::awsemf::budget::BudgetConfig> {
         use otel_sidecar::exporters::awsemf::budget::BudgetConfig;
@@ -70,9 +99,19 @@ impl Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the pipelines of the config until SIGTERM or SIGINT (the default).
-    Run,
+    Run {
+        #[command(flatten)]
+        sidecar: SidecarArgs,
+    },
     /// Check the config: print every problem and exit 1, or a one-line summary and exit 0.
-    Validate,
+    Validate {
+        #[command(flatten)]
+        sidecar: SidecarArgs,
+        /// Print the effective config: every default filled in, `${env}` expanded, values of
+        /// keys named like secrets masked.
+        #[arg(long)]
+        print: bool,
+    },
     /// ADOT's /healthcheck: GET http://127.0.0.1:PORT/, print `STATUS: 200` and exit 0 when
     /// healthy, exit 1 otherwise.
     Healthcheck {
@@ -98,6 +137,12 @@ enum LoadgenMode {
         /// Address to listen on (port 0 picks a free one; the bound address is printed).
         #[arg(long, default_value = "127.0.0.1:4599")]
         listen: String,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key), as AWS does.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -113,18 +158,26 @@ fn main() -> ExitCode {
         return healthcheck_from_argv();
     }
     let cli = Cli::parse();
-    match cli.command.as_ref().unwrap_or(&Command::Run) {
-        Command::Healthcheck { port } => exit_code(health_check::probe(*port)),
-        Command::Validate => runtime().block_on(validate(&cli)),
-        Command::Loadgen {
-            mode: Some(LoadgenMode::Sink { listen }),
+    match &cli.command {
+        Some(Command::Healthcheck { port }) => exit_code(health_check::probe(*port)),
+        Some(Command::Validate { sidecar, print }) => {
+            runtime().block_on(validate(&sidecar.or(&cli.sidecar), *print))
+        }
+        Some(Command::Loadgen {
+            mode:
+                Some(LoadgenMode::Sink {
+                    listen,
+                    tls_cert,
+                    tls_key,
+                }),
             ..
-        } => runtime().block_on(sink(listen)),
-        Command::Loadgen {
+        }) => runtime().block_on(sink(listen, tls_cert.as_deref().zip(tls_key.as_deref()))),
+        Some(Command::Loadgen {
             mode: None,
             options,
-        } => runtime().block_on(loadgen(options.clone())),
-        Command::Run => runtime().block_on(run(&cli)),
+        }) => runtime().block_on(loadgen(options.clone())),
+        Some(Command::Run { sidecar }) => runtime().block_on(run(&sidecar.or(&cli.sidecar))),
+        None => runtime().block_on(run(&cli.sidecar)),
     }
 }
 
@@ -149,7 +202,7 @@ async fn loadgen(options: otel_sidecar::loadgen::LoadOptions) -> ExitCode {
     }
 }
 
-async fn sink(endpoint: &str) -> ExitCode {
+async fn sink(endpoint: &str, tls: Option<(&std::path::Path, &std::path::Path)>) -> ExitCode {
     let stop_signals = match StopSignals::install() {
         Ok(signals) => signals,
         Err(error) => {
@@ -159,7 +212,7 @@ async fn sink(endpoint: &str) -> ExitCode {
     };
     let (stop, _) = pipeline::ShutdownTrigger::new();
     let (task, address, counts) =
-        match otel_sidecar::loadgen::sink::start(endpoint, stop.subscribe()).await {
+        match otel_sidecar::loadgen::sink::start(endpoint, tls, stop.subscribe()).await {
             Ok(started) => started,
             Err(error) => {
                 eprintln!("sink: {error}");
@@ -227,7 +280,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Reads and validates the config, printing every problem on failure.
-async fn load(cli: &Cli) -> Result<(config::SidecarConfig, source::ConfigSource, bool), ExitCode> {
+async fn load(
+    cli: &SidecarArgs,
+) -> Result<(config::SidecarConfig, source::ConfigSource, bool), ExitCode> {
     let aot = std::env::var(source::AOT_CONFIG_CONTENT).ok();
     let (source, flag_ignored) = source::choose(aot, cli.config.as_deref());
     let text = match source.read().await {
@@ -260,17 +315,21 @@ async fn load(cli: &Cli) -> Result<(config::SidecarConfig, source::ConfigSource,
     }
 }
 
-async fn validate(cli: &Cli) -> ExitCode {
+async fn validate(cli: &SidecarArgs, print: bool) -> ExitCode {
     match load(cli).await {
         Ok((config, _, _)) => {
-            println!("{}", config.summary());
+            if print {
+                print!("{}", config.effective_yaml());
+            } else {
+                println!("{}", config.summary());
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,
     }
 }
 
-async fn run(cli: &Cli) -> ExitCode {
+async fn run(cli: &SidecarArgs) -> ExitCode {
     let (config, source, flag_ignored) = match load(cli).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
@@ -290,12 +349,12 @@ async fn run(cli: &Cli) -> ExitCode {
 }
 
 async fn run_service(
-    cli: &Cli,
+    cli: &SidecarArgs,
     config: config::SidecarConfig,
     source: source::ConfigSource,
     flag_ignored: bool,
 ) -> anyhow::Result<()> {
-    let grace = telemetry::parse_duration(&cli.shutdown_grace)
+    let grace = telemetry::parse_duration(cli.shutdown_grace())
         .map_err(anyhow::Error::msg)
         .context("--shutdown-grace")?;
     tracing::info!(message = "starting otel-sidecar", version = otel_sidecar::VERSION, config = %source);

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// The collector's `awsutil.AWSSessionSettings` keys, with its defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct AwsSessionSettings {
     /// Upper bound on concurrent requests of one exporter.
     #[serde(default = "default_num_workers")]
@@ -50,25 +50,28 @@ fn default_max_retries() -> u32 {
 }
 
 /// The collector's `retry_on_failure` settings: backoff between export attempts.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySettings {
     #[serde(default = "default_true")]
     pub enabled: bool,
     #[serde(
         default = "default_initial_interval",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub initial_interval: Duration,
     #[serde(
         default = "default_max_interval",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub max_interval: Duration,
     /// After this long a batch is given up (counted and logged); 0 means never.
     #[serde(
         default = "default_max_elapsed_time",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub max_elapsed_time: Duration,
     #[serde(default = "default_multiplier")]

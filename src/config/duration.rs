@@ -86,6 +86,22 @@ fn trim_fraction(value: f64) -> String {
     text.to_string()
 }
 
+/// Serde helper: a duration written back the way the collector's configs write it (`200ms`).
+pub fn serialize<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_go_duration(*value))
+}
+
+/// [`serialize`] for an optional key.
+pub fn serialize_option<S: serde::Serializer>(
+    value: &Option<Duration>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serialize(value, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// [`deserialize`] for an optional key (`#[serde(default)]` gives `None` when it is absent).
 pub fn deserialize_option<'de, D: Deserializer<'de>>(
     deserializer: D,

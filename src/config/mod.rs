@@ -88,7 +88,147 @@ pub struct SidecarConfig {
     pub unset_variables: Vec<String>,
 }
 
+/// Key names whose values `validate --print` masks: passwords, tokens, keys and the like.
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "access_key",
+    "private_key",
+    "credential",
+    "authorization",
+];
+
+/// Masks secret-looking values in a serialized config: whole values under keys named like
+/// secrets, and the password in a URL's user information (`rediss://user:***@host`).
+fn mask_secrets(value: &mut Value) {
+    let secret = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        SECRET_KEY_PARTS.iter().any(|part| name.contains(part))
+    };
+    match value {
+        Value::Mapping(mapping) => {
+            // An attribute action (`key: db.password`, `value: ...`) names its secret in `key`.
+            let secret_action = mapping
+                .get("key")
+                .and_then(Value::as_str)
+                .is_some_and(secret);
+            for (key, value) in mapping.iter_mut() {
+                let name = key.as_str().unwrap_or("");
+                if (secret(name) || (secret_action && name == "value"))
+                    && !matches!(value, Value::Null)
+                    && value.as_str() != Some("")
+                {
+                    *value = Value::String("***".into());
+                } else {
+                    mask_secrets(value);
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(mask_secrets),
+        Value::String(text) => {
+            if let Some((scheme, rest)) = text.split_once("://")
+                && let Some((userinfo, host)) = rest.split_once('@')
+                && let Some((user, _password)) = userinfo.split_once(':')
+            {
+                *text = format!("{scheme}://{user}:***@{host}");
+            }
+        }
+        _ => {}
+    }
+}
+
 impl SidecarConfig {
+    /// The config as the sidecar runs it, as YAML: every default filled in, `${env}` already
+    /// expanded, secrets masked. What `validate --print` shows.
+    pub fn effective_yaml(&self) -> String {
+        fn section<T>(components: &BTreeMap<ComponentId, T>, body: impl Fn(&T) -> Value) -> Value {
+            Value::Mapping(
+                components
+                    .iter()
+                    .map(|(id, config)| (Value::String(id.to_string()), body(config)))
+                    .collect(),
+            )
+        }
+        fn yaml<T: serde::Serialize>(config: &T) -> Value {
+            serde_yaml_ng::to_value(config).unwrap_or_else(|e| Value::String(format!("<{e}>")))
+        }
+        let ids = |ids: &[ComponentId]| {
+            Value::Sequence(ids.iter().map(|id| Value::String(id.to_string())).collect())
+        };
+        let mut root = serde_yaml_ng::Mapping::new();
+        root.insert(
+            "receivers".into(),
+            section(&self.receivers, |c| match c {
+                ReceiverConfig::AwsEcsContainerMetrics(c) => yaml(c),
+                ReceiverConfig::AwsXray(c) => yaml(c),
+                ReceiverConfig::Otlp(c) => yaml(c),
+                ReceiverConfig::Statsd(c) => yaml(c),
+            }),
+        );
+        root.insert(
+            "processors".into(),
+            section(&self.processors, |c| match c {
+                ProcessorConfig::Attributes(c) => yaml(c),
+                ProcessorConfig::Batch(c) => yaml(c),
+                ProcessorConfig::Filter(c) => yaml(c),
+                ProcessorConfig::MemoryLimiter(c) => yaml(c),
+                ProcessorConfig::MetricsTransform(c) => yaml(c),
+                ProcessorConfig::Resource(c) => yaml(c),
+                ProcessorConfig::ResourceDetection(c) => yaml(c),
+            }),
+        );
+        root.insert(
+            "exporters".into(),
+            section(&self.exporters, |c| match c {
+                ExporterConfig::AwsEmf(c) => yaml(c),
+                ExporterConfig::AwsXray(c) => yaml(c),
+                ExporterConfig::Debug(c) => yaml(c),
+                ExporterConfig::File(c) => yaml(c),
+            }),
+        );
+        root.insert(
+            "extensions".into(),
+            section(&self.extensions, |c| match c {
+                ExtensionConfig::FileStorage(c) => yaml(c),
+                ExtensionConfig::HealthCheck(c) => yaml(c),
+            }),
+        );
+        let mut service = serde_yaml_ng::Mapping::new();
+        service.insert(
+            "extensions".into(),
+            Value::Sequence(
+                self.extensions
+                    .keys()
+                    .map(|id| Value::String(id.to_string()))
+                    .collect(),
+            ),
+        );
+        service.insert(
+            "pipelines".into(),
+            Value::Mapping(
+                self.pipelines
+                    .iter()
+                    .map(|(id, p)| {
+                        let mut pipeline = serde_yaml_ng::Mapping::new();
+                        pipeline.insert("receivers".into(), ids(&p.receivers));
+                        pipeline.insert("processors".into(), ids(&p.processors));
+                        pipeline.insert("exporters".into(), ids(&p.exporters));
+                        (Value::String(id.to_string()), Value::Mapping(pipeline))
+                    })
+                    .collect(),
+            ),
+        );
+        service.insert("telemetry".into(), yaml(&self.telemetry));
+        root.insert("service".into(), Value::Mapping(service));
+        let mut root = Value::Mapping(root);
+        mask_secrets(&mut root);
+        serde_yaml_ng::to_string(&root).unwrap_or_default()
+    }
+
     /// Gives every `awsemf` exporter without a `cardinality_budget` this one (the command-line
     /// flag / environment variable, so an unchanged config can be capped from the task
     /// definition).
@@ -213,7 +353,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 ];
 
 /// The `service:` section as written.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ServiceSection {
     #[serde(default)]
@@ -224,7 +364,7 @@ struct ServiceSection {
     telemetry: TelemetryConfig,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 struct PipelineSection {
     #[serde(default)]

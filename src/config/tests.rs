@@ -455,3 +455,42 @@ fn a_persistent_queue_must_name_an_enabled_file_storage_extension() {
     let file = ComponentId::parse("file").unwrap();
     assert_eq!(config.exporters[&file].storage(), Some("file_storage"));
 }
+
+#[test]
+fn the_printed_config_has_defaults_expanded_values_and_masked_secrets() {
+    let yaml = r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+exporters:
+  awsemf:
+    namespace: ${env:NS}
+    cardinality_budget:
+      max_metrics: 100
+      shared: {endpoint: "rediss://admin:hunter2@cache:6379"}
+processors:
+  attributes:
+    actions: [{key: db.password, action: upsert, value: s3cret}]
+service:
+  pipelines:
+    metrics: {receivers: [otlp], processors: [attributes], exporters: [awsemf]}
+"#;
+    let env = |name: &str| (name == "NS").then(|| "Shop".to_string());
+    let printed = parse_config(yaml, &env).unwrap().effective_yaml();
+    for expected in [
+        "namespace: Shop",
+        "endpoint: localhost:4317",
+        "max_recv_msg_size_mib: 4",
+        "dimension_rollup_option: ZeroAndSingleDimensionRollup",
+        "initial_interval: 5s",
+        "queue_size: 1000",
+        "endpoint: rediss://admin:***@cache:6379",
+        "value: '***'",
+    ] {
+        assert!(printed.contains(expected), "{expected} in\n{printed}");
+    }
+    assert!(!printed.contains("hunter2") && !printed.contains("s3cret"));
+    // What is printed is a config the sidecar reads back.
+    assert!(parse_config(&printed, &no_env).is_ok(), "{printed}");
+}

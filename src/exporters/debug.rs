@@ -7,7 +7,7 @@ use crate::pipeline::Payload;
 use serde::Deserialize;
 
 /// `exporters.debug`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DebugExporterConfig {
     #[serde(default)]
@@ -23,7 +23,7 @@ pub struct DebugExporterConfig {
     pub sending_queue: QueueSettings,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Verbosity {
     #[default]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use tokio::io::AsyncWriteExt;
 
 /// `exporters.file`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileExporterConfig {
     pub path: PathBuf,

@@ -33,7 +33,7 @@ const OUT_OF_SCOPE_EXPORTER_TYPES: &[&str] = &[
 ];
 
 /// The collector's `sending_queue` settings: the bounded queue in front of an exporter.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSettings {
     /// Accepted for compatibility: the queue cannot be turned off, only made small.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `extensions.file_storage`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileStorageConfig {
     /// Where the queues live; one subdirectory per exporter.
@@ -26,7 +26,8 @@ pub struct FileStorageConfig {
     /// Accepted for compatibility (the collector's lock timeout on its database file).
     #[serde(
         default = "default_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub timeout: Duration,
     /// Accepted for compatibility: the collector's database compaction. One file per batch,

@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 use tokio::task::JoinHandle;
 
 /// `extensions.health_check`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckConfig {
     #[serde(default = "default_endpoint")]
@@ -31,7 +31,7 @@ pub struct HealthCheckConfig {
 }
 
 /// Fixed bodies instead of the JSON document.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseBody {
     #[serde(default)]

@@ -242,11 +242,11 @@ impl Sender {
         match options.target {
             Target::OtlpGrpc => {
                 let channel =
-                    tonic::transport::Endpoint::new(format!("http://{}", options.endpoint))
+                    tonic::transport::Endpoint::new(format!("http://{}", options.endpoint()))
                         .map_err(|e| e.to_string())?
                         .connect()
                         .await
-                        .map_err(|e| format!("cannot connect to {}: {e}", options.endpoint))?;
+                        .map_err(|e| format!("cannot connect to {}: {e}", options.endpoint()))?;
                 Ok(Sender::Grpc(channel, options.gzip))
             }
             Target::OtlpHttp => Ok(Sender::Http(Box::new(HttpTarget {
@@ -254,7 +254,7 @@ impl Sender {
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build_http(),
-                base: format!("http://{}", options.endpoint),
+                base: format!("http://{}", options.endpoint()),
                 encoding: options.encoding,
                 gzip: options.gzip,
             }))),
@@ -262,7 +262,7 @@ impl Sender {
                 let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok(Sender::Udp(socket, options.endpoint.clone()))
+                Ok(Sender::Udp(socket, options.endpoint().to_string()))
             }
         }
     }

@@ -41,9 +41,10 @@ pub struct LoadOptions {
     pub target: Target,
     #[arg(long, value_enum, default_value = "traces")]
     pub signal: SignalArg,
-    /// host:port of the receiver (required unless running the sink).
-    #[arg(long, default_value = "")]
-    pub endpoint: String,
+    /// host:port of the receiver [default: the target's standard port on localhost: 4317,
+    /// 4318, 2000 or 8125]
+    #[arg(long)]
+    pub endpoint: Option<String>,
     #[arg(long, value_enum, default_value = "protobuf")]
     pub encoding: Encoding,
     #[arg(long)]
@@ -105,12 +106,102 @@ struct Tally {
 /// Latency samples kept per worker (enough for stable percentiles, bounded memory).
 const MAX_LATENCY_SAMPLES: usize = 200_000;
 
-/// Runs the load and returns the report.
-pub async fn run(options: LoadOptions) -> Result<Report, String> {
-    if options.endpoint.is_empty() {
-        return Err("--endpoint host:port is required".into());
+impl Target {
+    /// Where the sidecar listens for this target by default.
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            Target::OtlpGrpc => "127.0.0.1:4317",
+            Target::OtlpHttp => "127.0.0.1:4318",
+            Target::XrayUdp => "127.0.0.1:2000",
+            Target::StatsdUdp => "127.0.0.1:8125",
+        }
     }
+}
+
+impl LoadOptions {
+    /// `--endpoint`, or the target's standard port on localhost.
+    pub fn endpoint(&self) -> &str {
+        self.endpoint
+            .as_deref()
+            .unwrap_or(self.target.default_endpoint())
+    }
+}
+
+/// What the workers have done so far, for the progress line.
+#[derive(Default)]
+struct Progress {
+    items: AtomicU64,
+    failed: AtomicU64,
+    /// Latencies of the current second, sampled (at most [`PROGRESS_SAMPLES`]).
+    latencies_us: std::sync::Mutex<Vec<u32>>,
+}
+
+/// Latency samples the progress line keeps per second.
+const PROGRESS_SAMPLES: usize = 10_000;
+
+impl Progress {
+    fn record(&self, items: u64, failed: bool, latency_us: u32) {
+        self.items.fetch_add(items, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut latencies = self.latencies_us.lock().expect("progress lock");
+        if latencies.len() < PROGRESS_SAMPLES {
+            latencies.push(latency_us);
+        }
+    }
+
+    /// Prints one line a second to stderr until `done` (only called when stderr is a terminal).
+    async fn report_every_second(
+        self: Arc<Self>,
+        started: Instant,
+        done: Arc<tokio::sync::Notify>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        let mut last_items = 0;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = done.notified() => return,
+            }
+            let items = self.items.load(Ordering::Relaxed);
+            let mut latencies =
+                std::mem::take(&mut *self.latencies_us.lock().expect("progress lock"));
+            latencies.sort_unstable();
+            let at = |p: f64| {
+                latencies
+                    .get(((latencies.len().max(1) - 1) as f64 * p).round() as usize)
+                    .map_or(0.0, |us| *us as f64 / 1000.0)
+            };
+            eprintln!(
+                "{:>5.0}s  {:>9} items/s  {} errors  p50 {:.2} ms  p99 {:.2} ms",
+                started.elapsed().as_secs_f64(),
+                items - last_items,
+                self.failed.load(Ordering::Relaxed),
+                at(0.5),
+                at(0.99),
+            );
+            last_items = items;
+        }
+    }
+}
+
+/// Runs the load and returns the report. Ctrl-C ends the run early: the report covers what
+/// was sent until then.
+pub async fn run(options: LoadOptions) -> Result<Report, String> {
     let duration = crate::config::duration::parse_go_duration(&options.duration)?;
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    let progress = Arc::new(Progress::default());
+    let progress_done = Arc::new(tokio::sync::Notify::new());
     let claimed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
@@ -125,6 +216,7 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
         let options = options.clone();
         let claimed = claimed.clone();
         let sender = sender.clone();
+        let (progress, interrupted) = (progress.clone(), interrupted.clone());
         workers.spawn(async move {
             let mut tally = Tally::default();
             let mut generator = generate::Generator::new(&options, worker as u64);
@@ -132,7 +224,7 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
                 .then(|| Duration::from_secs_f64(options.batch as f64 / per_worker_rate as f64));
             let mut next = tokio::time::Instant::now();
             loop {
-                if Instant::now() >= deadline {
+                if Instant::now() >= deadline || interrupted.load(Ordering::Relaxed) {
                     break;
                 }
                 let items = match options.total {
@@ -152,13 +244,16 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
                 let request = generator.next(items);
                 let sent_at = Instant::now();
                 let result = sender.send(request).await;
-                let latency = sent_at.elapsed();
+                let latency_us = sent_at.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 tally.requests += 1;
                 if tally.latencies_us.len() < MAX_LATENCY_SAMPLES {
-                    tally
-                        .latencies_us
-                        .push(latency.as_micros().min(u32::MAX as u128) as u32);
+                    tally.latencies_us.push(latency_us);
                 }
+                progress.record(
+                    if result.is_ok() { items } else { 0 },
+                    result.is_err(),
+                    latency_us,
+                );
                 match result {
                     Ok(()) => tally.items += items,
                     Err(kind) => {
@@ -169,6 +264,9 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
             }
             tally
         });
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        tokio::spawn(progress.report_every_second(started, progress_done.clone()));
     }
     let mut total = Tally::default();
     while let Some(joined) = workers.join_next().await {
@@ -181,6 +279,7 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
         }
         total.latencies_us.extend(tally.latencies_us);
     }
+    progress_done.notify_one();
     let seconds = started.elapsed().as_secs_f64();
     total.latencies_us.sort_unstable();
     let percentile = |p: f64| -> f64 {
@@ -230,5 +329,30 @@ impl Report {
             self.latency_ms["p99"],
             self.latency_ms["max"],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: LoadOptions,
+    }
+
+    #[test]
+    fn each_target_defaults_to_its_standard_port_on_localhost() {
+        let endpoint = |args: &[&str]| {
+            let cli = Cli::parse_from(std::iter::once("loadgen").chain(args.iter().copied()));
+            cli.options.endpoint().to_string()
+        };
+        assert_eq!(endpoint(&[]), "127.0.0.1:4317");
+        assert_eq!(endpoint(&["--target", "otlp-http"]), "127.0.0.1:4318");
+        assert_eq!(endpoint(&["--target", "xray-udp"]), "127.0.0.1:2000");
+        assert_eq!(endpoint(&["--target", "statsd-udp"]), "127.0.0.1:8125");
+        assert_eq!(endpoint(&["--endpoint", "10.0.0.1:9"]), "10.0.0.1:9");
     }
 }

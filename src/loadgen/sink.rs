@@ -142,9 +142,11 @@ async fn handle(
     }
 }
 
-/// Starts the sink; returns its task, its address and the live counts.
+/// Starts the sink, over TLS when given a certificate and key; returns its task, its address
+/// and the live counts.
 pub async fn start(
     endpoint: &str,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
     shutdown: Shutdown,
 ) -> std::io::Result<(
     tokio::task::JoinHandle<()>,
@@ -156,9 +158,14 @@ pub async fn start(
     let counts = Arc::new(Counts::default());
     let shared = counts.clone();
     let handler = move |request| handle(shared.clone(), request);
-    Ok((
-        http_server::serve(listener, handler, shutdown, true),
-        address,
-        counts,
-    ))
+    let task = match tls {
+        None => http_server::serve(listener, handler, shutdown, true),
+        Some((certificate, key)) => http_server::serve_tls(
+            listener,
+            http_server::tls_acceptor(certificate, key)?,
+            handler,
+            shutdown,
+        ),
+    };
+    Ok((task, address, counts))
 }

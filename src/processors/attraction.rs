@@ -12,7 +12,7 @@ use serde_yaml_ng::Value as Yaml;
 use sha2::{Digest, Sha256};
 
 /// One action as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionConfig {
     #[serde(default)]

@@ -8,7 +8,7 @@ use crate::pipeline::{Payload, Signal};
 use serde::Deserialize;
 
 /// `processors.attributes` as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributesProcessorSection {
     #[serde(default)]
@@ -24,6 +24,8 @@ pub struct AttributesProcessorSection {
 /// pipelines are checked.
 #[derive(Debug, Clone)]
 pub struct AttributesProcessorConfig {
+    /// As written, for `validate --print`.
+    written: Box<AttributesProcessorSection>,
     actions: Vec<Action>,
     include: Option<MatchConfig>,
     exclude: Option<MatchConfig>,
@@ -32,6 +34,7 @@ pub struct AttributesProcessorConfig {
 impl AttributesProcessorSection {
     pub fn validate(&self) -> Result<AttributesProcessorConfig, (String, String)> {
         Ok(AttributesProcessorConfig {
+            written: Box::new(self.clone()),
             actions: validate_actions("actions", &self.actions)?,
             include: self.include.clone(),
             exclude: self.exclude.clone(),
@@ -106,6 +109,12 @@ impl AttributesProcessorConfig {
                 }
             }
         }
+    }
+}
+
+impl serde::Serialize for AttributesProcessorConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written.serialize(serializer)
     }
 }
 

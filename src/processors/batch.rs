@@ -10,12 +10,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// `processors.batch`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
     #[serde(
         default = "default_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub timeout: Duration,
     #[serde(default = "default_send_batch_size")]

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_yaml_ng::Value as Yaml;
 
 /// `metrics.include` / `metrics.exclude` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricMatchConfig {
     #[serde(default)]
@@ -31,7 +31,7 @@ pub struct MetricMatchConfig {
     _regexp: Option<Yaml>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSection {
     #[serde(default)]
@@ -49,7 +49,7 @@ pub struct MetricsSection {
     datapoint: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpansSection {
     #[serde(default)]
@@ -58,7 +58,7 @@ pub struct SpansSection {
     exclude: Option<MatchConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TracesSection {
     #[serde(default)]
@@ -70,7 +70,7 @@ pub struct TracesSection {
 }
 
 /// `processors.filter` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterProcessorSection {
     #[serde(default)]
@@ -109,6 +109,8 @@ pub enum ErrorMode {
 /// A validated `filter` processor.
 #[derive(Debug, Clone)]
 pub struct FilterProcessorConfig {
+    /// As written, for `validate --print`.
+    written: Box<FilterProcessorSection>,
     include: Option<MetricMatch>,
     exclude: Option<MetricMatch>,
     spans: IncludeExclude,
@@ -275,6 +277,7 @@ impl FilterProcessorSection {
         let trace_conditions = condition_strings("trace_conditions", &self.trace_conditions)?;
         all.extend(conditions("trace_conditions", &trace_conditions, None)?);
         Ok(FilterProcessorConfig {
+            written: Box::new(self.clone()),
             include: side("include", &self.metrics.include)?,
             exclude: side("exclude", &self.metrics.exclude)?,
             spans: IncludeExclude::new(
@@ -530,6 +533,12 @@ fn retain_points(
             !s.data_points.is_empty()
         }
         None => false,
+    }
+}
+
+impl serde::Serialize for FilterProcessorConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written.serialize(serializer)
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_yaml_ng::Value as Yaml;
 
 /// `{key, value?}` as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeConfig {
     pub key: String,
@@ -19,7 +19,7 @@ pub struct AttributeConfig {
     pub value: Option<Yaml>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LibraryConfig {
     pub name: String,
@@ -28,7 +28,7 @@ pub struct LibraryConfig {
 }
 
 /// One `include` or `exclude` block as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
     #[serde(default)]

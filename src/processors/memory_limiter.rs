@@ -15,10 +15,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// `processors.memory_limiter` as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryLimiterSection {
-    #[serde(default, deserialize_with = "duration::deserialize")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
+    )]
     check_interval: Duration,
     #[serde(default)]
     limit_mib: u32,
@@ -28,20 +32,30 @@ pub struct MemoryLimiterSection {
     limit_percentage: u32,
     #[serde(default)]
     spike_limit_percentage: u32,
-    #[serde(default, deserialize_with = "duration::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize_option",
+        serialize_with = "duration::serialize_option"
+    )]
     min_gc_interval_when_soft_limited: Option<Duration>,
-    #[serde(default, deserialize_with = "duration::deserialize_option")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize_option",
+        serialize_with = "duration::serialize_option"
+    )]
     min_gc_interval_when_hard_limited: Option<Duration>,
     /// Accepted with no effect: there is no garbage collector to pace.
     #[serde(
         default,
         deserialize_with = "duration::deserialize_option",
+        serialize_with = "duration::serialize_option",
         rename = "max_gc_interval_when_soft_limited"
     )]
     _max_gc_interval_when_soft_limited: Option<Duration>,
     #[serde(
         default,
         deserialize_with = "duration::deserialize_option",
+        serialize_with = "duration::serialize_option",
         rename = "max_gc_interval_when_hard_limited"
     )]
     _max_gc_interval_when_hard_limited: Option<Duration>,
@@ -55,8 +69,10 @@ pub enum Limit {
 }
 
 /// A validated `memory_limiter`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct MemoryLimiterConfig {
+    /// As written, for `validate --print`.
+    written: Box<MemoryLimiterSection>,
     pub check_interval: Duration,
     pub limit: Limit,
 }
@@ -118,6 +134,7 @@ impl MemoryLimiterSection {
             }
         };
         Ok(MemoryLimiterConfig {
+            written: Box::new(self.clone()),
             check_interval: self.check_interval,
             limit,
         })
@@ -229,6 +246,12 @@ pub fn start(
         })
     };
     Ok((gate, task))
+}
+
+impl serde::Serialize for MemoryLimiterConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written.serialize(serializer)
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ValueActionConfig {
     value: String,
@@ -21,7 +21,7 @@ pub struct ValueActionConfig {
 }
 
 /// One entry of `operations` as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperationConfig {
     #[serde(default)]
@@ -47,7 +47,7 @@ pub struct OperationConfig {
 }
 
 /// One entry of `transforms` as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransformConfig {
     #[serde(default)]
@@ -74,7 +74,7 @@ pub struct TransformConfig {
 }
 
 /// `processors.metricstransform` as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsTransformSection {
     #[serde(default)]
@@ -161,6 +161,8 @@ struct Transform {
 /// A validated `metricstransform` processor.
 #[derive(Debug, Clone)]
 pub struct MetricsTransformConfig {
+    /// As written, for `validate --print`.
+    written: Box<MetricsTransformSection>,
     transforms: Vec<Transform>,
 }
 
@@ -336,7 +338,10 @@ impl MetricsTransformSection {
                 operations,
             });
         }
-        Ok(MetricsTransformConfig { transforms })
+        Ok(MetricsTransformConfig {
+            written: Box::new(self.clone()),
+            transforms,
+        })
     }
 }
 
@@ -879,6 +884,12 @@ impl MetricsTransformConfig {
             rm.scope_metrics.retain(|s| !s.metrics.is_empty());
         }
         list.retain(|rm| !rm.scope_metrics.is_empty());
+    }
+}
+
+impl serde::Serialize for MetricsTransformConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written.serialize(serializer)
     }
 }
 

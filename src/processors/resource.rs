@@ -6,7 +6,7 @@ use crate::pipeline::Payload;
 use serde::Deserialize;
 
 /// `processors.resource` as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceProcessorSection {
     #[serde(default)]
@@ -16,12 +16,15 @@ pub struct ResourceProcessorSection {
 /// A validated `resource` processor.
 #[derive(Debug, Clone)]
 pub struct ResourceProcessorConfig {
+    /// As written, for `validate --print`.
+    written: Box<ResourceProcessorSection>,
     actions: Vec<Action>,
 }
 
 impl ResourceProcessorSection {
     pub fn validate(&self) -> Result<ResourceProcessorConfig, (String, String)> {
         Ok(ResourceProcessorConfig {
+            written: Box::new(self.clone()),
             actions: validate_actions("attributes", &self.attributes)?,
         })
     }
@@ -47,6 +50,12 @@ impl ResourceProcessorConfig {
         for attributes in resources {
             apply(&self.actions, attributes);
         }
+    }
+}
+
+impl serde::Serialize for ResourceProcessorConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written.serialize(serializer)
     }
 }
 

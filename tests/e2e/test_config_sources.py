@@ -88,3 +88,28 @@ def test_config_from_ssm_parameter_store(tmp, aws_env, start_sidecar):
     assert result.returncode == 1
     assert 'cannot read SSM parameter "/otel-sidecar/e2e/missing"' in result.stderr
     assert "ParameterNotFound" in result.stderr
+
+
+def test_validate_print_shows_defaults_and_masks_secrets(tmp):
+    config = tmp / "print.yaml"
+    config.write_text("""
+receivers:
+  statsd:
+exporters:
+  awsemf:
+    namespace: ${env:SHOP_NAMESPACE}
+    cardinality_budget: {max_metrics: 50, shared: {endpoint: "rediss://app:topsecret@cache:6379"}}
+service:
+  pipelines:
+    metrics: {receivers: [statsd], exporters: [awsemf]}
+""")
+    result = subprocess.run([str(BINARY), "validate", "--print", "--config", str(config)], capture_output=True,
+                            text=True, env={"SHOP_NAMESPACE": "Shop", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    emf = printed["exporters"]["awsemf"]
+    assert emf["namespace"] == "Shop"
+    assert emf["dimension_rollup_option"] == "ZeroAndSingleDimensionRollup", "defaults shown"
+    assert printed["receivers"]["statsd"]["aggregation_interval"] == "1m0s"
+    assert emf["cardinality_budget"]["shared"]["endpoint"] == "rediss://app:***@cache:6379"
+    assert "topsecret" not in result.stdout

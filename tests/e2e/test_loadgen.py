@@ -91,3 +91,56 @@ def test_sink_counts_what_the_sidecar_exports(start_sidecar, tmp, aws_env):
     finally:
         sink.send_signal(signal.SIGTERM)
         sink.wait(timeout=10)
+
+
+def test_help_lists_only_the_load_generators_flags():
+    help_text = subprocess.run([str(BINARY), "loadgen", "--help"], capture_output=True, text=True).stdout
+    for own in ("--target", "--endpoint", "--rate", "--duration", "--json"):
+        assert own in help_text, own
+    for sidecars in ("--config", "--shutdown-grace", "--emf-max-metrics", "--emf-shared-budget"):
+        assert sidecars not in help_text, sidecars
+    assert "4317" in help_text, "the default endpoint is documented"
+    validate_help = subprocess.run([str(BINARY), "validate", "--help"], capture_output=True, text=True).stdout
+    assert "--config" in validate_help and "--print" in validate_help
+
+
+def test_progress_lines_on_a_terminal_and_none_when_piped(start_sidecar, tmp):
+    import os
+    import pty
+    sidecar = start_sidecar(file_pipeline_config(tmp / "p.jsonl", signals=("traces",)))
+    args = [str(BINARY), "loadgen", "--endpoint", sidecar.address("otlp", "grpc"), "--rate", "1000",
+            "--duration", "2500ms", "--batch", "10", "--workers", "1"]
+    main, terminal = pty.openpty()
+    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=terminal)
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    run.wait(timeout=30)
+    os.close(main)
+    progress = [line for line in seen.decode().splitlines() if "items/s" in line and "p99" in line]
+    assert len(progress) >= 2, seen
+    piped = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert piped.returncode == 0
+    assert "items/s" not in piped.stderr, piped.stderr
+    assert "items/s" in piped.stdout, "the summary still comes at the end"
+
+
+def test_ctrl_c_prints_the_summary_so_far(start_sidecar, tmp):
+    sidecar = start_sidecar(file_pipeline_config(tmp / "c.jsonl", signals=("traces",)))
+    run = subprocess.Popen([str(BINARY), "loadgen", "--json", "--endpoint", sidecar.address("otlp", "grpc"),
+                            "--rate", "1000", "--duration", "60s", "--batch", "10", "--workers", "1"],
+                           stdout=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    started = time.monotonic()
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate(timeout=10)
+    assert time.monotonic() - started < 5
+    report = json.loads(out)
+    assert report["items_sent"] > 0 and report["seconds"] < 10, report

@@ -45,7 +45,7 @@ const MAX_TRACKED_VALUES: usize = 1024;
 const HOUR_MS: i64 = 3_600_000;
 
 /// What happens to a point beyond the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnExceed {
     #[default]
@@ -54,7 +54,7 @@ pub enum OnExceed {
 }
 
 /// `exporters.awsemf.cardinality_budget`, validated (see [`BudgetSection`]).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(try_from = "BudgetSection")]
 pub struct BudgetConfig {
     pub max_metrics: Option<usize>,
@@ -159,7 +159,7 @@ pub const MIN_METRICS: usize = 2;
 
 /// `cardinality_budget` as written, checked into a [`BudgetConfig`] at decode time so a cap that
 /// means "no cap" is refused at start with its YAML path.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSection {
     #[serde(default)]

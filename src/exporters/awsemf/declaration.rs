@@ -10,7 +10,7 @@ use serde::Deserialize;
 const MAX_DECLARED_KEYS: usize = 30;
 
 /// `metric_declarations[i]` as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricDeclarationConfig {
     #[serde(default)]
@@ -21,7 +21,7 @@ pub struct MetricDeclarationConfig {
     pub label_matchers: Vec<LabelMatcherConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabelMatcherConfig {
     pub label_names: Vec<String>,
@@ -39,6 +39,8 @@ fn default_separator() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "MetricDeclarationConfig")]
 pub struct MetricDeclaration {
+    /// As written, for `validate --print`.
+    written: MetricDeclarationConfig,
     dimensions: Vec<Vec<String>>,
     selectors: Vec<Regex>,
     matchers: Vec<(Vec<String>, String, Regex)>,
@@ -49,6 +51,12 @@ impl TryFrom<MetricDeclarationConfig> for MetricDeclaration {
 
     fn try_from(config: MetricDeclarationConfig) -> Result<Self, String> {
         MetricDeclaration::compile(&config).map_err(|(key, message)| format!("{key}: {message}"))
+    }
+}
+
+impl serde::Serialize for MetricDeclaration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written.serialize(serializer)
     }
 }
 
@@ -97,6 +105,7 @@ impl MetricDeclaration {
             }
         }
         Ok(MetricDeclaration {
+            written: config.clone(),
             dimensions,
             selectors,
             matchers,

@@ -22,7 +22,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEY_TTL_SECONDS: u64 = 2 * 3600;
 
 /// `cardinality_budget.shared`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedBudgetConfig {
     /// `redis://` or `rediss://` (TLS) URL; empty: the `REDIS_HOST`, `REDIS_PORT`,
@@ -39,12 +39,13 @@ pub struct SharedBudgetConfig {
     pub fleet: String,
     #[serde(
         default = "default_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreMode {
     Standalone,

@@ -24,7 +24,7 @@ const RETENTION_DAYS: &[i32] = &[
     3653,
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricDescriptor {
     pub metric_name: String,
@@ -33,7 +33,7 @@ pub struct MetricDescriptor {
     pub overwrite: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceToTelemetry {
     #[serde(default)]
@@ -43,7 +43,7 @@ pub struct ResourceToTelemetry {
 }
 
 /// `exporters.awsemf`: the collector's keys plus `sending_queue` and `retry_on_failure`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct AwsEmfExporterConfig {
     #[serde(flatten)]
     pub session: AwsSessionSettings,
@@ -97,6 +97,15 @@ pub enum OutputDestination {
     Stdout,
 }
 
+impl serde::Serialize for OutputDestination {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match self {
+            OutputDestination::CloudWatch => "cloudwatch",
+            OutputDestination::Stdout => "stdout",
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for OutputDestination {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -116,6 +125,15 @@ pub enum EmfVersion {
     Zero,
     #[default]
     One,
+}
+
+impl serde::Serialize for EmfVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match self {
+            EmfVersion::Zero => "0",
+            EmfVersion::One => "1",
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for EmfVersion {

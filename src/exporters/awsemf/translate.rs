@@ -46,7 +46,7 @@ pub const OTEL_LIB: &str = "OTelLib";
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
 
 /// `dimension_rollup_option`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 pub enum DimensionRollup {
     #[default]
     ZeroAndSingleDimensionRollup,

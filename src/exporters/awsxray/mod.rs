@@ -19,7 +19,7 @@ use translate::TranslateSettings;
 
 /// `exporters.awsxray`: the collector's keys (AWS session settings included) plus
 /// `sending_queue` and `retry_on_failure`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct AwsXrayExporterConfig {
     #[serde(flatten)]
     pub session: AwsSessionSettings,

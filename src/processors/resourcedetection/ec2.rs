@@ -14,7 +14,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// `processors.resourcedetection.ec2`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ec2Config {
     #[serde(default)]

@@ -17,14 +17,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// `processors.resourcedetection`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceDetectionConfig {
     #[serde(default)]
     pub detectors: Vec<String>,
     #[serde(
         default = "default_timeout",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub timeout: Duration,
     /// Detected values replace attributes the data already has.

@@ -5,14 +5,14 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// `resource_attributes.<name>.enabled`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Toggle {
     pub enabled: bool,
 }
 
 /// `processors.resourcedetection.system`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemConfig {
     #[serde(default)]

@@ -15,12 +15,13 @@ use tokio::task::JoinHandle;
 pub use translate::{EcsMetrics, translate};
 
 /// `receivers.awsecscontainermetrics`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsEcsContainerMetricsConfig {
     #[serde(
         default = "default_interval",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub collection_interval: Duration,
 }

@@ -12,7 +12,7 @@ use serde_yaml_ng::Value;
 use tokio::task::JoinHandle;
 
 /// `receivers.awsxray`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsXrayReceiverConfig {
     #[serde(default = "default_endpoint")]
@@ -24,7 +24,7 @@ pub struct AwsXrayReceiverConfig {
 }
 
 /// `receivers.awsxray.proxy_server`: where X-Ray SDKs fetch sampling rules and targets.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyServerConfig {
     /// TCP, loopback by default (the collector's code, not its README).

@@ -13,7 +13,7 @@ use serde_yaml_ng::Value;
 use tokio::task::JoinHandle;
 
 /// `receivers.otlp`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpReceiverConfig {
     #[serde(default)]
@@ -21,7 +21,7 @@ pub struct OtlpReceiverConfig {
 }
 
 /// A protocol is enabled when its key is present, even with an empty body.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Protocols {
     #[serde(default, deserialize_with = "present_with_defaults")]
@@ -31,7 +31,7 @@ pub struct Protocols {
 }
 
 /// `receivers.otlp.protocols.grpc`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcConfig {
     #[serde(default = "default_grpc_endpoint")]
@@ -61,7 +61,7 @@ impl Default for GrpcConfig {
 }
 
 /// `receivers.otlp.protocols.http`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     #[serde(default = "default_http_endpoint")]

@@ -33,7 +33,7 @@ pub const MAX_SERIES: usize = 100_000;
 pub const MAX_SET_MEMBERS: usize = 100_000;
 
 /// How counter values are accumulated (`counter_type`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CounterType {
     /// Each line's `value / rate` truncated to an integer, as the collector does.

@@ -16,7 +16,7 @@ use tokio::sync::mpsc::{Receiver, Sender};
 use tokio::task::JoinHandle;
 
 /// `receivers.statsd`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatsdReceiverConfig {
     #[serde(default = "default_endpoint")]
@@ -25,7 +25,8 @@ pub struct StatsdReceiverConfig {
     pub transport: String,
     #[serde(
         default = "default_interval",
-        deserialize_with = "duration::deserialize"
+        deserialize_with = "duration::deserialize",
+        serialize_with = "duration::serialize"
     )]
     pub aggregation_interval: Duration,
     #[serde(default)]

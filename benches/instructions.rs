@@ -1,0 +1,86 @@
+//! A fixed workload through the real pipeline, for instruction counts that do not depend on a
+//! noisy machine: 100 OTLP/HTTP requests of the comparison bodies (`benches/workload`, 10,000
+//! spans or 10,000 data points) into the OTLP receiver, the seed config's batch settings, the
+//! X-Ray or EMF exporter, and a loopback AWS stand-in; then shutdown, which flushes. The test
+//! command runs it under callgrind with 0 and 100 requests and prints the difference per item:
+//!
+//!     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!         target/release/deps/instructions-* traces 100
+//!
+//! It needs AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment (any
+//! values: nothing leaves the machine).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use otel_sidecar::pipeline::ShutdownTrigger;
+use std::time::Duration;
+
+const TRACES: &[u8] = include_bytes!("workload/traces.pb");
+const METRICS: &[u8] = include_bytes!("workload/metrics.pb");
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let signal = args.next().unwrap_or_else(|| "traces".into());
+    let requests: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
+    let (path, body) = match signal.as_str() {
+        "traces" => ("/v1/traces", TRACES),
+        "metrics" => ("/v1/metrics", METRICS),
+        other => panic!("signal must be traces or metrics, not {other}"),
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run(path, Bytes::from_static(body), requests));
+}
+
+async fn run(path: &str, body: Bytes, requests: usize) {
+    let (stop_sink, _) = ShutdownTrigger::new();
+    let (sink, sink_address, counts) =
+        otel_sidecar::loadgen::sink::start("127.0.0.1:0", None, stop_sink.subscribe())
+            .await
+            .expect("sink");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let config = format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{port}"}}
+processors:
+  batch/traces: {{timeout: 1s, send_batch_size: 50}}
+  batch/metrics: {{timeout: 60s}}
+exporters:
+  awsxray: {{endpoint: "http://{sink_address}"}}
+  awsemf: {{namespace: ECS/OTEL/VM-X-AI, log_group_name: /aws/ecs/application/metrics, endpoint: "http://{sink_address}"}}
+service:
+  telemetry: {{logs: {{level: warn}}, metrics: {{level: none}}}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [batch/traces], exporters: [awsxray]}}
+    metrics: {{receivers: [otlp], processors: [batch/metrics], exporters: [awsemf]}}
+"#
+    );
+    let config = otel_sidecar::config::parse_config(&config, &|name| std::env::var(name).ok())
+        .expect("config");
+    let running = otel_sidecar::pipeline::start(&config).await.expect("start");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    for _ in 0..requests {
+        let request = hyper::Request::post(format!("http://127.0.0.1:{port}{path}"))
+            .header("content-type", "application/x-protobuf")
+            .body(Full::new(body.clone()))
+            .expect("request");
+        let answer = client.request(request).await.expect("the receiver answers");
+        assert_eq!(answer.status(), 200);
+    }
+    running
+        .shutdown(Duration::from_secs(30))
+        .await
+        .expect("drained");
+    stop_sink.trigger();
+    let _ = sink.await;
+    eprintln!("{}", counts.json());
+}
