@@ -131,23 +131,60 @@ fn region_of_arn(name: &str) -> Option<String> {
 }
 
 async fn read_ssm_parameter(name: &str) -> Result<String, SourceError> {
+    use aws_credential_types::provider::ProvideCredentials;
+    use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = region_of_arn(name) {
         loader = loader.region(aws_config::Region::new(region));
     }
     let shared = loader.load().await;
-    let client = aws_sdk_ssm::Client::new(&shared);
     let fail = |message: String| SourceError::Ssm {
         name: name.to_string(),
         message,
     };
+    // The common mistakes, each said in one line with what to check.
+    let Some(region) = shared.region().map(|r| r.to_string()) else {
+        return Err(fail(
+            "no AWS region: set AWS_REGION, or give the parameter's ARN".into(),
+        ));
+    };
+    if let Some(credentials) = shared.credentials_provider()
+        && credentials.provide_credentials().await.is_err()
+    {
+        return Err(fail(
+            "no AWS credentials: give the task a role (taskRoleArn), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into(),
+        ));
+    }
+    let endpoint = shared
+        .endpoint_url()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("https://ssm.{region}.amazonaws.com"));
+    let client = aws_sdk_ssm::Client::new(&shared);
     let output = client
         .get_parameter()
         .name(name)
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| fail(aws_sdk_ssm::error::DisplayErrorContext(e).to_string()))?;
+        .map_err(|error| {
+            fail(match &error {
+                SdkError::ServiceError(service) => {
+                    let code = service.err().code().unwrap_or("error");
+                    let message = service.err().message().unwrap_or("").trim_end_matches('.');
+                    let check = match code {
+                        "ParameterNotFound" => format!("check the name and that it exists in {region}"),
+                        "AccessDeniedException" => "the task role needs ssm:GetParameter on it (and kms:Decrypt for a SecureString)".into(),
+                        "ParameterVersionNotFound" => "check the version after the colon".into(),
+                        _ => format!("SSM in {region} refused the call"),
+                    };
+                    format!("{code}: {message}; {check}")
+                }
+                SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => format!(
+                    "cannot reach {endpoint}: check the task's network path to SSM (NAT or a VPC endpoint) and AWS_ENDPOINT_URL"
+                ),
+                other => format!("{other}"),
+            })
+        })?;
     output
         .parameter
         .and_then(|p| p.value)

@@ -1,9 +1,11 @@
 """Acceptance: config errors name YAML paths; AOT_CONFIG_CONTENT wins over --config; ssm:NAME
 reads a parameter from the AWS emulator; the embedded ECS config names what is missing."""
 
+import json
 import subprocess
 
 import boto3
+import pytest
 import yaml
 
 from conftest import BINARY, TEST_TELEMETRY, file_pipeline_config
@@ -113,3 +115,68 @@ service:
     assert printed["receivers"]["statsd"]["aggregation_interval"] == "1m0s"
     assert emf["cardinality_budget"]["shared"]["endpoint"] == "rediss://app:***@cache:6379"
     assert "topsecret" not in result.stdout
+
+
+class DenyingAws:
+    """Answers every call as AWS does when the role lacks the permission."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.dumps({"__type": "AccessDeniedException",
+                                   "message": "User: arn:aws:sts::123456789012:assumed-role/task/x is not authorized "
+                                              "to perform: ssm:GetParameter on resource: otel-config"}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def closed_port_url():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("mistake,needle", [
+    ("missing", "ParameterNotFound"),
+    ("denied", "AccessDeniedException"),
+    ("no_credentials", "no AWS credentials"),
+    ("no_region", "no AWS region"),
+    ("unreachable", "cannot reach"),
+])
+def test_each_start_up_mistake_is_one_readable_line(mistake, needle, aws_env, tmp):
+    # Nothing from this machine's AWS setup leaks in: no profile files, no instance metadata.
+    env = {"PATH": "/usr/bin:/bin", "AWS_CONFIG_FILE": str(tmp / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9",
+           **aws_env}
+    if mistake == "denied":
+        env["AWS_ENDPOINT_URL"] = DenyingAws().url
+    elif mistake == "no_credentials":
+        env.pop("AWS_ACCESS_KEY_ID")
+        env.pop("AWS_SECRET_ACCESS_KEY")
+    elif mistake == "no_region":
+        env.pop("AWS_REGION")
+        env.pop("AWS_DEFAULT_REGION")
+    elif mistake == "unreachable":
+        env["AWS_ENDPOINT_URL"] = closed_port_url()
+    result = subprocess.run([str(BINARY), "validate", "--config", f"ssm:/e2e/missing-{mistake}"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert len(lines[0]) < 300, lines[0]
+    assert needle in lines[0] and "/e2e/missing-" in lines[0], lines[0]
