@@ -163,6 +163,7 @@ pub fn init_logs(config: &LogsTelemetryConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let result = match config.encoding {
         LogEncoding::Json => builder.json().flatten_event(true).try_init(),

@@ -187,6 +187,30 @@ impl Progress {
     }
 }
 
+/// How long a run waits for a TCP receiver to start listening (a sidecar started a moment ago).
+const LISTENER_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Waits until a TCP target accepts connections, so `otel-sidecar ... & otel-sidecar loadgen`
+/// works; UDP targets have nothing to wait for.
+async fn wait_for_listener(options: &LoadOptions) -> Result<(), String> {
+    if matches!(options.target, Target::XrayUdp | Target::StatsdUdp) {
+        return Ok(());
+    }
+    let deadline = Instant::now() + LISTENER_PATIENCE;
+    loop {
+        match tokio::net::TcpStream::connect(options.endpoint()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "nothing listens on {}: {error}",
+                    options.endpoint()
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Runs the load and returns the report. Ctrl-C ends the run early: the report covers what
 /// was sent until then.
 pub async fn run(options: LoadOptions) -> Result<Report, String> {
@@ -202,6 +226,7 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
     }
     let progress = Arc::new(Progress::default());
     let progress_done = Arc::new(tokio::sync::Notify::new());
+    wait_for_listener(&options).await?;
     let claimed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;

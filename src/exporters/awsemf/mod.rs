@@ -460,6 +460,8 @@ impl AwsEmfExporter {
             .increment(stats.first_cumulative_points);
         metrics::counter!("otelsidecar_emf_dimension_sets_over_limit", &labels)
             .increment(stats.dimension_sets_over_limit);
+        metrics::counter!("otelsidecar_emf_duplicate_points", &labels)
+            .increment(stats.duplicate_points);
         metrics::gauge!("otelsidecar_emf_delta_series", &labels).set(self.deltas.len() as f64);
         metrics::counter!("otelsidecar_emf_events", &labels).increment(events.len() as u64);
         let Some(sender) = self.sender.clone() else {

@@ -126,6 +126,8 @@ pub struct TranslateStats {
     /// Points the cardinality budget folded into the overflow metric, or left out.
     pub folded_points: u64,
     pub dropped_points: u64,
+    /// Points identical to one already in the batch (series, timestamp and value): published once.
+    pub duplicate_points: u64,
 }
 
 /// An EMF metric value.
@@ -392,16 +394,23 @@ pub fn group<'a>(
                         storage_resolution,
                     };
                     // A second value for a metric already in the group goes to the next event
-                    // with the same dimensions instead of being dropped.
+                    // with the same dimensions instead of being dropped; the same value again
+                    // (a re-sent point: same series, timestamp and value) is published once.
                     loop {
                         let hash = hasher.hash_one(&key);
                         match group_index.find(hash, |&(h, i)| h == hash && groups[i].0 == key) {
-                            Some(&(_, i)) if groups[i].1.iter().any(|m| m.name == metric.name) => {
-                                key.split += 1_000;
-                            }
                             Some(&(_, i)) => {
-                                groups[i].1.push(metric);
-                                break;
+                                match groups[i].1.iter().find(|m| m.name == metric.name) {
+                                    Some(existing) if existing.value == metric.value => {
+                                        stats.duplicate_points += 1;
+                                        break;
+                                    }
+                                    Some(_) => key.split += 1_000,
+                                    None => {
+                                        groups[i].1.push(metric);
+                                        break;
+                                    }
+                                }
                             }
                             None => {
                                 groups.push((key, vec![metric]));

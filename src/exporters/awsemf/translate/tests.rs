@@ -257,15 +257,16 @@ fn a_series_older_than_the_sidecar_loses_only_its_first_point() {
 }
 
 #[test]
-fn duplicate_metrics_get_their_own_event() {
-    let m = delta_sum("req", vec![point(vec![s("a", "1")], 1.0)]);
-    let (docs, _) = run(
-        &batch("lib", vec![m.clone(), m]),
+fn a_second_value_gets_its_own_event_and_the_same_point_again_is_published_once() {
+    let m = |value| delta_sum("req", vec![point(vec![s("a", "1")], value)]);
+    let (docs, stats) = run(
+        &batch("lib", vec![m(1.0), m(2.0), m(1.0), m(2.0), m(1.0), m(3.0)]),
         &settings(),
         &mut DeltaCache::default(),
     );
-    assert_eq!(docs.len(), 2, "nothing dropped");
-    assert!(docs.iter().all(|d| d["req"] == 1.0));
+    let values: Vec<f64> = docs.iter().map(|d| d["req"].as_f64().unwrap()).collect();
+    assert_eq!(values, vec![1.0, 2.0, 3.0], "no value lost, none twice");
+    assert_eq!(stats.duplicate_points, 3);
 }
 
 #[test]
