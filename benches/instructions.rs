@@ -8,7 +8,9 @@
 //!         target/release/deps/instructions-* traces 100
 //!
 //! It needs AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment (any
-//! values: nothing leaves the machine).
+//! values: nothing leaves the machine). With INSTRUCTIONS_SINK=host:port it exports to an
+//! `otel-sidecar loadgen sink` running outside (so the count leaves out the stand-in's own work
+//! of reading every document); otherwise it starts one in-process.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -36,10 +38,17 @@ fn main() {
 
 async fn run(path: &str, body: Bytes, requests: usize) {
     let (stop_sink, _) = ShutdownTrigger::new();
-    let (sink, sink_address, counts) =
-        otel_sidecar::loadgen::sink::start("127.0.0.1:0", None, stop_sink.subscribe())
-            .await
-            .expect("sink");
+    let outside = std::env::var("INSTRUCTIONS_SINK").ok();
+    let (sink, sink_address, counts) = match &outside {
+        Some(address) => (None, address.clone(), None),
+        None => {
+            let (task, address, counts) =
+                otel_sidecar::loadgen::sink::start("127.0.0.1:0", None, stop_sink.subscribe())
+                    .await
+                    .expect("sink");
+            (Some(task), address.to_string(), Some(counts))
+        }
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -81,6 +90,25 @@ service:
         .await
         .expect("drained");
     stop_sink.trigger();
-    let _ = sink.await;
-    eprintln!("{}", counts.json());
+    if let Some(sink) = sink {
+        let _ = sink.await;
+    }
+    match counts {
+        Some(counts) => eprintln!("{}", counts.json()),
+        None => {
+            let answer = client
+                .request(
+                    hyper::Request::get(format!("http://{sink_address}/counts"))
+                        .body(Full::new(Bytes::new()))
+                        .expect("request"),
+                )
+                .await
+                .expect("the sink answers");
+            let body = http_body_util::BodyExt::collect(answer.into_body())
+                .await
+                .expect("counts")
+                .to_bytes();
+            eprintln!("{}", String::from_utf8_lossy(&body));
+        }
+    }
 }

@@ -139,7 +139,8 @@ def pace(port, path, body, rate, seconds):
 
 def compare(args):
     """The comparison workload for this build and each --baseline, side by side."""
-    binaries = [("this build", BINARY)] + [(Path(b).name if Path(b).name != "otel-sidecar" else b, Path(b)) for b in args.baseline]
+    this = Path(args.binary) if args.binary else BINARY
+    binaries = [("this build", this)] + [(Path(b).name if Path(b).name != "otel-sidecar" else b, Path(b)) for b in args.baseline]
     work = Path(tempfile.mkdtemp())
     (work / "compare.yaml").write_text(COMPARE_CONFIG)
     modes = ["http"] + (["https"] if args.tls else [])
@@ -251,6 +252,7 @@ def main():
     parser.add_argument("--baseline", action="append", default=[], help="another otel-sidecar binary to compare")
     parser.add_argument("--tls", action="store_true", help="also compare with the AWS stand-in serving HTTPS")
     parser.add_argument("--compare-seconds", type=float, default=20)
+    parser.add_argument("--binary", help="the build to compare (default: the release build of this tree)")
     parser.add_argument("--idle-seconds", type=float, default=30)
     args = parser.parse_args()
     if not args.no_build:

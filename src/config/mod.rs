@@ -1,6 +1,6 @@
 //! The collector YAML config: sources, `${...}` expansion, the typed model and its validation.
 //!
-//! Parsing happens in two steps, as STYLE.md asks: serde structs with `deny_unknown_fields`
+//! Parsing happens in two steps: serde structs with `deny_unknown_fields`
 //! per component, then a validation pass into [`SidecarConfig`], the type the runtime uses.
 //! Every problem is reported at once, each with the YAML path it is about.
 

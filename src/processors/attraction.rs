@@ -430,7 +430,7 @@ mod tests {
         crate::xray::hex(&Sha256::digest(bytes))
     }
 
-    /// The digest's table of cases for the collector's attraction package.
+    /// Cases of the collector's attraction package (its actions, one table row each).
     #[test]
     fn actions_behave_as_in_the_collector() {
         assert_eq!(

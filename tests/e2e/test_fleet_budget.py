@@ -202,7 +202,7 @@ def test_eight_sidecars_share_one_budget_over_tls(start_sidecar, aws_env, redis_
 
 
 def test_eight_sidecars_share_one_budget_in_a_cluster(start_sidecar, aws_env, redis_cluster, tmp):
-    # The API's variables, as the deployment guide gives them to the API container.
+    # The variables the deployment gives its API container (REDIS_HOST, REDIS_PORT, REDIS_MODE, REDIS_TLS).
     env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_cluster[0].port), "REDIS_MODE": "cluster"}
     run_fleet(start_sidecar, aws_env, {}, env=env, tmp_name=tmp.name)
 

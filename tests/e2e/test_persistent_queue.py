@@ -137,9 +137,15 @@ def test_acknowledged_spans_survive_sigkill_and_a_restart(start_sidecar, aws_env
         client = xray_client(aws_env["AWS_ENDPOINT_URL"])
         trace_ids = sorted({xray_trace_id(s.context.trace_id) for s in acknowledged})
         wanted = {f"{s.context.span_id:016x}" for s in acknowledged}
-        documents = fetch_documents(client, trace_ids, expected=len(wanted), timeout=60)
-        ids = [d["id"] for d in documents]
-        missing = wanted - set(ids)
+        # Polled until every acknowledged span is there (duplicates alone must not end the wait).
+        deadline = time.monotonic() + 90
+        while True:
+            documents = fetch_documents(client, trace_ids, expected=0, timeout=0)
+            ids = [d["id"] for d in documents]
+            missing = wanted - set(ids)
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert not missing, f"{len(missing)} acknowledged spans lost of {len(wanted)}"
         duplicates = len(ids) - len(set(ids))
         # Stated, not hidden: batches stored upstream but unanswered at the kill come again.

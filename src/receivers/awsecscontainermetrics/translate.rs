@@ -89,11 +89,25 @@ pub fn rfc3339_nanos(text: &str) -> Option<i128> {
         let digits: String = fraction.chars().take(9).collect();
         digits.parse::<i128>().ok()? * 10i128.pow(9 - digits.len() as u32)
     };
+    // Out-of-range fields are not a timestamp (and would overflow the arithmetic below).
+    if !(0..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&d)
+        || !(0..=24).contains(&hh)
+        || !(0..=59).contains(&mm)
+        || !(0..=60).contains(&ss)
+    {
+        return None;
+    }
     let offset = match zone.chars().next()? {
         'Z' | 'z' => 0,
         sign => {
             let (oh, om) = zone[1..].split_once(':')?;
-            let minutes = oh.parse::<i64>().ok()? * 60 + om.parse::<i64>().ok()?;
+            let (oh, om) = (oh.parse::<i64>().ok()?, om.parse::<i64>().ok()?);
+            if !(0..=24).contains(&oh) || !(0..=59).contains(&om) {
+                return None;
+            }
+            let minutes = oh * 60 + om;
             if sign == '+' {
                 minutes * 60
             } else {

@@ -209,3 +209,24 @@ fn timestamps_and_images() {
         ("registry:5000/team/app".into(), "latest".into())
     );
 }
+
+/// Found by the fuzzer: a day of 32222222222222 overflowed the seconds computation.
+#[test]
+fn out_of_range_timestamp_fields_are_not_timestamps() {
+    assert_eq!(rfc3339_nanos("2026-11-3032222222222222T05:00:04.25Z"), None);
+    for bad in [
+        "2026-13-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "2026-01-32T00:00:00Z",
+        "2026-01-01T25:00:00Z",
+        "2026-01-01T00:61:00Z",
+        "2026-01-01T00:00:00+99999999999:00",
+        "99999999999-01-01T00:00:00Z",
+    ] {
+        assert_eq!(rfc3339_nanos(bad), None, "{bad}");
+    }
+    assert_eq!(
+        rfc3339_nanos("2020-07-30T22:12:29.837074927Z"),
+        Some(1_596_147_149_837_074_927)
+    );
+}
