@@ -101,7 +101,7 @@ pub fn tls_acceptor(
         .map_err(|e| invalid(&e))?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| invalid(&e))?;
     let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
+        rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| invalid(&e))?

@@ -8,6 +8,16 @@ use crate::config::duration;
 use serde::Deserialize;
 use std::time::Duration;
 
+/// The SDK's config loader with its HTTP client on rustls/ring (the one TLS stack in the
+/// binary); every SDK config is loaded through it.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+}
+
 /// The collector's `awsutil.AWSSessionSettings` keys, with its defaults.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct AwsSessionSettings {
@@ -150,7 +160,7 @@ impl AwsSessionSettings {
         let region = resolve_region(&self.region, self.local_mode)
             .await
             .ok_or(AwsSetupError::NoRegion)?;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let mut loader = sdk_loader()
             .region(aws_config::Region::new(region.clone()))
             .retry_config(
                 aws_config::retry::RetryConfig::standard().with_max_attempts(self.max_retries + 1),

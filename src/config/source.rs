@@ -133,7 +133,7 @@ fn region_of_arn(name: &str) -> Option<String> {
 async fn read_ssm_parameter(name: &str) -> Result<String, SourceError> {
     use aws_credential_types::provider::ProvideCredentials;
     use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = crate::aws::sdk_loader();
     if let Some(region) = region_of_arn(name) {
         loader = loader.region(aws_config::Region::new(region));
     }

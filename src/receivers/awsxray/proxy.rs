@@ -51,7 +51,7 @@ pub async fn start(
     } else {
         config.aws_endpoint.trim_end_matches('/').to_string()
     };
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = crate::aws::sdk_loader()
         .region(aws_config::Region::new(region.clone()))
         .load()
         .await;
