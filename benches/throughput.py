@@ -13,6 +13,12 @@ by side, each twice, plus an idle row; --tls adds the same rows with the AWS sta
 HTTPS under a certificate the script makes (trusted through SSL_CERT_FILE).
 
     benches/throughput.sh --compare [--baseline path/to/other/otel-sidecar ...] [--tls]
+
+With --compare-saturation, the OTLP traces and metrics rows at saturation (as fast as the load
+generator sends) for this build and every --baseline, each twice: items delivered per second
+per core of sidecar CPU, and peak RSS.
+
+    benches/throughput.sh --compare-saturation [--baseline ...] [--duration 20s]
 """
 
 import argparse
@@ -249,6 +255,8 @@ def main():
     parser.add_argument("--saturation", default="60s", help="length of each saturation row (0s: none)")
     parser.add_argument("--workers", default="2", help="load generator workers (connections' streams)")
     parser.add_argument("--compare", action="store_true", help="run the comparison workload instead")
+    parser.add_argument("--compare-saturation", action="store_true",
+                        help="run the OTLP saturation rows for this build and each --baseline instead")
     parser.add_argument("--baseline", action="append", default=[], help="another otel-sidecar binary to compare")
     parser.add_argument("--tls", action="store_true", help="also compare with the AWS stand-in serving HTTPS")
     parser.add_argument("--compare-seconds", type=float, default=20)
@@ -259,6 +267,67 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
     if args.compare:
         return compare(args)
+    if args.compare_saturation:
+        return compare_saturation(args)
+    rows, summary = table(args, Path(args.binary) if args.binary else BINARY)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "throughput.json").write_text(json.dumps(summary, indent=2))
+    lines = [f"Start to healthy: {summary['start_to_ready_ms']} ms; idle RSS {summary['idle_rss_mb']} MB; "
+             f"{summary['cores']} cores, sidecar pinned to core 0, load generator and sink on core 1; a fresh sidecar per scenario; "
+             f"{args.duration} per row, {args.saturation} per saturation row. Accepted/s = items taken in per second "
+             f"of load (UDP: sent); sustained = arrived ÷ time from the load's start to the last arrival, which "
+             f"includes the batch processor's 1 s timeout when the last batch is partial; errors = requests "
+             f"refused (pushback).", "",
+             "| scenario | target rate/s | sent (accepted) | arrived at sink | accepted/s | sustained/s | sidecar CPU % of a core | peak RSS MB | errors | p99 ms |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['scenario']} | {r['rate']} | {r['sent']} | {r['arrived']} | {r['accepted_per_s']} | {r['achieved_per_s']} | "
+                     f"{r['cpu_pct_of_core']} | {r['peak_rss_mb']} | {r['errors']} | {r['p99_ms']} |")
+    (out / "throughput.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    lost = [r for r in rows if r["arrived"] != r["sent"]]
+    if lost:
+        sys.exit(f"items lost in {len(lost)} rows: {lost}")
+
+
+def compare_saturation(args):
+    """The OTLP rows at saturation (as fast as the load generator can send, a fresh sidecar per
+    row) for this build and every --baseline, each twice, interleaved: accepted-and-delivered
+    items per second, per core of sidecar CPU, and peak RSS."""
+    this = Path(args.binary) if args.binary else BINARY
+    binaries = [("this build", this)] + [(Path(b).name, Path(b)) for b in args.baseline]
+    args.rates, args.saturation = "0", "0s"
+    rows = []
+    for run in range(2):
+        for label, binary in binaries:
+            for row in table(args, binary, only=("OTLP traces", "OTLP metrics"))[0]:
+                row.update(binary=label, run=run + 1,
+                           delivered_per_core=round(row["arrived"] / row["seconds"] / max(row["cpu_pct_of_core"], 0.1) * 100))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "saturation.json").write_text(json.dumps(rows, indent=2))
+    lines = [f"Saturation (benches/throughput.sh --compare-saturation): OTLP/gRPC as fast as the load generator sends "
+             f"({args.workers} workers, 100 items a request) for {args.duration}, a fresh sidecar per row pinned to core 0, "
+             f"load generator and sink on core 1, each binary twice, interleaved. Delivered per core = items arrived at the "
+             f"sink per second of the row ÷ the sidecar's share of a core.", "",
+             "| binary | run | signal | accepted | arrived at sink | accepted/s | sidecar CPU % of a core | delivered/s per core | peak RSS MB | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['binary']} | {r['run']} | {r['scenario']} | {r['sent']} | {r['arrived']} | {r['accepted_per_s']} | "
+                     f"{r['cpu_pct_of_core']} | {r['delivered_per_core']} | {r['peak_rss_mb']} | {r['errors']} |")
+    (out / "saturation.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    lost = [r for r in rows if r["arrived"] != r["sent"]]
+    if lost:
+        sys.exit(f"items lost in {len(lost)} rows: {lost}")
+
+
+def table(args, binary, only=None):
+    """The throughput table's rows for one sidecar binary (the load generator and the sink are
+    this build's); `only` keeps the scenarios whose names start with one of its prefixes."""
     work = Path(tempfile.mkdtemp())
     env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
     env.pop("AOT_CONFIG_CONTENT", None)
@@ -276,7 +345,7 @@ def main():
         log_path = work / "sidecar.log"
         log = open(log_path, "w")
         started = time.monotonic()
-        sidecar = subprocess.Popen([*taskset(0), str(BINARY), "--config", str(work / "bench.yaml")],
+        sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / "bench.yaml")],
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
         addresses = {}
         while True:
@@ -324,6 +393,8 @@ def main():
         ("X-Ray UDP segments → X-Ray documents", ["--target", "xray-udp", "--batch", "20"], endpoint("awsxray", "udp"), sink_count("xray_documents")),
         ("StatsD lines parsed and aggregated", ["--target", "statsd-udp", "--batch", "50", "--series", "500"], endpoint("statsd", "udp"), statsd_lines),
     ]
+    if only:
+        scenarios = [s for s in scenarios if s[0].startswith(only)]
     rows = []
 
     def run_row(name, load, target, counted, rate, duration):
@@ -358,7 +429,7 @@ def main():
             "accepted_per_s": round(sent / report["seconds"]),
             "cpu_pct_of_core": round((cpu_ticks(sidecar.pid) - before_ticks) / CLK_TCK / elapsed * 100, 1),
             "peak_rss_mb": round(peak_rss, 1), "errors": report["failed_requests"],
-            "p99_ms": report["latency_ms"]["p99"],
+            "p99_ms": report["latency_ms"]["p99"], "seconds": round(max(report["seconds"], elapsed), 2),
         })
         print(json.dumps(rows[-1]), flush=True)
 
@@ -384,27 +455,9 @@ def main():
         urllib.request.urlopen(urllib.request.Request(f"http://{sink_address}/delay?ms=0", method="POST"))
     sink.send_signal(signal.SIGTERM)
     sink.wait(timeout=10)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     summary = {"machine": os.uname().machine, "cores": os.cpu_count(), "duration": args.duration,
                "start_to_ready_ms": round(start_to_ready_ms, 1), "idle_rss_mb": round(idle_rss, 1), "rows": rows}
-    (out / "throughput.json").write_text(json.dumps(summary, indent=2))
-    lines = [f"Start to healthy: {summary['start_to_ready_ms']} ms; idle RSS {summary['idle_rss_mb']} MB; "
-             f"{summary['cores']} cores, sidecar pinned to core 0, load generator and sink on core 1; a fresh sidecar per scenario; "
-             f"{args.duration} per row, {args.saturation} per saturation row. Accepted/s = items taken in per second "
-             f"of load (UDP: sent); sustained = arrived ÷ time from the load's start to the last arrival, which "
-             f"includes the batch processor's 1 s timeout when the last batch is partial; errors = requests "
-             f"refused (pushback).", "",
-             "| scenario | target rate/s | sent (accepted) | arrived at sink | accepted/s | sustained/s | sidecar CPU % of a core | peak RSS MB | errors | p99 ms |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['scenario']} | {r['rate']} | {r['sent']} | {r['arrived']} | {r['accepted_per_s']} | {r['achieved_per_s']} | "
-                     f"{r['cpu_pct_of_core']} | {r['peak_rss_mb']} | {r['errors']} | {r['p99_ms']} |")
-    (out / "throughput.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    lost = [r for r in rows if r["arrived"] != r["sent"]]
-    if lost:
-        sys.exit(f"items lost in {len(lost)} rows: {lost}")
+    return rows, summary
 
 
 if __name__ == "__main__":

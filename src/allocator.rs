@@ -1,16 +1,11 @@
 //! The process allocator: mimalloc for small blocks, the system allocator for large ones. It is
 //! the binary's one unsafe code (the library forbids it).
 //!
-//! Decoded OTLP, X-Ray documents and EMF events are millions of small blocks a second, and
-//! glibc's malloc/free (with its bin consolidation) were a third of the X-Ray UDP path's
-//! samples; mimalloc handles them in far less time. Large blocks (request bodies, whole
-//! batches) are few and short-lived, and glibc serves them from mmap or its heap top, which it
-//! gives back; with mimalloc alone the metrics path's peak RSS went from 56 to 85 MB, with the
-//! split 74-76 MB, and with the split and a short purge delay (see [`configure`]) back to the
-//! glibc figure.
-//!
-//! mimalloc is built with `no_thp`: with transparent huge pages its arenas were backed by 2 MB
-//! pages and idle RSS grew by 9 MB.
+//! Decoded OTLP, X-Ray documents and EMF events are millions of small short-lived blocks a
+//! second, which mimalloc serves far more cheaply than glibc's malloc. Large blocks (request
+//! bodies, whole batches) are few; glibc gives them back to the OS as soon as they are freed,
+//! which keeps peak RSS low under load. mimalloc is built with `no_thp` so that its arenas are
+//! not backed by 2 MB pages (idle RSS).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::raw::{c_int, c_long};
@@ -22,10 +17,9 @@ const MI_OPTION_PURGE_DELAY: c_int = 15;
 #[cfg(test)]
 const MI_OPTION_OS_TAG: c_int = 18;
 
-/// How long mimalloc keeps freed pages before giving them back to the OS. Its default (1 s)
-/// held a whole extra batch's worth of pages at the max metrics row (peak RSS 57 → 75 MB);
-/// purging at once cost a fifth of the X-Ray UDP path's throughput in madvise calls; 100 ms
-/// kept most of both (benches/throughput.sh).
+/// How long mimalloc keeps freed pages before giving them back to the OS: long enough to reuse
+/// them across the next requests (purging at once costs an madvise per page run), short enough
+/// not to hold a whole extra batch's pages (mimalloc's default is 1 s).
 const PURGE_DELAY_MS: c_long = 100;
 
 unsafe extern "C" {
@@ -49,8 +43,7 @@ pub const LARGE_BLOCK_BYTES: usize = 64 * 1024;
 pub struct SplitAllocator;
 
 /// In the static (musl) build everything goes to mimalloc: musl's allocator unmaps a large
-/// block as soon as it is freed, a pair of system calls per batch that doubled the X-Ray path's
-/// system time.
+/// block as soon as it is freed, a pair of system calls per batch.
 fn is_large(size: usize) -> bool {
     !cfg!(target_env = "musl") && size >= LARGE_BLOCK_BYTES
 }

@@ -358,35 +358,25 @@ async fn resolve_endpoint(
     let fips = sdk.use_fips().unwrap_or(false);
     let dual_stack = sdk.use_dual_stack().unwrap_or(false);
     let unresolvable = |e: &dyn std::fmt::Display| format!("no endpoint for {region}: {e}");
+    // Each SDK crate has its own resolver and parameter types with the same shape.
+    macro_rules! resolve_with {
+        ($sdk:ident) => {{
+            use $sdk::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+            let params = Params::builder()
+                .region(region.clone())
+                .use_fips(fips)
+                .use_dual_stack(dual_stack)
+                .build()
+                .map_err(|e| unresolvable(&e))?;
+            DefaultResolver::new()
+                .resolve_endpoint(&params)
+                .await
+                .map_err(|e| unresolvable(&e))?
+        }};
+    }
     let endpoint = match service {
-        AwsService::Xray => {
-            use aws_sdk_xray::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
-            let params = Params::builder()
-                .region(region.clone())
-                .use_fips(fips)
-                .use_dual_stack(dual_stack)
-                .build()
-                .map_err(|e| unresolvable(&e))?;
-            DefaultResolver::new()
-                .resolve_endpoint(&params)
-                .await
-                .map_err(|e| unresolvable(&e))?
-        }
-        AwsService::Logs => {
-            use aws_sdk_cloudwatchlogs::config::endpoint::{
-                DefaultResolver, Params, ResolveEndpoint,
-            };
-            let params = Params::builder()
-                .region(region.clone())
-                .use_fips(fips)
-                .use_dual_stack(dual_stack)
-                .build()
-                .map_err(|e| unresolvable(&e))?;
-            DefaultResolver::new()
-                .resolve_endpoint(&params)
-                .await
-                .map_err(|e| unresolvable(&e))?
-        }
+        AwsService::Xray => resolve_with!(aws_sdk_xray),
+        AwsService::Logs => resolve_with!(aws_sdk_cloudwatchlogs),
     };
     Ok(endpoint.url().to_string())
 }

@@ -120,7 +120,11 @@ impl Generator {
                         attributes: self.attributes(series(n)),
                         start_time_unix_nano: now - 1_000_000_000,
                         time_unix_nano: now,
-                        value: Some(number_data_point::Value::AsInt(1)),
+                        // The worker and item number as its value: no two points are identical
+                        // (an identical point is a re-sent one, and EMF publishes it once).
+                        value: Some(number_data_point::Value::AsInt(
+                            ((self.worker << 40) + n) as i64,
+                        )),
                         ..Default::default()
                     })
                     .collect();
