@@ -230,9 +230,6 @@ def compare(args):
         print(json.dumps(idle[-1]), flush=True)
         sidecar.send_signal(signal.SIGTERM)
         sidecar.wait(timeout=30)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps({"rows": rows, "idle": idle}, indent=2))
     lines = [f"Comparison workload (benches/workload), {args.compare_seconds}s per row at 100 requests/s x 100 items = 10k items/s, "
              f"sidecar pinned to core 0, pacer and sink on core 1, each binary twice, interleaved.", "",
              "| binary | AWS side | run | signal | CPU % of a core | user ticks | system ticks | RSS MB | requests ok | arrived at sink |",
@@ -242,8 +239,7 @@ def compare(args):
                      f"{r['system_ticks']} | {r['rss_mb']} | {r['requests_ok']} | {r['arrived']} |")
     lines += ["", "| binary | idle ticks | over s | RSS MB |", "|---|---|---|---|"]
     lines += [f"| {i['binary']} | {i['ticks']} | {i['seconds']} | {i['rss_mb']} |" for i in idle]
-    (out / "compare.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args, "compare", {"rows": rows, "idle": idle}, lines)
 
 
 def main():
@@ -270,9 +266,6 @@ def main():
     if args.compare_saturation:
         return compare_saturation(args)
     rows, summary = table(args, Path(args.binary) if args.binary else BINARY)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(summary, indent=2))
     lines = [f"Start to healthy: {summary['start_to_ready_ms']} ms; idle RSS {summary['idle_rss_mb']} MB; "
              f"{summary['cores']} cores, sidecar pinned to core 0, load generator and sink on core 1; a fresh sidecar per scenario; "
              f"{args.duration} per row, {args.saturation} per saturation row. Accepted/s = items taken in per second "
@@ -284,9 +277,18 @@ def main():
     for r in rows:
         lines.append(f"| {r['scenario']} | {r['rate']} | {r['sent']} | {r['arrived']} | {r['accepted_per_s']} | {r['achieved_per_s']} | "
                      f"{r['cpu_pct_of_core']} | {r['peak_rss_mb']} | {r['errors']} | {r['p99_ms']} |")
-    (out / "throughput.md").write_text("\n".join(lines) + "\n")
+    write_results(args, "throughput", summary, lines, rows)
+
+
+def write_results(args, name, data, lines, rows=None):
+    """`<name>.json` and `<name>.md` under --out, the table printed; exits non-zero when a row's
+    arrivals differ from what was accepted."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2))
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    lost = [r for r in rows if r["arrived"] != r["sent"]]
+    lost = [r for r in rows or [] if r["arrived"] != r["sent"]]
     if lost:
         sys.exit(f"items lost in {len(lost)} rows: {lost}")
 
@@ -306,9 +308,6 @@ def compare_saturation(args):
                            delivered_per_core=round(row["arrived"] / row["seconds"] / max(row["cpu_pct_of_core"], 0.1) * 100))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "saturation.json").write_text(json.dumps(rows, indent=2))
     lines = [f"Saturation (benches/throughput.sh --compare-saturation): OTLP/gRPC as fast as the load generator sends "
              f"({args.workers} workers, 100 items a request) for {args.duration}, a fresh sidecar per row pinned to core 0, "
              f"load generator and sink on core 1, each binary twice, interleaved. Delivered per core = items arrived at the "
@@ -318,11 +317,7 @@ def compare_saturation(args):
     for r in rows:
         lines.append(f"| {r['binary']} | {r['run']} | {r['scenario']} | {r['sent']} | {r['arrived']} | {r['accepted_per_s']} | "
                      f"{r['cpu_pct_of_core']} | {r['delivered_per_core']} | {r['peak_rss_mb']} | {r['errors']} |")
-    (out / "saturation.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    lost = [r for r in rows if r["arrived"] != r["sent"]]
-    if lost:
-        sys.exit(f"items lost in {len(lost)} rows: {lost}")
+    write_results(args, "saturation", rows, lines, rows)
 
 
 def table(args, binary, only=None):
