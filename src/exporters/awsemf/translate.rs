@@ -172,6 +172,9 @@ struct GroupedMetric<'a> {
     name: Cow<'a, str>,
     unit: Cow<'a, str>,
     value: EmfValue,
+    /// The point's own time in nanoseconds: a re-sent point has the same time and value, while
+    /// two points of a series in one millisecond (two collections) differ in it.
+    time_unix_nano: u64,
     /// 1 (high resolution) or 60, from the `aws.emf.storage_resolution` label.
     storage_resolution: u8,
 }
@@ -391,17 +394,21 @@ pub fn group<'a>(
                         name,
                         unit: unit.clone(),
                         value: point.value,
+                        time_unix_nano: point.time_unix_nano,
                         storage_resolution,
                     };
                     // A second value for a metric already in the group goes to the next event
-                    // with the same dimensions instead of being dropped; the same value again
-                    // (a re-sent point: same series, timestamp and value) is published once.
+                    // with the same dimensions instead of being dropped; the same point again
+                    // (re-sent: same series, time to the nanosecond and value) is published once.
                     loop {
                         let hash = hasher.hash_one(&key);
                         match group_index.find(hash, |&(h, i)| h == hash && groups[i].0 == key) {
                             Some(&(_, i)) => {
                                 match groups[i].1.iter().find(|m| m.name == metric.name) {
-                                    Some(existing) if existing.value == metric.value => {
+                                    Some(existing)
+                                        if existing.value == metric.value
+                                            && existing.time_unix_nano == metric.time_unix_nano =>
+                                    {
                                         stats.duplicate_points += 1;
                                         break;
                                     }

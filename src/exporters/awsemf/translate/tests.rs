@@ -270,6 +270,37 @@ fn a_second_value_gets_its_own_event_and_the_same_point_again_is_published_once(
 }
 
 #[test]
+fn equal_deltas_of_two_collections_in_one_millisecond_are_both_published() {
+    // Cumulative 1, 2, 3, 4 collected within the same millisecond: the deltas are 1, 1, 1, 1,
+    // alike in value and millisecond but not re-sent points (their times differ).
+    let cfg = settings();
+    let start = cfg.started_at + 5;
+    let collection = |offset_ns: u64, value: f64| {
+        let mut metric = cumulative_sum("c", start, value);
+        if let Some(Data::Sum(sum)) = metric.data.as_mut() {
+            sum.data_points[0].time_unix_nano = T + offset_ns;
+        }
+        metric
+    };
+    let (docs, stats) = run(
+        &batch(
+            "lib",
+            vec![
+                collection(0, 1.0),
+                collection(200_000, 2.0),
+                collection(400_000, 3.0),
+                collection(600_000, 4.0),
+            ],
+        ),
+        &cfg,
+        &mut DeltaCache::default(),
+    );
+    let total: f64 = docs.iter().map(|d| d["c"].as_f64().unwrap()).sum();
+    assert_eq!(total, 4.0, "{docs:?}");
+    assert_eq!(stats.duplicate_points, 0);
+}
+
+#[test]
 fn gauges_and_sums_with_the_same_labels_share_nothing_but_gauges_group() {
     let g = |name: &str| Metric {
         name: name.into(),
