@@ -2,6 +2,7 @@
 //! with an explicit region (config → environment → ECS task metadata), so nothing ever probes
 //! EC2 instance metadata by surprise.
 
+pub mod calls;
 pub mod signed;
 
 use crate::config::duration;

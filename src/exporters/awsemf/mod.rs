@@ -324,6 +324,7 @@ impl AwsEmfExporter {
                 client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
                 signed,
                 retry: config.retry_on_failure.clone(),
+                workers: config.session.num_workers.max(1),
                 retention_days: config.log_retention,
                 tags: config.tags.clone(),
             }))

@@ -5,12 +5,13 @@
 
 use super::translate::EmfEvent;
 use crate::aws::RetrySettings;
-use crate::aws::signed::{FailureClass, SignedClient};
+use crate::aws::calls::{Answer, Retrying, send_all};
+use crate::aws::signed::{CallError, FailureClass, SignedClient};
 use crate::internal_events::{DropReason, EmfEventsDropped};
 use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub const MAX_BATCH_BYTES: usize = 1_048_576;
 pub const MAX_BATCH_EVENTS: usize = 10_000;
@@ -77,6 +78,8 @@ pub struct LogsSender {
     /// For PutLogEvents.
     pub signed: SignedClient,
     pub retry: RetrySettings,
+    /// PutLogEvents calls in flight at once (`num_workers`).
+    pub workers: usize,
     pub retention_days: i32,
     pub tags: BTreeMap<String, String>,
 }
@@ -98,19 +101,10 @@ struct RejectedEvents {
     expired_end: Option<i64>,
 }
 
-enum Failure {
-    Missing,
-    Retryable(String),
-    Permanent(String),
-}
-
-/// PutLogEvents calls one payload may have in flight at once.
-const CALLS_IN_FLIGHT: usize = 8;
-
 impl LogsSender {
-    /// Sends every event, up to [`CALLS_IN_FLIGHT`] calls at once (CloudWatch Logs takes
-    /// concurrent PutLogEvents to one stream since sequence tokens went away); returns how many
-    /// were dropped (counted and logged).
+    /// Sends every event, up to `num_workers` calls at once (CloudWatch Logs takes concurrent
+    /// PutLogEvents to one stream since sequence tokens went away), each batch retried until
+    /// done or `max_elapsed_time`; returns how many were dropped (counted and logged).
     pub async fn send(self: &Arc<Self>, events: Vec<EmfEvent>) -> u64 {
         let mut streams: BTreeMap<(Arc<str>, Arc<str>), Vec<EmfEvent>> = BTreeMap::new();
         for event in events {
@@ -119,82 +113,71 @@ impl LogsSender {
                 .or_default()
                 .push(event);
         }
-        let mut calls = tokio::task::JoinSet::new();
-        let mut dropped = 0;
-        for ((group, stream), mut events) in streams {
-            events.sort_by_key(|e| e.timestamp_ms);
-            for batch in into_batches(events) {
-                if calls.len() >= CALLS_IN_FLIGHT {
-                    dropped += calls
-                        .join_next()
-                        .await
-                        .map_or(0, |r| r.expect("PutLogEvents tasks do not panic"));
-                }
-                let (this, group, stream) = (self.clone(), group.clone(), stream.clone());
-                calls.spawn(async move { this.send_batch(&group, &stream, batch).await });
+        let batches = streams
+            .into_iter()
+            .flat_map(|((group, stream), mut events)| {
+                events.sort_by_key(|e| e.timestamp_ms);
+                into_batches(events)
+                    .into_iter()
+                    .map(move |batch| (group.clone(), stream.clone(), batch))
+            });
+        send_all(batches, self.workers, |(group, stream, batch)| {
+            let this = self.clone();
+            async move {
+                let retrying = Retrying {
+                    call: "PutLogEvents",
+                    exporter: &this.exporter,
+                    settings: &this.retry,
+                    report_dropped: report_dropped_events,
+                };
+                retrying
+                    .send(batch, |batch| this.put_creating(&group, &stream, batch))
+                    .await
             }
-        }
-        while let Some(result) = calls.join_next().await {
-            dropped += result.expect("PutLogEvents tasks do not panic");
-        }
-        dropped
+        })
+        .await
     }
 
-    async fn send_batch(&self, group: &str, stream: &str, batch: Vec<EmfEvent>) -> u64 {
-        let started = Instant::now();
-        let mut attempt = 0;
-        let mut created = false;
-        loop {
-            let failure = match self.put(group, stream, &batch).await {
-                Ok(rejected) => return rejected,
-                Err(failure) => failure,
-            };
-            match failure {
-                Failure::Missing if !created => {
-                    created = true;
-                    if let Err(error) = self.create_destination(group, stream).await {
-                        tracing::warn!(exporter = %self.exporter, %error, "cannot create log group/stream");
-                    }
-                    continue;
+    /// PutLogEvents, and when the log group or stream is missing, creates them and calls again.
+    async fn put_creating(
+        &self,
+        group: &str,
+        stream: &str,
+        batch: Vec<EmfEvent>,
+    ) -> Answer<Vec<EmfEvent>> {
+        match self.put(group, stream, &batch).await {
+            Ok(refused) => Answer::Done { refused },
+            Err(error) if error.class == FailureClass::Missing => {
+                if let Err(error) = self.create_destination(group, stream).await {
+                    tracing::warn!(exporter = %self.exporter, %error, "cannot create log group/stream");
                 }
-                Failure::Permanent(error) => {
-                    EmfEventsDropped {
-                        exporter: &self.exporter,
-                        reason: DropReason::PermanentError,
-                        events: batch.len() as u64,
-                        error: &error,
-                    }
-                    .emit();
-                    return batch.len() as u64;
-                }
-                Failure::Missing | Failure::Retryable(_) => {
-                    let error = match failure {
-                        Failure::Retryable(e) => e,
-                        _ => "log group or stream still missing".into(),
-                    };
-                    created = false;
-                    let budget = self.retry.max_elapsed_time;
-                    if !self.retry.enabled || (!budget.is_zero() && started.elapsed() >= budget) {
-                        EmfEventsDropped {
-                            exporter: &self.exporter,
-                            reason: DropReason::RetriesExhausted,
-                            events: batch.len() as u64,
-                            error: &error,
-                        }
-                        .emit();
-                        return batch.len() as u64;
-                    }
-                    let wait = self.retry.backoff(attempt);
-                    tracing::warn!(exporter = %self.exporter, %error, wait = ?wait, "PutLogEvents will be retried");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
+                match self.put(group, stream, &batch).await {
+                    Ok(refused) => Answer::Done { refused },
+                    Err(error) if error.class == FailureClass::Permanent => Answer::Failed {
+                        items: batch.len() as u64,
+                        error: error.to_string(),
+                    },
+                    Err(error) => Answer::Again {
+                        rest: batch,
+                        refused: 0,
+                        error: error.to_string(),
+                    },
                 }
             }
+            Err(error) if error.class == FailureClass::Permanent => Answer::Failed {
+                items: batch.len() as u64,
+                error: error.to_string(),
+            },
+            Err(error) => Answer::Again {
+                rest: batch,
+                refused: 0,
+                error: error.to_string(),
+            },
         }
     }
 
     /// One PutLogEvents call; returns how many events CloudWatch rejected.
-    async fn put(&self, group: &str, stream: &str, batch: &[EmfEvent]) -> Result<u64, Failure> {
+    async fn put(&self, group: &str, stream: &str, batch: &[EmfEvent]) -> Result<u64, CallError> {
         // The body is ours, each message escaped in one pass into one buffer.
         let body = request_body(group, stream, batch);
         let answer = self
@@ -208,12 +191,7 @@ impl LogsSender {
                 ],
                 body,
             )
-            .await
-            .map_err(|error| match error.class {
-                FailureClass::Missing => Failure::Missing,
-                FailureClass::Retryable => Failure::Retryable(error.to_string()),
-                FailureClass::Permanent => Failure::Permanent(error.to_string()),
-            })?;
+            .await?;
         let answer: PutLogEventsAnswer = serde_json::from_slice(&answer).unwrap_or_default();
         let Some(info) = answer.rejected else {
             return Ok(0);
@@ -229,13 +207,12 @@ impl LogsSender {
         if let Some(end) = info.expired_end {
             rejected += end.clamp(0, len);
         }
-        EmfEventsDropped {
-            exporter: &self.exporter,
-            reason: DropReason::Rejected,
-            events: rejected as u64,
-            error: &format_args!("{info:?}"),
-        }
-        .emit();
+        report_dropped_events(
+            &self.exporter,
+            DropReason::Rejected,
+            rejected as u64,
+            &format_args!("{info:?}"),
+        );
         Ok(rejected as u64)
     }
 
@@ -277,6 +254,16 @@ impl LogsSender {
             Err(e) => Err(aws_sdk_cloudwatchlogs::error::DisplayErrorContext(e).to_string()),
         }
     }
+}
+
+fn report_dropped_events(exporter: &str, reason: DropReason, items: u64, error: &dyn Display) {
+    EmfEventsDropped {
+        exporter,
+        reason,
+        events: items,
+        error,
+    }
+    .emit();
 }
 
 #[cfg(test)]

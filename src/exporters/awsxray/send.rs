@@ -4,11 +4,12 @@
 
 use super::SegmentDocument;
 use crate::aws::RetrySettings;
+use crate::aws::calls::{Answer, Retrying, send_all};
 use crate::aws::signed::{FailureClass, SignedClient};
 use crate::exporters::embedded_json::EmbeddedJson;
 use crate::internal_events::{DropReason, XrayDocumentsDropped};
+use std::fmt::Display;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// PutTraceSegments accepts at most 50 documents per call.
 pub const MAX_DOCUMENTS_PER_CALL: usize = 50;
@@ -102,20 +103,6 @@ fn into_calls<T>(mut documents: Vec<T>) -> Vec<Vec<T>> {
     calls
 }
 
-/// What one PutTraceSegments call left to do.
-enum CallOutcome {
-    /// Documents to try again, and documents refused for good (with the first refusal).
-    Done {
-        retry: Vec<Encoded>,
-        rejected: u64,
-        refusal: String,
-    },
-    /// The call failed in a way that may pass later: all of it again.
-    Retry(Vec<Encoded>, String),
-    /// The call failed for good: all of it dropped.
-    Failed(u64, String),
-}
-
 impl XRaySender {
     pub fn new(
         exporter: String,
@@ -131,9 +118,10 @@ impl XRaySender {
         }
     }
 
-    /// Sends every document, retrying until done or `max_elapsed_time`; returns how many were
-    /// dropped (each counted by reason and logged, rate-limited).
-    pub async fn send(&self, documents: Vec<SegmentDocument>) -> u64 {
+    /// Sends every document, up to `num_workers` calls at once, each retried until done or
+    /// `max_elapsed_time`; returns how many were dropped (each counted by reason and logged,
+    /// rate-limited).
+    pub async fn send(self: &Arc<Self>, documents: Vec<SegmentDocument>) -> u64 {
         let mut dropped = 0u64;
         let mut buffer = Vec::with_capacity(documents.len() * 768);
         let mut encoded = Vec::with_capacity(documents.len());
@@ -154,85 +142,40 @@ impl XRaySender {
             }
         }
         let buffer = bytes::Bytes::from(buffer);
-        let mut pending: Vec<Encoded> = encoded
+        let encoded: Vec<Encoded> = encoded
             .into_iter()
             .map(|(id, range)| Encoded {
                 id,
                 escaped: buffer.slice(range),
             })
             .collect();
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        while !pending.is_empty() {
-            let mut retry = Vec::new();
-            let mut chunks = into_calls(std::mem::take(&mut pending));
-            let mut last_error = String::new();
-            while !chunks.is_empty() {
-                let wave: Vec<Vec<Encoded>> =
-                    chunks.drain(..chunks.len().min(self.workers)).collect();
-                let mut calls = tokio::task::JoinSet::new();
-                for chunk in wave {
-                    let client = self.client.clone();
-                    calls.spawn(put_trace_segments(client, chunk));
-                }
-                while let Some(joined) = calls.join_next().await {
-                    match joined.expect("send task does not panic") {
-                        CallOutcome::Done {
-                            retry: again,
-                            rejected,
-                            refusal,
-                        } => {
-                            retry.extend(again);
-                            dropped += rejected;
-                            XrayDocumentsDropped {
-                                exporter: &self.exporter,
-                                reason: DropReason::Rejected,
-                                documents: rejected,
-                                error: &refusal,
-                            }
-                            .emit();
-                        }
-                        CallOutcome::Retry(again, error) => {
-                            retry.extend(again);
-                            last_error = error;
-                        }
-                        CallOutcome::Failed(n, error) => {
-                            dropped += n;
-                            XrayDocumentsDropped {
-                                exporter: &self.exporter,
-                                reason: DropReason::PermanentError,
-                                documents: n,
-                                error: &error,
-                            }
-                            .emit();
-                        }
-                    }
-                }
-            }
-            if retry.is_empty() {
-                break;
-            }
-            let budget = self.retry.max_elapsed_time;
-            if !self.retry.enabled || (!budget.is_zero() && started.elapsed() >= budget) {
-                let n = retry.len() as u64;
-                dropped += n;
-                XrayDocumentsDropped {
-                    exporter: &self.exporter,
-                    reason: DropReason::RetriesExhausted,
-                    documents: n,
-                    error: &last_error,
-                }
-                .emit();
-                break;
-            }
-            let wait = self.retry.backoff(attempt);
-            tracing::warn!(exporter = %self.exporter, error = %last_error, documents = retry.len(), wait = ?wait, "PutTraceSegments will be retried");
-            tokio::time::sleep(wait).await;
-            attempt += 1;
-            pending = retry;
-        }
         dropped
+            + send_all(into_calls(encoded), self.workers, |chunk| {
+                let this = self.clone();
+                async move {
+                    let retrying = Retrying {
+                        call: "PutTraceSegments",
+                        exporter: &this.exporter,
+                        settings: &this.retry,
+                        report_dropped: report_dropped_documents,
+                    };
+                    retrying
+                        .send(chunk, |chunk| put_trace_segments(&this, chunk))
+                        .await
+                }
+            })
+            .await
     }
+}
+
+fn report_dropped_documents(exporter: &str, reason: DropReason, items: u64, error: &dyn Display) {
+    XrayDocumentsDropped {
+        exporter,
+        reason,
+        documents: items,
+        error,
+    }
+    .emit();
 }
 
 /// The part of PutTraceSegments' answer that matters: what was not stored.
@@ -252,10 +195,13 @@ struct UnprocessedSegment {
     message: Option<String>,
 }
 
-async fn put_trace_segments(client: Arc<SignedClient>, chunk: Vec<Encoded>) -> CallOutcome {
+/// One PutTraceSegments call: unprocessed segments X-Ray may take later are sent again, the
+/// others are refused for good.
+async fn put_trace_segments(sender: &XRaySender, chunk: Vec<Encoded>) -> Answer<Vec<Encoded>> {
     // The body is ours, documents already escaped (see `EmbeddedJson`), signed as it is sent.
     let body = request_body(&chunk);
-    let result = client
+    let result = sender
+        .client
         .post(
             "/TraceSegments",
             &[("content-type", "application/json")],
@@ -265,43 +211,55 @@ async fn put_trace_segments(client: Arc<SignedClient>, chunk: Vec<Encoded>) -> C
         .map(|answer| {
             serde_json::from_slice::<PutTraceSegmentsAnswer>(&answer).unwrap_or_default()
         });
-    match result {
-        Ok(answer) => {
-            let mut retry_ids = Vec::new();
-            let mut rejected = 0u64;
-            let mut refusal = String::new();
-            for unprocessed in answer.unprocessed {
-                let id = unprocessed.id.unwrap_or_default();
-                let code = unprocessed.error_code.unwrap_or_default();
-                if RETRYABLE_CODES.contains(&code.as_str()) {
-                    retry_ids.push(id);
-                } else {
-                    rejected += 1;
-                    if refusal.is_empty() {
-                        refusal = format!(
-                            "segment {id}: {code}: {}",
-                            unprocessed.message.unwrap_or_default()
-                        );
-                    }
-                }
-            }
-            let retry = chunk
-                .into_iter()
-                .filter(|d| retry_ids.contains(&d.id))
-                .collect();
-            CallOutcome::Done {
-                retry,
-                rejected,
-                refusal,
-            }
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(error) if error.class == FailureClass::Retryable => {
+            return Answer::Again {
+                rest: chunk,
+                refused: 0,
+                error: error.to_string(),
+            };
         }
         Err(error) => {
-            if error.class == FailureClass::Retryable {
-                CallOutcome::Retry(chunk, error.to_string())
-            } else {
-                CallOutcome::Failed(chunk.len() as u64, error.to_string())
+            return Answer::Failed {
+                items: chunk.len() as u64,
+                error: error.to_string(),
+            };
+        }
+    };
+    let mut retry_ids = Vec::new();
+    let mut retry_error = String::new();
+    let mut refused = 0u64;
+    let mut refusal = String::new();
+    for unprocessed in answer.unprocessed {
+        let id = unprocessed.id.unwrap_or_default();
+        let code = unprocessed.error_code.unwrap_or_default();
+        if RETRYABLE_CODES.contains(&code.as_str()) {
+            if retry_error.is_empty() {
+                retry_error = format!("segment {id}: {code}");
+            }
+            retry_ids.push(id);
+        } else {
+            refused += 1;
+            if refusal.is_empty() {
+                refusal = format!(
+                    "segment {id}: {code}: {}",
+                    unprocessed.message.unwrap_or_default()
+                );
             }
         }
+    }
+    report_dropped_documents(&sender.exporter, DropReason::Rejected, refused, &refusal);
+    if retry_ids.is_empty() {
+        return Answer::Done { refused };
+    }
+    Answer::Again {
+        rest: chunk
+            .into_iter()
+            .filter(|d| retry_ids.contains(&d.id))
+            .collect(),
+        refused,
+        error: retry_error,
     }
 }
 
