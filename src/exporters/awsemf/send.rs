@@ -145,29 +145,20 @@ impl LogsSender {
         stream: &str,
         batch: Vec<EmfEvent>,
     ) -> Answer<Vec<EmfEvent>> {
-        match self.put(group, stream, &batch).await {
-            Ok(refused) => Answer::Done { refused },
-            Err(error) if error.class == FailureClass::Missing => {
-                if let Err(error) = self.create_destination(group, stream).await {
-                    tracing::warn!(exporter = %self.exporter, %error, "cannot create log group/stream");
-                }
-                match self.put(group, stream, &batch).await {
-                    Ok(refused) => Answer::Done { refused },
-                    Err(error) if error.class == FailureClass::Permanent => Answer::Failed {
-                        items: batch.len() as u64,
-                        error: error.to_string(),
-                    },
-                    Err(error) => Answer::Again {
-                        rest: batch,
-                        refused: 0,
-                        error: error.to_string(),
-                    },
-                }
+        let mut result = self.put(group, stream, &batch).await;
+        if matches!(&result, Err(error) if error.class == FailureClass::Missing) {
+            if let Err(error) = self.create_destination(group, stream).await {
+                tracing::warn!(exporter = %self.exporter, %error, "cannot create log group/stream");
             }
+            result = self.put(group, stream, &batch).await;
+        }
+        match result {
+            Ok(refused) => Answer::Done { refused },
             Err(error) if error.class == FailureClass::Permanent => Answer::Failed {
                 items: batch.len() as u64,
                 error: error.to_string(),
             },
+            // Still missing after creating it counts as a failure that may pass later.
             Err(error) => Answer::Again {
                 rest: batch,
                 refused: 0,
