@@ -92,9 +92,13 @@ impl AwsXrayExporter {
         let Payload::Traces(resource_spans) = payload else {
             return Box::pin(std::future::ready(Ok(())));
         };
-        let mut documents = Vec::with_capacity(payload.item_count());
+        // Each document is encoded as soon as it is made: its strings are freed before the
+        // next span's are allocated, so translation keeps reusing the same warm memory.
+        let mut documents = send::EncodedCalls::with_capacity(payload.item_count());
         let mut untranslatable = 0u64;
         let mut first_error = None;
+        let mut too_large = 0u64;
+        let mut first_too_large = None;
         for resource_spans in resource_spans {
             let resource = translate::ResourceContext::new(
                 resource_spans
@@ -106,7 +110,14 @@ impl AwsXrayExporter {
             );
             for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
                 match translate::span_documents(span, &resource, &self.settings) {
-                    Ok(docs) => documents.extend(docs),
+                    Ok(docs) => {
+                        for document in docs {
+                            if let Err(id) = documents.push(document) {
+                                too_large += 1;
+                                first_too_large.get_or_insert(id);
+                            }
+                        }
+                    }
                     Err(error) => {
                         untranslatable += 1;
                         first_error.get_or_insert(error);
@@ -123,9 +134,18 @@ impl AwsXrayExporter {
             }
             .emit();
         }
+        if let Some(id) = first_too_large {
+            XrayDocumentsDropped {
+                exporter: &self.id,
+                reason: DropReason::TooLarge,
+                documents: too_large,
+                error: &format_args!("segment {id} is over 64 KB even without metadata"),
+            }
+            .emit();
+        }
         let sender = self.sender.clone();
         Box::pin(async move {
-            let dropped = sender.send(documents).await + untranslatable;
+            let dropped = sender.send(documents).await + untranslatable + too_large;
             if dropped > 0 {
                 return Err(ExportError::Dropped {
                     items: dropped,

@@ -4,11 +4,12 @@
 
 use super::SegmentDocument;
 use crate::aws::RetrySettings;
-use crate::aws::calls::{Answer, Retrying, send_all};
+use crate::aws::calls::{Answer, Retrying, Unit, send_all};
 use crate::aws::signed::{FailureClass, SignedClient};
 use crate::exporters::embedded_json::EmbeddedJson;
 use crate::internal_events::{DropReason, XrayDocumentsDropped};
 use std::fmt::Display;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// PutTraceSegments accepts at most 50 documents per call.
@@ -75,12 +76,17 @@ fn encode_within_limit(mut document: SegmentDocument, out: &mut Vec<u8>) -> bool
     false
 }
 
-/// `{"TraceSegmentDocuments":["…","…"]}` from escaped documents.
+const BODY_HEAD: &[u8] = b"{\"TraceSegmentDocuments\":[";
+const BODY_TAIL: &[u8] = b"]}";
+
+/// `{"TraceSegmentDocuments":["…","…"]}` from escaped documents: the body of a call sent again
+/// with only the documents X-Ray left unprocessed.
 fn request_body(chunk: &[Encoded]) -> bytes::Bytes {
-    const HEAD: &[u8] = b"{\"TraceSegmentDocuments\":[";
-    let size = HEAD.len() + 2 + chunk.iter().map(|d| d.escaped.len() + 3).sum::<usize>();
+    let size = BODY_HEAD.len()
+        + BODY_TAIL.len()
+        + chunk.iter().map(|d| d.escaped.len() + 3).sum::<usize>();
     let mut body = Vec::with_capacity(size);
-    body.extend_from_slice(HEAD);
+    body.extend_from_slice(BODY_HEAD);
     for (i, document) in chunk.iter().enumerate() {
         if i > 0 {
             body.push(b',');
@@ -89,18 +95,100 @@ fn request_body(chunk: &[Encoded]) -> bytes::Bytes {
         body.extend_from_slice(&document.escaped);
         body.push(b'"');
     }
-    body.extend_from_slice(b"]}");
+    body.extend_from_slice(BODY_TAIL);
     body.into()
 }
 
-/// Splits documents into PutTraceSegments calls of at most [`MAX_DOCUMENTS_PER_CALL`].
-fn into_calls<T>(mut documents: Vec<T>) -> Vec<Vec<T>> {
-    let mut calls = Vec::with_capacity(documents.len().div_ceil(MAX_DOCUMENTS_PER_CALL));
-    while !documents.is_empty() {
-        let rest = documents.split_off(documents.len().min(MAX_DOCUMENTS_PER_CALL));
-        calls.push(std::mem::replace(&mut documents, rest));
+/// Documents encoded as they are translated, while each span's strings are still in cache and
+/// before the next span's allocations, laid out as the PutTraceSegments bodies they go in:
+/// every [`MAX_DOCUMENTS_PER_CALL`] documents between the body's head and tail, so the first
+/// attempt of each call sends a slice of one buffer as it is.
+pub struct EncodedCalls {
+    buffer: Vec<u8>,
+    /// Each document's segment id and escaped JSON in `buffer`.
+    documents: Vec<(String, Range<usize>)>,
+    /// Each closed call's body in `buffer` and how many documents it holds.
+    calls: Vec<(Range<usize>, usize)>,
+    /// The open call: where its body starts and how many documents it holds.
+    open: Option<(usize, usize)>,
+}
+
+impl EncodedCalls {
+    /// Room for about `documents` documents of a typical size.
+    pub fn with_capacity(documents: usize) -> Self {
+        EncodedCalls {
+            buffer: Vec::with_capacity(documents * 768 + 64),
+            documents: Vec::with_capacity(documents),
+            calls: Vec::with_capacity(documents.div_ceil(MAX_DOCUMENTS_PER_CALL)),
+            open: None,
+        }
     }
-    calls
+
+    /// Appends the document to the open call, shedding metadata then annotations to fit
+    /// X-Ray's size limit; gives back its segment id, with nothing appended, when it cannot fit.
+    pub fn push(&mut self, document: SegmentDocument) -> Result<(), String> {
+        let mark = self.buffer.len();
+        match self.open {
+            None => self.buffer.extend_from_slice(BODY_HEAD),
+            Some(_) => self.buffer.push(b','),
+        }
+        self.buffer.push(b'"');
+        let start = self.buffer.len();
+        let id = document.id.clone();
+        if !encode_within_limit(document, &mut self.buffer) {
+            self.buffer.truncate(mark);
+            return Err(id);
+        }
+        self.documents.push((id, start..self.buffer.len()));
+        self.buffer.push(b'"');
+        let (_, count) = self.open.get_or_insert((mark, 0));
+        *count += 1;
+        if *count == MAX_DOCUMENTS_PER_CALL {
+            self.close();
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        if let Some((start, count)) = self.open.take() {
+            self.buffer.extend_from_slice(BODY_TAIL);
+            self.calls.push((start..self.buffer.len(), count));
+        }
+    }
+
+    /// The calls, each with its body and its documents (for a partial retry).
+    fn into_calls(mut self) -> Vec<Call> {
+        self.close();
+        let buffer = bytes::Bytes::from(self.buffer);
+        let mut documents = self.documents.into_iter();
+        self.calls
+            .into_iter()
+            .map(|(body, count)| Call {
+                body: Some(buffer.slice(body)),
+                documents: documents
+                    .by_ref()
+                    .take(count)
+                    .map(|(id, range)| Encoded {
+                        id,
+                        escaped: buffer.slice(range),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// One PutTraceSegments call's unit of work.
+struct Call {
+    /// The body as encoded, while every document of it is still to send.
+    body: Option<bytes::Bytes>,
+    documents: Vec<Encoded>,
+}
+
+impl Unit for Call {
+    fn items(&self) -> u64 {
+        self.documents.len() as u64
+    }
 }
 
 impl XRaySender {
@@ -118,53 +206,25 @@ impl XRaySender {
         }
     }
 
-    /// Sends every document, up to `num_workers` calls at once, each retried until done or
-    /// `max_elapsed_time`; returns how many were dropped (each counted by reason and logged,
-    /// rate-limited).
-    pub async fn send(self: &Arc<Self>, documents: Vec<SegmentDocument>) -> u64 {
-        let mut dropped = 0u64;
-        let mut buffer = Vec::with_capacity(documents.len() * 768);
-        let mut encoded = Vec::with_capacity(documents.len());
-        for document in documents {
-            let id = document.id.clone();
-            let start = buffer.len();
-            if encode_within_limit(document, &mut buffer) {
-                encoded.push((id, start..buffer.len()));
-            } else {
-                dropped += 1;
-                XrayDocumentsDropped {
-                    exporter: &self.exporter,
-                    reason: DropReason::TooLarge,
-                    documents: 1,
-                    error: &format_args!("segment {id} is over 64 KB even without metadata"),
-                }
-                .emit();
+    /// Sends every call, up to `num_workers` at once, each retried until done or
+    /// `max_elapsed_time`; returns how many documents were dropped (each counted by reason and
+    /// logged, rate-limited).
+    pub async fn send(self: &Arc<Self>, documents: EncodedCalls) -> u64 {
+        send_all(documents.into_calls(), self.workers, |call| {
+            let this = self.clone();
+            async move {
+                let retrying = Retrying {
+                    call: "PutTraceSegments",
+                    exporter: &this.exporter,
+                    settings: &this.retry,
+                    report_dropped: report_dropped_documents,
+                };
+                retrying
+                    .send(call, |call| put_trace_segments(&this, call))
+                    .await
             }
-        }
-        let buffer = bytes::Bytes::from(buffer);
-        let encoded: Vec<Encoded> = encoded
-            .into_iter()
-            .map(|(id, range)| Encoded {
-                id,
-                escaped: buffer.slice(range),
-            })
-            .collect();
-        dropped
-            + send_all(into_calls(encoded), self.workers, |chunk| {
-                let this = self.clone();
-                async move {
-                    let retrying = Retrying {
-                        call: "PutTraceSegments",
-                        exporter: &this.exporter,
-                        settings: &this.retry,
-                        report_dropped: report_dropped_documents,
-                    };
-                    retrying
-                        .send(chunk, |chunk| put_trace_segments(&this, chunk))
-                        .await
-                }
-            })
-            .await
+        })
+        .await
     }
 }
 
@@ -197,9 +257,12 @@ struct UnprocessedSegment {
 
 /// One PutTraceSegments call: unprocessed segments X-Ray may take later are sent again, the
 /// others are refused for good.
-async fn put_trace_segments(sender: &XRaySender, chunk: Vec<Encoded>) -> Answer<Vec<Encoded>> {
+async fn put_trace_segments(sender: &XRaySender, call: Call) -> Answer<Call> {
     // The body is ours, documents already escaped (see `EmbeddedJson`), signed as it is sent.
-    let body = request_body(&chunk);
+    let body = match &call.body {
+        Some(body) => body.clone(),
+        None => request_body(&call.documents),
+    };
     let result = sender
         .client
         .post(
@@ -215,14 +278,14 @@ async fn put_trace_segments(sender: &XRaySender, chunk: Vec<Encoded>) -> Answer<
         Ok(answer) => answer,
         Err(error) if error.class == FailureClass::Retryable => {
             return Answer::Again {
-                rest: chunk,
+                rest: call,
                 refused: 0,
                 error: error.to_string(),
             };
         }
         Err(error) => {
             return Answer::Failed {
-                items: chunk.len() as u64,
+                items: call.documents.len() as u64,
                 error: error.to_string(),
             };
         }
@@ -254,10 +317,14 @@ async fn put_trace_segments(sender: &XRaySender, chunk: Vec<Encoded>) -> Answer<
         return Answer::Done { refused };
     }
     Answer::Again {
-        rest: chunk
-            .into_iter()
-            .filter(|d| retry_ids.contains(&d.id))
-            .collect(),
+        rest: Call {
+            body: None,
+            documents: call
+                .documents
+                .into_iter()
+                .filter(|d| retry_ids.contains(&d.id))
+                .collect(),
+        },
         refused,
         error: retry_error,
     }
@@ -286,19 +353,80 @@ mod tests {
         doc
     }
 
+    /// Each call's body as X-Ray would read it: the segment ids of its documents.
+    fn call_ids(calls: &[Call]) -> Vec<Vec<String>> {
+        calls
+            .iter()
+            .map(|call| {
+                let body: Value = serde_json::from_slice(call.body.as_ref().unwrap()).unwrap();
+                let ids: Vec<String> = body["TraceSegmentDocuments"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| {
+                        let d: Value = serde_json::from_str(d.as_str().unwrap()).unwrap();
+                        d["id"].as_str().unwrap().to_string()
+                    })
+                    .collect();
+                let listed: Vec<&String> = call.documents.iter().map(|d| &d.id).collect();
+                assert_eq!(ids.iter().collect::<Vec<_>>(), listed, "body and ids agree");
+                // The body a partial retry builds from the same documents is the same bytes.
+                assert_eq!(&request_body(&call.documents), call.body.as_ref().unwrap());
+                ids
+            })
+            .collect()
+    }
+
+    fn numbered(i: usize, metadata_bytes: usize) -> SegmentDocument {
+        SegmentDocument {
+            id: format!("{i:016x}"),
+            ..document(metadata_bytes, 0)
+        }
+    }
+
     #[test]
-    fn calls_hold_at_most_50_documents() {
+    fn calls_hold_at_most_50_documents_in_order() {
         let sizes = |n: usize| -> Vec<usize> {
-            into_calls((0..n).collect::<Vec<_>>())
+            let mut encoded = EncodedCalls::with_capacity(n);
+            for i in 0..n {
+                encoded.push(numbered(i, 0)).unwrap();
+            }
+            assert_eq!(encoded.documents.len(), n);
+            call_ids(&encoded.into_calls())
                 .iter()
                 .map(Vec::len)
                 .collect()
         };
         assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
         assert_eq!(sizes(50), vec![50]);
         assert_eq!(sizes(51), vec![50, 1]);
         assert_eq!(sizes(120), vec![50, 50, 20]);
-        assert_eq!(into_calls((0..51).collect())[1], vec![50], "order kept");
+        let mut encoded = EncodedCalls::with_capacity(51);
+        for i in 0..51 {
+            encoded.push(numbered(i, 0)).unwrap();
+        }
+        let ids = call_ids(&encoded.into_calls());
+        assert_eq!(ids[1], vec![format!("{:016x}", 50)], "order kept");
+    }
+
+    #[test]
+    fn a_document_too_large_leaves_the_bodies_whole() {
+        let mut encoded = EncodedCalls::with_capacity(3);
+        let mut huge = numbered(0, 0);
+        huge.name = "n".repeat(70_000);
+        // First in a call, in the middle, and last.
+        assert_eq!(encoded.push(huge.clone()), Err(format!("{:016x}", 0)));
+        encoded.push(numbered(1, 10)).unwrap();
+        assert!(encoded.push(huge.clone()).is_err());
+        encoded.push(numbered(2, 10)).unwrap();
+        assert!(encoded.push(huge).is_err());
+        assert_eq!(encoded.documents.len(), 2);
+        let ids = call_ids(&encoded.into_calls());
+        assert_eq!(
+            ids,
+            vec![vec![format!("{:016x}", 1), format!("{:016x}", 2)]]
+        );
     }
 
     /// The document as X-Ray receives it: the body's string, unescaped.
