@@ -1,45 +1,47 @@
 //! The X-Ray segment document, with the field names of the X-Ray API
 //! (`internal/aws/xray/tracesegment.go` in the collector). Empty values are left out, as the
-//! collector's helpers turn "" into a missing field.
+//! collector's helpers turn "" into a missing field. A document borrows what it quotes from
+//! the span and from its resource's context (`Cow`), and is encoded as soon as it is made.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct SegmentDocument {
-    pub name: String,
-    pub id: String,
+pub struct SegmentDocument<'a> {
+    pub name: Cow<'a, str>,
+    pub id: Cow<'a, str>,
     pub start_time: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub trace_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_time: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_progress: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_id: Option<String>,
+    pub parent_id: Option<Cow<'a, str>>,
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
+    pub kind: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub origin: Option<String>,
+    pub origin: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource_arn: Option<String>,
+    pub resource_arn: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traced: Option<bool>,
     pub error: bool,
     pub fault: bool,
     pub throttle: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub http: Option<HttpData>,
+    pub http: Option<HttpData<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aws: Option<AwsData>,
+    pub aws: Option<AwsData<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<ServiceData>,
+    pub service: Option<Cow<'a, ServiceData>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sql: Option<SqlData>,
+    pub sql: Option<SqlData<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<Cause>,
     #[serde(skip_serializing_if = "Map::is_empty")]
@@ -47,31 +49,31 @@ pub struct SegmentDocument {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<SpanLink>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct HttpData {
+pub struct HttpData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request: Option<HttpRequest>,
+    pub request: Option<HttpRequest<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<HttpResponse>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct HttpRequest {
+pub struct HttpRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x_forwarded_for: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
+    pub method: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_ip: Option<String>,
+    pub client_ip: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -83,33 +85,33 @@ pub struct HttpResponse {
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct AwsData {
+pub struct AwsData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
+    pub account_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub elastic_beanstalk: Option<BeanstalkData>,
+    pub elastic_beanstalk: Option<Cow<'a, BeanstalkData>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ecs: Option<EcsData>,
+    pub ecs: Option<Cow<'a, EcsData>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ec2: Option<Ec2Data>,
+    pub ec2: Option<Cow<'a, Ec2Data>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub eks: Option<EksData>,
+    pub eks: Option<Cow<'a, EksData>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub xray: Option<XRayData>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub cloudwatch_logs: Vec<LogGroupData>,
+    pub xray: Option<Cow<'a, XRayData>>,
+    #[serde(skip_serializing_if = "is_empty_slice")]
+    pub cloudwatch_logs: Cow<'a, [LogGroupData]>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
+    pub operation: Option<Cow<'a, str>>,
     #[serde(rename = "region", skip_serializing_if = "Option::is_none")]
-    pub remote_region: Option<String>,
+    pub remote_region: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
+    pub request_id: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub queue_url: Option<String>,
+    pub queue_url: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub table_name: Option<String>,
+    pub table_name: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub table_names: Vec<String>,
+    pub table_names: Vec<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -187,17 +189,17 @@ pub struct ServiceData {
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct SqlData {
+pub struct SqlData<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub connection_string: Option<String>,
+    pub connection_string: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    pub url: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sanitized_query: Option<String>,
+    pub sanitized_query: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_type: Option<String>,
+    pub database_type: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -245,7 +247,11 @@ pub struct SpanLink {
 }
 
 /// `Some(s)` unless `s` is empty: the collector never writes empty strings.
-pub fn non_empty(s: impl Into<String>) -> Option<String> {
+pub fn non_empty<S: AsRef<str>>(s: impl Into<S>) -> Option<S> {
     let s = s.into();
-    (!s.is_empty()).then_some(s)
+    (!s.as_ref().is_empty()).then_some(s)
+}
+
+fn is_empty_slice<T>(items: &[T]) -> bool {
+    items.is_empty()
 }

@@ -134,7 +134,7 @@ impl EncodedCalls {
         }
         self.buffer.push(b'"');
         let start = self.buffer.len();
-        let id = document.id.clone();
+        let id = document.id.to_string();
         if !encode_within_limit(document, &mut self.buffer) {
             self.buffer.truncate(mark);
             return Err(id);
@@ -335,7 +335,7 @@ mod tests {
     use super::*;
     use serde_json::{Map, Value};
 
-    fn document(metadata_bytes: usize, annotation_bytes: usize) -> SegmentDocument {
+    fn document(metadata_bytes: usize, annotation_bytes: usize) -> SegmentDocument<'static> {
         let mut doc = SegmentDocument {
             name: "svc".into(),
             id: "0000000000000001".into(),
@@ -377,9 +377,9 @@ mod tests {
             .collect()
     }
 
-    fn numbered(i: usize, metadata_bytes: usize) -> SegmentDocument {
+    fn numbered(i: usize, metadata_bytes: usize) -> SegmentDocument<'static> {
         SegmentDocument {
-            id: format!("{i:016x}"),
+            id: format!("{i:016x}").into(),
             ..document(metadata_bytes, 0)
         }
     }
@@ -414,7 +414,7 @@ mod tests {
     fn a_document_too_large_leaves_the_bodies_whole() {
         let mut encoded = EncodedCalls::with_capacity(3);
         let mut huge = numbered(0, 0);
-        huge.name = "n".repeat(70_000);
+        huge.name = "n".repeat(70_000).into();
         // First in a call, in the middle, and last.
         assert_eq!(encoded.push(huge.clone()), Err(format!("{:016x}", 0)));
         encoded.push(numbered(1, 10)).unwrap();
@@ -460,7 +460,7 @@ mod tests {
         assert!(!no_annotations.contains("annotations"));
         // What cannot be shed and is still too large is refused, leaving the buffer as it was.
         let mut huge = document(0, 0);
-        huge.name = "n".repeat(70_000);
+        huge.name = "n".repeat(70_000).into();
         assert!(embedded(huge).is_none());
     }
 

@@ -6,6 +6,7 @@ use crate::xray::*;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 mod annotations;
@@ -95,26 +96,32 @@ impl<'a> ResourceContext<'a> {
     }
 }
 
-/// Every document a span becomes: usually one, two for a local-root dependency span.
+/// Every document a span becomes (usually one, two for a local-root dependency span), as JSON.
 pub fn span_to_documents(
     span: &Span,
     resource: &[KeyValue],
     settings: &TranslateSettings,
-) -> Result<Vec<SegmentDocument>, TranslateError> {
-    span_documents(span, &ResourceContext::new(resource, settings), settings)
+) -> Result<Vec<Value>, TranslateError> {
+    let resource = ResourceContext::new(resource, settings);
+    let documents = span_documents(span, &resource, settings)?;
+    Ok(documents
+        .iter()
+        .map(|d| serde_json::to_value(d).expect("documents are JSON"))
+        .collect())
 }
 
-/// [`span_to_documents`] with the resource's part already worked out.
-pub fn span_documents(
-    span: &Span,
-    resource: &ResourceContext,
-    settings: &TranslateSettings,
-) -> Result<Vec<SegmentDocument>, TranslateError> {
+/// The documents of a span, borrowing its strings and the resource's part already worked out:
+/// encoded straight away by the exporter, they cost no copy of what they quote.
+pub fn span_documents<'a>(
+    span: &'a Span,
+    resource: &'a ResourceContext<'a>,
+    settings: &'a TranslateSettings,
+) -> Result<Vec<SegmentDocument<'a>>, TranslateError> {
     let span_attrs = attributes(&span.attributes);
     let kind = SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified);
     let local_root = span_attrs
         .get("aws.span.kind")
-        .is_some_and(|v| value_string(v) == "LOCAL_ROOT");
+        .is_some_and(|v| value_str(v) == "LOCAL_ROOT");
     if !local_root {
         let mut segment = make_segment(span, &span_attrs, resource, settings, None, &[])?;
         if matches!(
@@ -141,7 +148,7 @@ pub fn span_documents(
     // subsegment for the remote one, linked by a new id.
     let service_id = new_segment_id();
     let mut dependency = make_segment(span, &span_attrs, resource, settings, None, &[])?;
-    dependency.parent_id = Some(service_id.clone());
+    dependency.parent_id = Some(service_id.clone().into());
     dependency.kind = Some("subsegment".into());
     if dependency.namespace.is_none() {
         dependency.namespace = Some("remote".into());
@@ -150,7 +157,7 @@ pub fn span_documents(
         dependency.links.clear();
     }
     if let Some(remote) = span_attrs.get("aws.remote.service") {
-        dependency.name = trim_aws_sdk_prefix(&value_string(remote), &span_attrs);
+        dependency.name = trim_aws_sdk_prefix(value_str(remote), &span_attrs);
     }
     let removed = [
         "aws.remote.service",
@@ -167,7 +174,7 @@ pub fn span_documents(
         &removed,
     )?;
     if let Some(local) = span_attrs.get("aws.local.service") {
-        service.name = value_string(local);
+        service.name = value_str(local);
     }
     service.http = None;
     if let Some(aws) = service.aws.as_mut() {
@@ -193,30 +200,32 @@ pub fn span_documents(
 fn is_aws_sdk_span(attrs: &Attributes) -> bool {
     attrs
         .get("rpc.system")
-        .is_some_and(|v| value_string(v) == "aws-api")
+        .is_some_and(|v| value_str(v) == "aws-api")
 }
 
-fn trim_aws_sdk_prefix(name: &str, attrs: &Attributes) -> String {
+fn trim_aws_sdk_prefix<'a>(name: Cow<'a, str>, attrs: &Attributes) -> Cow<'a, str> {
     if is_aws_sdk_span(attrs) {
-        if let Some(rest) = name.strip_prefix("AWS.SDK.") {
-            return rest.to_string();
-        }
-        if let Some(rest) = name.strip_prefix("AWS::") {
-            return rest.to_string();
+        for prefix in ["AWS.SDK.", "AWS::"] {
+            if let Some(rest) = name.strip_prefix(prefix) {
+                return match name {
+                    Cow::Borrowed(name) => Cow::Borrowed(&name[prefix.len()..]),
+                    Cow::Owned(_) => Cow::Owned(rest.to_string()),
+                };
+            }
         }
     }
-    name.to_string()
+    name
 }
 
 /// One segment from one span. `id_override` and `removed` serve the local-root split.
 fn make_segment<'a>(
     span: &'a Span,
     span_attrs: &Attributes<'a>,
-    resource: &ResourceContext,
-    settings: &TranslateSettings,
+    resource: &'a ResourceContext<'a>,
+    settings: &'a TranslateSettings,
     id_override: Option<String>,
     removed: &[&str],
-) -> Result<SegmentDocument, TranslateError> {
+) -> Result<SegmentDocument<'a>, TranslateError> {
     if span.span_id.len() != 8 {
         return Err(TranslateError::SpanId(span.span_id.len()));
     }
@@ -248,9 +257,9 @@ fn make_segment<'a>(
     let http = make_http(span, kind, from_xray, &mut remaining);
     let (error, fault, throttle, cause) =
         make_cause(span, kind, all_attrs, &resource.language, &mut remaining);
-    let origin = resource.origin.clone();
+    let origin = resource.origin.as_str();
     let aws = make_aws(&mut remaining, &resource.aws);
-    let service = resource.service.clone();
+    let service = resource.service.as_ref().map(Cow::Borrowed);
     let sql = make_sql(span, &mut remaining);
     for name in &settings.indexed_attributes {
         if let Some(value) = all_attrs.get(name.as_str())
@@ -282,13 +291,13 @@ fn make_segment<'a>(
 
     Ok(SegmentDocument {
         name,
-        id: id_override.unwrap_or_else(|| hex(&span.span_id)),
+        id: Cow::Owned(id_override.unwrap_or_else(|| hex(&span.span_id))),
         start_time: seconds(span.start_time_unix_nano),
-        trace_id: Some(trace_id),
+        trace_id: Some(Cow::Owned(trace_id)),
         end_time: (!in_progress).then(|| seconds(span.end_time_unix_nano)),
         in_progress: in_progress.then_some(true),
         parent_id: non_empty(hex(&span.parent_span_id)),
-        kind: is_subsegment.then(|| "subsegment".to_string()),
+        kind: is_subsegment.then_some(Cow::Borrowed("subsegment")),
         origin: non_empty(origin),
         user: non_empty(user),
         resource_arn: None,
@@ -309,21 +318,22 @@ fn make_segment<'a>(
 }
 
 /// X-Ray names segments after services, not operations: the first rule that finds one wins.
-fn segment_name(
-    span: &Span,
+/// Gives the name and the namespace ("" for none).
+fn segment_name<'a>(
+    span: &'a Span,
     kind: SpanKind,
-    attrs: &Attributes,
-    resource: &Attributes,
-) -> (String, String) {
-    let get = |key: &str| attrs.get(key).map(value_string).filter(|s| !s.is_empty());
+    attrs: &Attributes<'a>,
+    resource: &Attributes<'a>,
+) -> (Cow<'a, str>, &'static str) {
+    let get = |key: &str| attrs.get(key).map(value_str).filter(|s| !s.is_empty());
     let mut name = None;
-    let mut namespace = String::new();
+    let mut namespace = "";
     if kind == SpanKind::Server {
         name = get("aws.local.service");
     }
     let local_root = attrs
         .get("aws.span.kind")
-        .is_some_and(|v| value_string(v) == "LOCAL_ROOT");
+        .is_some_and(|v| value_str(v) == "LOCAL_ROOT");
     if kind == SpanKind::Internal && local_root {
         name = get("aws.local.service");
     }
@@ -332,20 +342,20 @@ fn segment_name(
         SpanKind::Client | SpanKind::Producer | SpanKind::Consumer
     ) && let Some(remote) = get("aws.remote.service")
     {
-        name = Some(trim_aws_sdk_prefix(&remote, attrs));
+        name = Some(trim_aws_sdk_prefix(remote, attrs));
     }
     if name.is_none() {
         name = get("peer.service");
     }
     if is_aws_sdk_span(attrs) {
-        namespace = "aws".into();
+        namespace = "aws";
     }
     if name.is_none()
         && let Some(service) = get("aws.service")
     {
         name = Some(service);
         if namespace.is_empty() {
-            namespace = "aws".into();
+            namespace = "aws";
         }
     }
     if name.is_none()
@@ -355,7 +365,7 @@ fn segment_name(
         if let Some(url) = get("db.connection_string") {
             let url = url.strip_prefix("jdbc:").unwrap_or(&url);
             if let Some(host) = url_host(url) {
-                db_name = format!("{db_name}@{host}");
+                db_name = Cow::Owned(format!("{db_name}@{host}"));
             }
         }
         name = Some(db_name);
@@ -363,7 +373,7 @@ fn segment_name(
     if name.is_none() && kind == SpanKind::Server {
         name = resource
             .get("service.name")
-            .map(value_string)
+            .map(value_str)
             .filter(|s| !s.is_empty());
     }
     for key in ["rpc.service", "http.host", "net.peer.name"] {
@@ -373,7 +383,7 @@ fn segment_name(
     }
     let name = name.unwrap_or_else(|| fix_segment_name(&span.name));
     if namespace.is_empty() && kind == SpanKind::Client {
-        namespace = "remote".into();
+        namespace = "remote";
     }
     (name, namespace)
 }
@@ -392,11 +402,15 @@ fn url_host(url: &str) -> Option<String> {
 }
 
 /// Keeps Unicode letters, digits, space and `_ . : / % & # = + - @`; cut to 200 bytes.
-pub fn fix_segment_name(name: &str) -> String {
-    let mut fixed: String = name
-        .chars()
-        .filter(|c| c.is_alphanumeric() || " _.:/%&#=+-@".contains(*c))
-        .collect();
+pub fn fix_segment_name(name: &str) -> Cow<'_, str> {
+    let allowed = |c: &char| c.is_alphanumeric() || " _.:/%&#=+-@".contains(*c);
+    if !name.is_empty()
+        && name.len() <= MAX_SEGMENT_NAME_LENGTH
+        && name.chars().all(|c| allowed(&c))
+    {
+        return Cow::Borrowed(name);
+    }
+    let mut fixed: String = name.chars().filter(allowed).collect();
     if fixed.len() > MAX_SEGMENT_NAME_LENGTH {
         let mut cut = MAX_SEGMENT_NAME_LENGTH;
         while !fixed.is_char_boundary(cut) {
@@ -405,9 +419,9 @@ pub fn fix_segment_name(name: &str) -> String {
         fixed.truncate(cut);
     }
     if fixed.is_empty() {
-        "span".into()
+        Cow::Borrowed("span")
     } else {
-        fixed
+        Cow::Owned(fixed)
     }
 }
 

@@ -104,6 +104,14 @@ pub fn value_string(value: &AnyValue) -> String {
     }
 }
 
+/// [`value_string`], borrowed when the value is a string (most are).
+pub fn value_str(value: &AnyValue) -> Cow<'_, str> {
+    match &value.value {
+        Some(Av::StringValue(s)) => Cow::Borrowed(s),
+        _ => Cow::Owned(value_string(value)),
+    }
+}
+
 /// The value as plain JSON (`Value.AsRaw()`).
 pub fn value_json(value: &AnyValue) -> Value {
     match &value.value {

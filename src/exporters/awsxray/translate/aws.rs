@@ -149,39 +149,42 @@ pub(super) fn aws_resource_data(
     }
 }
 
-pub(super) fn make_aws(remaining: &mut Attributes, resource: &AwsResourceData) -> Option<AwsData> {
+pub(super) fn make_aws<'a>(
+    remaining: &mut Attributes<'a>,
+    resource: &'a AwsResourceData,
+) -> Option<AwsData<'a>> {
     let mut account = None;
     let operation = remaining
         .get("aws.operation")
         .or_else(|| remaining.get("rpc.method"))
-        .map(value_string)
+        .map(value_str)
         .unwrap_or_default();
-    let mut remote_region = String::new();
-    let mut request_id = String::new();
-    let mut queue_url = String::new();
-    let mut table_name = String::new();
+    let mut remote_region = Cow::Borrowed("");
+    let mut request_id = Cow::Borrowed("");
+    let mut queue_url = Cow::Borrowed("");
+    let mut table_name = Cow::Borrowed("");
     let mut table_names = Vec::new();
     remaining.retain(|key, value| {
         let consumed = match key {
             "rpc.method" | "aws.operation" => true,
             "aws.account_id" => {
-                account = Some(value_string(value));
+                account = Some(value_str(value));
                 true
             }
             "aws.region" => {
-                remote_region = value_string(value);
+                remote_region = value_str(value);
                 true
             }
             "aws.request_id" | "aws.requestId" => {
-                request_id = value_string(value);
+                request_id = value_str(value);
                 true
             }
             "aws.queue_url" | "aws.queue.url" => {
-                queue_url = value_string(value);
+                queue_url = value_str(value);
                 true
             }
             "aws.table_name" | "aws.table.name" => {
-                table_name = value_string(value);
+                table_name = value_str(value);
                 true
             }
             _ => false,
@@ -192,27 +195,27 @@ pub(super) fn make_aws(remaining: &mut Attributes, resource: &AwsResourceData) -
         return None;
     }
     if let Some(url) = remaining.get("messaging.url") {
-        queue_url = value_string(url);
+        queue_url = value_str(url);
     }
     if let Some(tables) = remaining.get("aws.dynamodb.table_names") {
-        let names = string_list(tables);
+        let mut names = string_list(tables);
         match names.len() {
             0 => {}
-            1 => table_name = names[0].clone(),
+            1 => table_name = Cow::Owned(names.remove(0)),
             _ => {
-                table_name.clear();
-                table_names = names;
+                table_name = Cow::Borrowed("");
+                table_names = names.into_iter().map(Cow::Owned).collect();
             }
         }
     }
     Some(AwsData {
-        account_id: non_empty(account.unwrap_or_else(|| resource.account_id.clone())),
-        elastic_beanstalk: resource.elastic_beanstalk.clone(),
-        ecs: resource.ecs.clone(),
-        ec2: resource.ec2.clone(),
-        eks: resource.eks.clone(),
-        xray: Some(resource.xray.clone()),
-        cloudwatch_logs: resource.cloudwatch_logs.clone(),
+        account_id: non_empty(account.unwrap_or(Cow::Borrowed(&resource.account_id))),
+        elastic_beanstalk: resource.elastic_beanstalk.as_ref().map(Cow::Borrowed),
+        ecs: resource.ecs.as_ref().map(Cow::Borrowed),
+        ec2: resource.ec2.as_ref().map(Cow::Borrowed),
+        eks: resource.eks.as_ref().map(Cow::Borrowed),
+        xray: Some(Cow::Borrowed(&resource.xray)),
+        cloudwatch_logs: Cow::Borrowed(&resource.cloudwatch_logs),
         operation: non_empty(operation),
         remote_region: non_empty(remote_region),
         request_id: non_empty(request_id),

@@ -3,21 +3,21 @@
 
 use super::*;
 
-pub(super) fn make_http(
+pub(super) fn make_http<'a>(
     span: &Span,
     kind: SpanKind,
     from_xray: bool,
-    remaining: &mut Attributes,
-) -> Option<HttpData> {
+    remaining: &mut Attributes<'a>,
+) -> Option<HttpData<'a>> {
     let mut request = HttpRequest::default();
     let mut forwarded = None;
     let mut response = HttpResponse::default();
-    let mut url_parts: BTreeMap<&str, String> = BTreeMap::new();
+    let mut url_parts: BTreeMap<&str, Cow<'a, str>> = BTreeMap::new();
     let mut has_http = false;
     let mut has_url_attributes = false;
     remaining.retain(|key, value| {
         // Rendered only for the keys that are used.
-        let text = || value_string(value);
+        let text = || value_str(value);
         let mut consumed = true;
         match key {
             "http.method" | "http.request.method" => {
@@ -140,36 +140,37 @@ pub(super) fn response_size_from_events(span: &Span) -> Option<i64> {
         })
 }
 
-pub(super) fn construct_url(parts: &BTreeMap<&str, String>, server: bool) -> String {
+pub(super) fn construct_url<'a>(
+    parts: &BTreeMap<&str, Cow<'a, str>>,
+    server: bool,
+) -> Cow<'a, str> {
     if let Some(url) = parts.get("http.url") {
         return url.clone();
     }
-    let scheme = parts
-        .get("http.scheme")
-        .cloned()
-        .unwrap_or_else(|| "http".into());
-    let (host, port) = match parts.get("http.host") {
-        Some(host) => (host.clone(), String::new()),
+    let part = |key: &str| parts.get(key).map(|p| &**p);
+    let scheme = part("http.scheme").unwrap_or("http");
+    let (host, port) = match part("http.host") {
+        Some(host) => (host, ""),
         None if server => (
             ["http.server_name", "net.host.name", "host.name"]
                 .iter()
-                .find_map(|k| parts.get(k).cloned())
+                .find_map(|k| part(k))
                 .unwrap_or_default(),
-            parts.get("net.host.port").cloned().unwrap_or_default(),
+            part("net.host.port").unwrap_or_default(),
         ),
         None => (
             ["net.peer.name", "net.peer.ip"]
                 .iter()
-                .find_map(|k| parts.get(k).cloned())
+                .find_map(|k| part(k))
                 .unwrap_or_default(),
-            parts.get("net.peer.port").cloned().unwrap_or_default(),
+            part("net.peer.port").unwrap_or_default(),
         ),
     };
     let mut url = format!("{scheme}://{host}");
     let default_port = (scheme == "http" && port == "80") || (scheme == "https" && port == "443");
     if !port.is_empty() && !default_port {
         url.push(':');
-        url.push_str(&port);
+        url.push_str(port);
     }
     match (parts.get("http.target"), parts.get("url.path")) {
         (Some(target), _) => url.push_str(target),
@@ -182,5 +183,5 @@ pub(super) fn construct_url(parts: &BTreeMap<&str, String>, server: bool) -> Str
         }
         (None, None) => url.push('/'),
     }
-    url
+    Cow::Owned(url)
 }

@@ -16,13 +16,13 @@ pub(super) const SQL_DATABASES: &[&str] = &[
     "other_sql",
 ];
 
-pub(super) fn make_sql(span: &Span, remaining: &mut Attributes) -> Option<SqlData> {
-    let system = remaining.get("db.system").map(value_string)?;
-    if !SQL_DATABASES.contains(&system.as_str()) {
+pub(super) fn make_sql<'a>(span: &'a Span, remaining: &mut Attributes<'a>) -> Option<SqlData<'a>> {
+    let system = remaining.get("db.system").map(value_str)?;
+    if !SQL_DATABASES.contains(&&*system) {
         return None;
     }
-    let take = |remaining: &mut Attributes, key: &str| {
-        remaining.remove(key).map(value_string).unwrap_or_default()
+    let take = |remaining: &mut Attributes<'a>, key: &str| {
+        remaining.remove(key).map(value_str).unwrap_or_default()
     };
     take(remaining, "db.system");
     let statement = take(remaining, "db.statement");
@@ -30,11 +30,11 @@ pub(super) fn make_sql(span: &Span, remaining: &mut Attributes) -> Option<SqlDat
     let mut connection = take(remaining, "db.connection_string");
     let name = take(remaining, "db.name");
     if connection.is_empty() {
-        connection = "localhost".into();
+        connection = Cow::Borrowed("localhost");
     }
     Some(SqlData {
-        connection_string: Some(format!("{connection}/{name}")),
-        url: non_empty(span.name.clone()),
+        connection_string: Some(Cow::Owned(format!("{connection}/{name}"))),
+        url: non_empty(span.name.as_str()),
         sanitized_query: non_empty(statement),
         database_type: Some(system),
         user: non_empty(user),
