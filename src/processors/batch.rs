@@ -67,6 +67,18 @@ enum Trigger {
     Shutdown,
 }
 
+/// When a batch started at `now` leaves on timeout: on the tick the collector's free-running
+/// timer (reset after every send, then every `timeout`) would reach next, so batches leave
+/// when they would in the collector without a timer waking an idle processor.
+fn next_tick(deadline: Instant, timeout: Duration, now: Instant) -> Instant {
+    if deadline > now || timeout.is_zero() {
+        return deadline;
+    }
+    let behind = (now - deadline).as_nanos();
+    let ticks = behind / timeout.as_nanos() + 1;
+    deadline + Duration::from_nanos(u64::try_from(ticks * timeout.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// One running batch processor instance (one per pipeline that lists it).
 pub struct BatchProcessor {
     id: String,
@@ -107,6 +119,9 @@ impl BatchProcessor {
                     if items == 0 {
                         continue;
                     }
+                    if self.pending_items == 0 {
+                        deadline = next_tick(deadline, self.config.timeout, Instant::now());
+                    }
                     self.pending.append(payload);
                     self.pending_items += items;
                     while self.pending_items > 0
@@ -116,10 +131,9 @@ impl BatchProcessor {
                         deadline = Instant::now() + self.config.timeout;
                     }
                 }
-                _ = tokio::time::sleep_until(deadline), if self.timer_enabled() => {
-                    if self.pending_items > 0 {
-                        self.send_one(Trigger::Timeout, &output).await;
-                    }
+                // Armed only while a batch is pending: an idle sidecar has no timer to wake it.
+                _ = tokio::time::sleep_until(deadline), if self.timer_enabled() && self.pending_items > 0 => {
+                    self.send_one(Trigger::Timeout, &output).await;
                     deadline = Instant::now() + self.config.timeout;
                 }
             }
@@ -229,6 +243,66 @@ mod tests {
         );
         drop(tx);
         assert!(rx.recv().await.is_none(), "nothing else was pending");
+    }
+
+    #[test]
+    fn an_idle_timer_keeps_the_collectors_tick_phase() {
+        let start = Instant::now();
+        let second = Duration::from_secs(1);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        // Still ahead: unchanged. Behind: the next tick of the free-running timer.
+        assert_eq!(next_tick(at(1000), second, at(400)), at(1000));
+        assert_eq!(next_tick(at(1000), second, at(1000)), at(2000));
+        assert_eq!(next_tick(at(1000), second, at(3500)), at(4000));
+        assert_eq!(next_tick(at(1000), second, at(3999)), at(4000));
+    }
+
+    /// A future that counts how often it is polled.
+    struct Counted<F> {
+        inner: std::pin::Pin<Box<F>>,
+        polls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl<F: std::future::Future> std::future::Future for Counted<F> {
+        type Output = F::Output;
+        fn poll(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<F::Output> {
+            self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.as_mut().poll(cx)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_processor_is_never_woken_and_a_late_batch_leaves_on_the_next_tick() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (input, delivery_rx) = mpsc::channel(8);
+        let (batch_tx, mut output) = mpsc::channel(8);
+        let polls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let processor = BatchProcessor::new(
+            "batch".into(),
+            config("send_batch_size: 50\ntimeout: 1s"),
+            Signal::Traces,
+        );
+        tokio::spawn(Counted {
+            inner: Box::pin(processor.run(delivery_rx, batch_tx)),
+            polls: polls.clone(),
+        });
+        let started = Instant::now();
+        tokio::task::yield_now().await;
+        let before = polls.load(SeqCst);
+        // Idle across three timeouts: the collector's timer would have fired three times.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert_eq!(polls.load(SeqCst), before, "an idle processor was woken");
+        input.send(Delivery::new(spans(1))).await.unwrap();
+        let Delivery { payload, .. } = output.recv().await.unwrap();
+        assert_eq!(payload.item_count(), 1);
+        let left = started.elapsed();
+        assert!(
+            left >= Duration::from_secs(4) && left < Duration::from_millis(4100),
+            "left at {left:?}, not on the collector's 4 s tick"
+        );
     }
 
     #[tokio::test(start_paused = true)]
