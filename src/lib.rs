@@ -17,6 +17,8 @@ pub mod pipeline;
 pub mod processors;
 pub mod receivers;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod xray;
 
 /// The version reported in logs and the scope version of the components that set one.

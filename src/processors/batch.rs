@@ -257,44 +257,24 @@ mod tests {
         assert_eq!(next_tick(at(1000), second, at(3999)), at(4000));
     }
 
-    /// A future that counts how often it is polled.
-    struct Counted<F> {
-        inner: std::pin::Pin<Box<F>>,
-        polls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    }
-
-    impl<F: std::future::Future> std::future::Future for Counted<F> {
-        type Output = F::Output;
-        fn poll(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<F::Output> {
-            self.polls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.inner.as_mut().poll(cx)
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn an_idle_processor_is_never_woken_and_a_late_batch_leaves_on_the_next_tick() {
-        use std::sync::atomic::Ordering::SeqCst;
+        use crate::test_support::{Counted, polls};
         let (input, delivery_rx) = mpsc::channel(8);
         let (batch_tx, mut output) = mpsc::channel(8);
-        let polls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let processor = BatchProcessor::new(
             "batch".into(),
             config("send_batch_size: 50\ntimeout: 1s"),
             Signal::Traces,
         );
-        tokio::spawn(Counted {
-            inner: Box::pin(processor.run(delivery_rx, batch_tx)),
-            polls: polls.clone(),
-        });
+        let (counted, polled) = Counted::new(processor.run(delivery_rx, batch_tx));
+        tokio::spawn(counted);
         let started = Instant::now();
         tokio::task::yield_now().await;
-        let before = polls.load(SeqCst);
+        let before = polls(&polled);
         // Idle across three timeouts: the collector's timer would have fired three times.
         tokio::time::sleep(Duration::from_millis(3500)).await;
-        assert_eq!(polls.load(SeqCst), before, "an idle processor was woken");
+        assert_eq!(polls(&polled), before, "an idle processor was woken");
         input.send(Delivery::new(spans(1))).await.unwrap();
         let Delivery { payload, .. } = output.recv().await.unwrap();
         assert_eq!(payload.item_count(), 1);

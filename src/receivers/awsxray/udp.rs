@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// Datagrams up to 64 KiB, as the daemon reads them.
@@ -34,6 +35,7 @@ pub async fn start(
     let bound = socket.local_addr()?;
     tracing::info!(message = "listening", component = id, transport = "udp", address = %bound);
     let socket = Arc::new(socket);
+    let traffic = Arc::new(Notify::new());
     let mut tasks = Vec::new();
     for _ in 0..READERS {
         tasks.push(tokio::spawn(read_loop(
@@ -42,12 +44,14 @@ pub async fn start(
             consumers.clone(),
             shutdown.clone(),
             DATAGRAMS_PER_PAYLOAD,
+            traffic.clone(),
         )));
     }
     tasks.push(tokio::spawn(report_kernel_drops(
         id.to_string(),
         bound,
         shutdown,
+        traffic,
     )));
     Ok(tasks)
 }
@@ -77,6 +81,7 @@ async fn read_loop(
     consumers: Consumers,
     shutdown: Shutdown,
     datagrams_per_payload: usize,
+    traffic: Arc<Notify>,
 ) {
     let mut buffer = vec![0u8; MAX_DATAGRAM_BYTES + 1];
     let stop = shutdown.wait();
@@ -92,6 +97,7 @@ async fn read_loop(
             },
             _ = &mut stop => break,
         };
+        traffic.notify_one();
         let mut resource_spans = Vec::new();
         take_datagram(&receiver, &buffer[..length], &mut resource_spans);
         // Whatever else has already arrived goes into the same payload, without waiting.
@@ -143,19 +149,28 @@ fn take_datagram(
     }
 }
 
-/// Publishes the kernel's drop count for this socket (`/proc/net/udp`, last column).
-async fn report_kernel_drops(receiver: String, bound: SocketAddr, shutdown: Shutdown) {
+/// Publishes the kernel's drop count for this socket (`/proc/net/udp`, last column), at most
+/// every [`KERNEL_DROPS_INTERVAL`] and only after datagrams arrived: the count grows only while
+/// they do, so an idle receiver is not woken to read the table.
+async fn report_kernel_drops(
+    receiver: String,
+    bound: SocketAddr,
+    shutdown: Shutdown,
+    traffic: Arc<Notify>,
+) {
     let stop = shutdown.wait();
     tokio::pin!(stop);
-    let mut ticker = tokio::time::interval(KERNEL_DROPS_INTERVAL);
     loop {
         tokio::select! {
-            _ = ticker.tick() => {
-                if let Some(drops) = kernel_drops(bound.port()) {
-                    metrics::gauge!("otelsidecar_receiver_udp_kernel_drops", "receiver" => receiver.clone())
-                        .set(drops as f64);
-                }
-            }
+            _ = traffic.notified() => {}
+            _ = &mut stop => break,
+        }
+        if let Some(drops) = kernel_drops(bound.port()) {
+            metrics::gauge!("otelsidecar_receiver_udp_kernel_drops", "receiver" => receiver.clone())
+                .set(drops as f64);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(KERNEL_DROPS_INTERVAL) => {}
             _ = &mut stop => break,
         }
     }
@@ -202,7 +217,15 @@ mod tests {
         let mut consumers = Consumers::default();
         consumers.add(crate::pipeline::Signal::Traces, input, false);
         let (stop, shutdown) = crate::pipeline::ShutdownTrigger::new();
-        let reader = tokio::spawn(read_loop("awsxray".into(), socket, consumers, shutdown, 10));
+        let traffic = Arc::new(Notify::new());
+        let reader = tokio::spawn(read_loop(
+            "awsxray".into(),
+            socket,
+            consumers,
+            shutdown,
+            10,
+            traffic,
+        ));
         let mut sizes = Vec::new();
         while sizes.iter().sum::<usize>() < total {
             sizes.push(pipeline.recv().await.unwrap().payload.item_count());
@@ -210,6 +233,39 @@ mod tests {
         stop.trigger();
         reader.await.unwrap();
         assert_eq!(sizes, vec![10, 5]);
+    }
+
+    /// The kernel's drop count is read after traffic, at most every interval, and an idle
+    /// receiver's reporter is never woken.
+    #[tokio::test(start_paused = true)]
+    async fn kernel_drops_are_read_only_after_traffic() {
+        use crate::test_support::{Counted, polls};
+        let (stop, shutdown) = crate::pipeline::ShutdownTrigger::new();
+        let traffic = Arc::new(Notify::new());
+        let (reporter, polled) = Counted::new(report_kernel_drops(
+            "awsxray".into(),
+            "127.0.0.1:9".parse().unwrap(),
+            shutdown,
+            traffic.clone(),
+        ));
+        let reporter = tokio::spawn(reporter);
+        tokio::task::yield_now().await;
+        let idle = polls(&polled);
+        tokio::time::sleep(KERNEL_DROPS_INTERVAL * 5).await;
+        assert_eq!(polls(&polled), idle, "an idle reporter was woken");
+        // Traffic: one read, then a pause of one interval before it listens again.
+        traffic.notify_one();
+        tokio::task::yield_now().await;
+        let after_traffic = polls(&polled);
+        assert!(after_traffic > idle);
+        tokio::time::sleep(KERNEL_DROPS_INTERVAL * 5).await;
+        assert_eq!(
+            polls(&polled),
+            after_traffic + 1,
+            "woken once, when its pause ended"
+        );
+        stop.trigger();
+        reporter.await.unwrap();
     }
 
     #[test]
