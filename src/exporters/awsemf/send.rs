@@ -62,7 +62,8 @@ pub fn request_body(group: &str, stream: &str, batch: &[EmfEvent]) -> bytes::Byt
             body.push(b',');
         }
         body.extend_from_slice(b"{\"timestamp\":");
-        body.extend_from_slice(event.timestamp_ms.to_string().as_bytes());
+        serde_json::to_writer(&mut body, &event.timestamp_ms)
+            .expect("writing JSON into memory cannot fail");
         body.extend_from_slice(b",\"message\":\"");
         body.extend_from_slice(&event.escaped);
         body.extend_from_slice(b"\"}");

@@ -283,6 +283,10 @@ pub fn group<'a>(
     let mut groups: Vec<(GroupKey<'a>, Vec<GroupedMetric<'a>>)> = Vec::new();
     let mut group_index: hashbrown::HashTable<(u64, usize)> =
         hashbrown::HashTable::with_capacity(1024);
+    // For each group, the group of the same key with the next split (split + 1000) once known:
+    // points of a series colliding in one millisecond walk these links instead of hashing and
+    // comparing the whole key again at every step.
+    let mut next_split: Vec<Option<usize>> = Vec::new();
     for resource_metrics in batch {
         let resource_attributes = resource_metrics
             .resource
@@ -400,33 +404,44 @@ pub fn group<'a>(
                     // A second value for a metric already in the group goes to the next event
                     // with the same dimensions instead of being dropped; the same point again
                     // (re-sent: same series, time to the nanosecond and value) is published once.
+                    let mut hash = hasher.hash_one(&key);
+                    let mut at = group_index
+                        .find(hash, |&(h, i)| h == hash && groups[i].0 == key)
+                        .map(|&(_, i)| i);
                     loop {
-                        let hash = hasher.hash_one(&key);
-                        match group_index.find(hash, |&(h, i)| h == hash && groups[i].0 == key) {
-                            Some(&(_, i)) => {
-                                match groups[i].1.iter().find(|m| m.name == metric.name) {
-                                    Some(existing)
-                                        if existing.value == metric.value
-                                            && existing.time_unix_nano == metric.time_unix_nano =>
-                                    {
-                                        stats.duplicate_points += 1;
-                                        break;
-                                    }
-                                    Some(_) => key.split += 1_000,
+                        let Some(i) = at else {
+                            groups.push((key, vec![metric]));
+                            next_split.push(None);
+                            // The hash is kept: growing the table need not hash keys again.
+                            group_index.insert_unique(hash, (hash, groups.len() - 1), |&(h, _)| h);
+                            break;
+                        };
+                        match groups[i].1.iter().find(|m| m.name == metric.name) {
+                            Some(existing)
+                                if existing.value == metric.value
+                                    && existing.time_unix_nano == metric.time_unix_nano =>
+                            {
+                                stats.duplicate_points += 1;
+                                break;
+                            }
+                            Some(_) => {
+                                key.split += 1_000;
+                                at = match next_split[i] {
+                                    Some(next) => Some(next),
                                     None => {
-                                        groups[i].1.push(metric);
-                                        break;
+                                        hash = hasher.hash_one(&key);
+                                        let found = group_index
+                                            .find(hash, |&(h, j)| h == hash && groups[j].0 == key)
+                                            .map(|&(_, j)| j);
+                                        // Linked to the group found, or to the one about to be
+                                        // made for this key.
+                                        next_split[i] = Some(found.unwrap_or(groups.len()));
+                                        found
                                     }
-                                }
+                                };
                             }
                             None => {
-                                groups.push((key, vec![metric]));
-                                // The hash is kept: growing the table need not hash keys again.
-                                group_index.insert_unique(
-                                    hash,
-                                    (hash, groups.len() - 1),
-                                    |&(h, _)| h,
-                                );
+                                groups[i].1.push(metric);
                                 break;
                             }
                         }

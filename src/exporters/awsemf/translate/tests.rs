@@ -259,14 +259,21 @@ fn a_series_older_than_the_sidecar_loses_only_its_first_point() {
 #[test]
 fn a_second_value_gets_its_own_event_and_the_same_point_again_is_published_once() {
     let m = |value| delta_sum("req", vec![point(vec![s("a", "1")], value)]);
+    let other = delta_sum("other", vec![point(vec![s("a", "1")], 9.0)]);
     let (docs, stats) = run(
-        &batch("lib", vec![m(1.0), m(2.0), m(1.0), m(2.0), m(1.0), m(3.0)]),
+        &batch(
+            "lib",
+            vec![m(1.0), m(2.0), m(1.0), m(2.0), m(1.0), m(3.0), m(3.0), other],
+        ),
         &settings(),
         &mut DeltaCache::default(),
     );
     let values: Vec<f64> = docs.iter().map(|d| d["req"].as_f64().unwrap()).collect();
     assert_eq!(values, vec![1.0, 2.0, 3.0], "no value lost, none twice");
-    assert_eq!(stats.duplicate_points, 3);
+    assert_eq!(stats.duplicate_points, 4);
+    // Another metric of the series joins the first event.
+    assert_eq!(docs[0]["other"], 9.0);
+    assert!(docs[1..].iter().all(|d| d.get("other").is_none()));
 }
 
 #[test]
