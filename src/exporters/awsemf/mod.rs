@@ -429,20 +429,23 @@ impl AwsEmfExporter {
                     _ => translate::render(&grouped, &settings, budget.as_mut()),
                 }
             });
-            drop(batch);
-            (deltas, budget, translated)
+            (deltas, budget, translated, batch)
         };
         // A full batch takes tens of milliseconds to translate; on the blocking pool the runtime
         // keeps receiving and sending meanwhile (on one core the scheduler interleaves them).
         // With a shared budget the store is asked from there too.
         let inline = items < BLOCKING_TRANSLATION_ITEMS && self.store.is_none();
-        let (deltas, budget, translated) = if inline {
+        let (deltas, budget, translated, batch) = if inline {
             translate()
         } else {
             tokio::task::spawn_blocking(translate)
                 .await
                 .expect("translation panics are contained inside the task")
         };
+        // Freed on the runtime's thread, which decoded it: mimalloc takes its own blocks back
+        // on a local free list, ready for the next requests, where frees from the blocking
+        // pool's thread each go through an atomic list to be collected later.
+        drop(batch);
         self.deltas = deltas;
         self.budget = budget;
         let Some((events, stats)) = translated else {

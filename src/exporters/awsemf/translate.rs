@@ -404,17 +404,32 @@ pub fn group<'a>(
                     // A second value for a metric already in the group goes to the next event
                     // with the same dimensions instead of being dropped; the same point again
                     // (re-sent: same series, time to the nanosecond and value) is published once.
-                    let mut hash = hasher.hash_one(&key);
-                    let mut at = group_index
-                        .find(hash, |&(h, i)| h == hash && groups[i].0 == key)
-                        .map(|&(_, i)| i);
+                    // The walk along the splits follows `next_split`, looking a key up only where
+                    // no link is known yet and then linking `from`, the group it came from.
+                    let mut from: Option<usize> = None;
+                    let mut linked: Option<usize> = None;
                     loop {
-                        let Some(i) = at else {
-                            groups.push((key, vec![metric]));
-                            next_split.push(None);
-                            // The hash is kept: growing the table need not hash keys again.
-                            group_index.insert_unique(hash, (hash, groups.len() - 1), |&(h, _)| h);
-                            break;
+                        let i = match linked.take() {
+                            Some(i) => i,
+                            None => {
+                                let hash = hasher.hash_one(&key);
+                                let found = group_index
+                                    .find(hash, |&(h, i)| h == hash && groups[i].0 == key)
+                                    .map(|&(_, i)| i);
+                                let i = found.unwrap_or(groups.len());
+                                if let Some(from) = from {
+                                    next_split[from] = Some(i);
+                                }
+                                if found.is_none() {
+                                    groups.push((key, vec![metric]));
+                                    next_split.push(None);
+                                    // The hash is kept: growing the table need not hash keys
+                                    // again.
+                                    group_index.insert_unique(hash, (hash, i), |&(h, _)| h);
+                                    break;
+                                }
+                                i
+                            }
                         };
                         match groups[i].1.iter().find(|m| m.name == metric.name) {
                             Some(existing)
@@ -426,19 +441,8 @@ pub fn group<'a>(
                             }
                             Some(_) => {
                                 key.split += 1_000;
-                                at = match next_split[i] {
-                                    Some(next) => Some(next),
-                                    None => {
-                                        hash = hasher.hash_one(&key);
-                                        let found = group_index
-                                            .find(hash, |&(h, j)| h == hash && groups[j].0 == key)
-                                            .map(|&(_, j)| j);
-                                        // Linked to the group found, or to the one about to be
-                                        // made for this key.
-                                        next_split[i] = Some(found.unwrap_or(groups.len()));
-                                        found
-                                    }
-                                };
+                                from = Some(i);
+                                linked = next_split[i];
                             }
                             None => {
                                 groups[i].1.push(metric);

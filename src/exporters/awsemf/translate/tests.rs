@@ -263,7 +263,16 @@ fn a_second_value_gets_its_own_event_and_the_same_point_again_is_published_once(
     let (docs, stats) = run(
         &batch(
             "lib",
-            vec![m(1.0), m(2.0), m(1.0), m(2.0), m(1.0), m(3.0), m(3.0), other],
+            vec![
+                m(1.0),
+                m(2.0),
+                m(1.0),
+                m(2.0),
+                m(1.0),
+                m(3.0),
+                m(3.0),
+                other,
+            ],
         ),
         &settings(),
         &mut DeltaCache::default(),
