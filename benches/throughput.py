@@ -16,7 +16,8 @@ HTTPS under a certificate the script makes (trusted through SSL_CERT_FILE).
 
 With --compare-saturation, the OTLP traces and metrics rows at saturation (as fast as the load
 generator sends) for this build and every --baseline, each twice: items delivered per second
-per core of sidecar CPU, and peak RSS.
+per core of sidecar CPU, and peak RSS; then the comparison workload's two bodies at saturation
+(posted as they are over OTLP/HTTP by 16 connections, `loadgen --body`).
 
     benches/throughput.sh --compare-saturation [--baseline ...] [--duration 20s]
 """
@@ -299,7 +300,9 @@ def write_results(args, name, data, lines, rows=None):
 def compare_saturation(args):
     """The OTLP rows at saturation (as fast as the load generator can send, a fresh sidecar per
     row) for this build and every --baseline, each twice, interleaved: accepted-and-delivered
-    items per second, per core of sidecar CPU, and peak RSS."""
+    items per second, per core of sidecar CPU, and peak RSS. Then the comparison workload's two
+    bodies at saturation, posted over OTLP/HTTP by 16 connections with the seed config's batch
+    settings (the issue's `wrk -c16` rows)."""
     this = Path(args.binary) if args.binary else BINARY
     binaries = [("this build", this)] + [(Path(b).name, Path(b)) for b in args.baseline]
     args.rates, args.saturation = "0", "0s"
@@ -308,19 +311,95 @@ def compare_saturation(args):
         for label, binary in binaries:
             for row in table(args, binary, only=("OTLP traces", "OTLP metrics"))[0]:
                 row.update(binary=label, run=run + 1,
-                           delivered_per_core=round(row["arrived"] / row["seconds"] / max(row["cpu_pct_of_core"], 0.1) * 100))
+                           per_core=round(row["arrived"] / row["seconds"] / max(row["cpu_pct_of_core"], 0.1) * 100))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    lines = [f"Saturation (benches/throughput.sh --compare-saturation): OTLP/gRPC as fast as the load generator sends "
-             f"({args.workers} workers, 100 items a request) for {args.duration}, a fresh sidecar per row pinned to core 0, "
-             f"load generator and sink on core 1, each binary twice, interleaved. Delivered per core = items arrived at the "
-             f"sink per second of the row ÷ the sidecar's share of a core.", "",
-             "| binary | run | signal | accepted | arrived at sink | accepted/s | sidecar CPU % of a core | delivered/s per core | peak RSS MB | errors |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    for run in range(2):
+        for label, binary in binaries:
+            for row in workload_saturation(args, binary):
+                row.update(binary=label, run=run + 1)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    lines = [f"Saturation (benches/throughput.sh --compare-saturation), {args.duration} per row, a fresh sidecar per row pinned "
+             f"to core 0, load generator and sink on core 1, each binary twice, interleaved.", "",
+             f"- Generated load: OTLP/gRPC as fast as the load generator sends ({args.workers} workers, 100 items a request, "
+             f"distinct series), batches of 50 spans / 1 s. Per core = items arrived at the sink per second ÷ the sidecar's "
+             f"share of a core.",
+             "- Workload: benches/workload's traces.pb and metrics.pb posted as they are over OTLP/HTTP by 16 connections, "
+             "the seed config's batch settings (traces 1 s / 50; metrics 60 s, so 8,192-point batches). Traces: per core as "
+             "above. Metrics: per core = accepted points per second ÷ the sidecar's share of a core; the body repeats the "
+             "same series and timestamps, and a point re-sent within a batch is published once, so EMF events arrived are "
+             "fewer than points (this build) or one per point (a build that publishes each copy).", "",
+             "| binary | run | load | signal | accepted | arrived at sink | accepted/s | sidecar CPU % of a core | per core | peak RSS MB | errors |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['binary']} | {r['run']} | {r['scenario']} | {r['sent']} | {r['arrived']} | {r['accepted_per_s']} | "
-                     f"{r['cpu_pct_of_core']} | {r['delivered_per_core']} | {r['peak_rss_mb']} | {r['errors']} |")
+        lines.append(f"| {r['binary']} | {r['run']} | {r.get('load', 'generated')} | {r['scenario']} | {r['sent']} | {r['arrived']} | "
+                     f"{r['accepted_per_s']} | {r['cpu_pct_of_core']} | {r['per_core']} | {r['peak_rss_mb']} | {r['errors']} |")
     write_results(args, "saturation", rows, lines, rows)
+
+
+def workload_saturation(args, binary):
+    """The comparison workload's bodies as fast as 16 connections post them, a fresh sidecar
+    (seed batch settings) per body."""
+    work = Path(tempfile.mkdtemp())
+    (work / "compare.yaml").write_text(COMPARE_CONFIG)
+    sink = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0"],
+                            stdout=subprocess.PIPE, text=True)
+    sink_address = json.loads(sink.stdout.readline())["address"]
+    env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
+               AWS_ENDPOINT_URL=f"http://{sink_address}")
+    env.pop("AOT_CONFIG_CONTENT", None)
+    rows = []
+    for signal_name, sink_key, scenario in [("traces", "xray_documents", "traces.pb → X-Ray documents"),
+                                             ("metrics", "emf_events", "metrics.pb → EMF events")]:
+        log_path = work / "sidecar.log"
+        with open(log_path, "w") as log:
+            sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / "compare.yaml")],
+                                       stdout=log, stderr=subprocess.STDOUT, env=env)
+        port, deadline = None, time.monotonic() + 20
+        while port is None:
+            for line in log_path.read_text().splitlines():
+                record = json.loads(line) if line.startswith("{") else {}
+                if record.get("message") == "listening" and record.get("transport") == "http" \
+                        and record.get("component", "").startswith("otlp"):
+                    port = int(record["address"].rsplit(":", 1)[1])
+            if sidecar.poll() is not None or time.monotonic() > deadline:
+                sys.exit(log_path.read_text())
+            time.sleep(0.01)
+        time.sleep(1)
+        counted = lambda: get_json(f"http://{sink_address}/counts")[sink_key]
+        before_count, before_ticks, t0 = counted(), cpu_ticks(sidecar.pid), time.monotonic()
+        peak_rss = rss_mb(sidecar.pid)
+        runner = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "--json", "--duration", args.duration,
+                                   "--target", "otlp-http", "--endpoint", f"127.0.0.1:{port}", "--signal", signal_name,
+                                   "--body", str(WORKLOAD / f"{signal_name}.pb"), "--workers", "16"],
+                                  stdout=subprocess.PIPE, text=True)
+        while runner.poll() is None:
+            peak_rss = max(peak_rss, rss_mb(sidecar.pid))
+            time.sleep(0.1)
+        report = json.loads(runner.stdout.read())
+        sent = report["items_sent"]
+        if signal_name == "traces":
+            deadline = time.monotonic() + 60
+            while counted() - before_count < sent and time.monotonic() < deadline:
+                peak_rss = max(peak_rss, rss_mb(sidecar.pid))
+                time.sleep(0.1)
+        elapsed = time.monotonic() - t0
+        cpu = round((cpu_ticks(sidecar.pid) - before_ticks) / CLK_TCK / elapsed * 100, 1)
+        sidecar.send_signal(signal.SIGTERM)
+        sidecar.wait(timeout=60)
+        arrived = counted() - before_count  # metrics: with the last batch, flushed at SIGTERM
+        if signal_name == "traces" and arrived != sent:
+            sys.exit(f"{binary}: {sent} spans accepted, {arrived} documents arrived")
+        seconds = round(max(report["seconds"], elapsed), 2)
+        basis = arrived if signal_name == "traces" else sent
+        rows.append({"load": "workload, OTLP/HTTP", "scenario": scenario, "sent": sent, "arrived": arrived,
+                     "accepted_per_s": round(sent / report["seconds"]), "cpu_pct_of_core": cpu,
+                     "per_core": round(basis / seconds / max(cpu, 0.1) * 100), "peak_rss_mb": round(peak_rss, 1),
+                     "errors": report["failed_requests"], "seconds": seconds})
+    sink.send_signal(signal.SIGTERM)
+    sink.wait(timeout=10)
+    return rows
 
 
 def table(args, binary, only=None):

@@ -22,11 +22,60 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// One request's worth of load.
+#[derive(Clone)]
 pub enum Request {
     Traces(ExportTraceServiceRequest),
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
     Datagram(Bytes),
+    /// An encoded OTLP/HTTP protobuf body and the path it is posted to.
+    Encoded(&'static str, Bytes),
+}
+
+/// Reads `--body`: the encoded request and how many items (spans or points) it carries.
+pub fn read_fixed_body(
+    path: &std::path::Path,
+    options: &LoadOptions,
+) -> Result<(Request, u64), String> {
+    if options.target != Target::OtlpHttp || options.encoding != Encoding::Protobuf || options.gzip
+    {
+        return Err(
+            "--body is posted as it is: use --target otlp-http without --encoding json or --gzip"
+                .into(),
+        );
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("--body {}: {e}", path.display()))?;
+    let invalid = |e: prost::DecodeError| format!("--body {}: {e}", path.display());
+    let (url_path, items) = match options.signal {
+        SignalArg::Traces => {
+            let request = ExportTraceServiceRequest::decode(bytes.as_slice()).map_err(invalid)?;
+            let spans = request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len() as u64)
+                .sum();
+            ("/v1/traces", spans)
+        }
+        SignalArg::Metrics => {
+            let request = ExportMetricsServiceRequest::decode(bytes.as_slice()).map_err(invalid)?;
+            let points = request
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+                .map(|m| crate::pipeline::data_point_count(m.data.as_ref()) as u64)
+                .sum();
+            ("/v1/metrics", points)
+        }
+        SignalArg::Logs => return Err("--body takes traces or metrics".into()),
+    };
+    if items == 0 {
+        return Err(
+            format!("--body {}: no {:?} in it", path.display(), options.signal).to_lowercase(),
+        );
+    }
+    Ok((Request::Encoded(url_path, Bytes::from(bytes)), items))
 }
 
 fn now_nanos() -> u64 {
@@ -300,7 +349,9 @@ impl Sender {
                         }
                         client.export(r).await.err()
                     }
-                    Request::Datagram(_) => unreachable!("datagrams go over UDP"),
+                    Request::Datagram(_) | Request::Encoded(..) => {
+                        unreachable!("datagrams go over UDP, fixed bodies over HTTP")
+                    }
                 };
                 match status {
                     None => Ok(()),
@@ -314,21 +365,24 @@ impl Sender {
                     encoding,
                     gzip,
                 } = target.as_ref();
-                let (path, body) = match (&request, encoding) {
+                let (path, body) = match (request, encoding) {
+                    (Request::Encoded(path, body), _) => {
+                        return post(client, format!("{base}{path}"), body, *encoding, false).await;
+                    }
                     (Request::Traces(r), Encoding::Protobuf) => ("/v1/traces", r.encode_to_vec()),
                     (Request::Traces(r), Encoding::Json) => (
                         "/v1/traces",
-                        serde_json::to_vec(r).map_err(|e| e.to_string())?,
+                        serde_json::to_vec(&r).map_err(|e| e.to_string())?,
                     ),
                     (Request::Metrics(r), Encoding::Protobuf) => ("/v1/metrics", r.encode_to_vec()),
                     (Request::Metrics(r), Encoding::Json) => (
                         "/v1/metrics",
-                        serde_json::to_vec(r).map_err(|e| e.to_string())?,
+                        serde_json::to_vec(&r).map_err(|e| e.to_string())?,
                     ),
                     (Request::Logs(r), Encoding::Protobuf) => ("/v1/logs", r.encode_to_vec()),
                     (Request::Logs(r), Encoding::Json) => (
                         "/v1/logs",
-                        serde_json::to_vec(r).map_err(|e| e.to_string())?,
+                        serde_json::to_vec(&r).map_err(|e| e.to_string())?,
                     ),
                     (Request::Datagram(_), _) => unreachable!("datagrams go over UDP"),
                 };
@@ -340,30 +394,14 @@ impl Sender {
                 } else {
                     body
                 };
-                let mut builder = hyper::Request::post(format!("{base}{path}")).header(
-                    "content-type",
-                    match encoding {
-                        Encoding::Protobuf => "application/x-protobuf",
-                        Encoding::Json => "application/json",
-                    },
-                );
-                if *gzip {
-                    builder = builder.header("content-encoding", "gzip");
-                }
-                let request = builder
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| e.to_string())?;
-                let response = client
-                    .request(request)
-                    .await
-                    .map_err(|e| format!("http connect: {e}"))?;
-                let status = response.status();
-                let _ = response.into_body().collect().await;
-                if status.is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("http {}", status.as_u16()))
-                }
+                post(
+                    client,
+                    format!("{base}{path}"),
+                    body.into(),
+                    *encoding,
+                    *gzip,
+                )
+                .await
             }
             Sender::Udp(socket, endpoint) => {
                 let Request::Datagram(bytes) = request else {
@@ -379,5 +417,37 @@ impl Sender {
                 Ok(())
             }
         }
+    }
+}
+
+/// Posts one OTLP/HTTP body; an error is its kind, for the report.
+async fn post(
+    client: &HttpClient,
+    url: String,
+    body: Bytes,
+    encoding: Encoding,
+    gzip: bool,
+) -> Result<(), String> {
+    let mut builder = hyper::Request::post(url).header(
+        "content-type",
+        match encoding {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        },
+    );
+    if gzip {
+        builder = builder.header("content-encoding", "gzip");
+    }
+    let request = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("http connect: {e}"))?;
+    let status = response.status();
+    let _ = response.into_body().collect().await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("http {}", status.as_u16()))
     }
 }

@@ -78,6 +78,11 @@ pub struct LoadOptions {
     /// Exit non-zero when failed requests / requests exceeds this.
     #[arg(long, default_value_t = 0.0)]
     pub max_error_rate: f64,
+    /// An OTLP protobuf request of `--signal` (traces or metrics) to post as it is, again and
+    /// again, in place of generated ones: a fixed workload such as `benches/workload`. OTLP/HTTP
+    /// only; each request carries the body's items (`--batch` is ignored).
+    #[arg(long)]
+    pub body: Option<std::path::PathBuf>,
 }
 
 /// What a run achieved.
@@ -224,6 +229,15 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
             }
         });
     }
+    let mut options = options;
+    let fixed_body = match &options.body {
+        Some(path) => {
+            let (body, items) = generate::read_fixed_body(path, &options)?;
+            options.batch = items;
+            Some(body)
+        }
+        None => None,
+    };
     let progress = Arc::new(Progress::default());
     let progress_done = Arc::new(tokio::sync::Notify::new());
     wait_for_listener(&options).await?;
@@ -241,6 +255,7 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
         let options = options.clone();
         let claimed = claimed.clone();
         let sender = sender.clone();
+        let fixed_body = fixed_body.clone();
         let (progress, interrupted) = (progress.clone(), interrupted.clone());
         workers.spawn(async move {
             let mut tally = Tally::default();
@@ -258,7 +273,12 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
                         if start >= total {
                             break;
                         }
-                        options.batch.min(total - start)
+                        // A fixed body goes whole: the last one may pass --total.
+                        if fixed_body.is_some() {
+                            options.batch
+                        } else {
+                            options.batch.min(total - start)
+                        }
                     }
                     None => options.batch,
                 };
@@ -266,7 +286,10 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
                     tokio::time::sleep_until(next).await;
                     next += interval;
                 }
-                let request = generator.next(items);
+                let request = match &fixed_body {
+                    Some(body) => body.clone(),
+                    None => generator.next(items),
+                };
                 let sent_at = Instant::now();
                 let result = sender.send(request).await;
                 let latency_us = sent_at.elapsed().as_micros().min(u32::MAX as u128) as u32;
@@ -379,5 +402,41 @@ mod tests {
         assert_eq!(endpoint(&["--target", "xray-udp"]), "127.0.0.1:2000");
         assert_eq!(endpoint(&["--target", "statsd-udp"]), "127.0.0.1:8125");
         assert_eq!(endpoint(&["--endpoint", "10.0.0.1:9"]), "10.0.0.1:9");
+    }
+
+    #[test]
+    fn a_fixed_body_is_posted_as_it_is_with_the_items_it_carries() {
+        let options = |args: &[&str]| {
+            Cli::parse_from(std::iter::once("loadgen").chain(args.iter().copied())).options
+        };
+        let workload = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/workload/");
+        for (signal, file) in [("traces", "traces.pb"), ("metrics", "metrics.pb")] {
+            let path = format!("{workload}{file}");
+            let (request, items) = generate::read_fixed_body(
+                std::path::Path::new(&path),
+                &options(&["--target", "otlp-http", "--signal", signal]),
+            )
+            .unwrap();
+            assert_eq!(items, 100, "{file}");
+            let generate::Request::Encoded(url_path, body) = request else {
+                panic!("{file}: not sent as it is")
+            };
+            assert_eq!(url_path, format!("/v1/{signal}"));
+            assert_eq!(body, std::fs::read(&path).unwrap());
+        }
+        // Bytes posted unchanged cannot be gzipped, sent as JSON or over gRPC; a body of the
+        // other signal does not decode as this one's request or carries none of its items.
+        let traces = std::path::PathBuf::from(format!("{workload}traces.pb"));
+        for args in [
+            &["--target", "otlp-http", "--gzip"][..],
+            &["--target", "otlp-http", "--encoding", "json"],
+            &["--target", "otlp-grpc"],
+            &["--target", "otlp-http", "--signal", "metrics"],
+        ] {
+            assert!(
+                generate::read_fixed_body(&traces, &options(args)).is_err(),
+                "{args:?}"
+            );
+        }
     }
 }
