@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,22 @@ def test_exact_spans_over_each_transport(start_sidecar, tmp, target, encoding, g
     spans = exported_spans(out)
     assert len(spans) == 1050
     assert len({(s["traceId"], s["spanId"]) for _, _, s in spans}) == 1050, "all distinct"
+
+
+def test_a_fixed_body_is_posted_as_it_is(start_sidecar, tmp):
+    workload = Path(__file__).resolve().parents[2] / "benches" / "workload" / "traces.pb"
+    out = tmp / "fixed.jsonl"
+    sidecar = start_sidecar(file_pipeline_config(out, signals=("traces",)))
+    report = loadgen("--target", "otlp-http", "--endpoint", sidecar.address("otlp", "http"), "--signal", "traces",
+                     "--body", str(workload), "--total", "1000", "--workers", "2")
+    assert (report["items_sent"], report["requests"], report["failed_requests"]) == (1000, 10, 0)
+    assert sidecar.terminate() == 0
+    spans = exported_spans(out)
+    assert len(spans) == 1000
+    assert len({(s["traceId"], s["spanId"]) for _, _, s in spans}) == 100, "ten copies of the body's 100 spans"
+    refused = subprocess.run([str(BINARY), "loadgen", "--target", "otlp-grpc", "--body", str(workload)],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--body" in refused.stderr
 
 
 def test_exact_points_and_series(start_sidecar, tmp):
