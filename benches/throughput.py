@@ -144,6 +144,26 @@ def pace(port, path, body, rate, seconds):
         ok += answer.status == 200
 
 
+def start_compare_sidecar(binary, work, env):
+    """A sidecar with the comparison config (work/compare.yaml) pinned to core 0, once it
+    listens; returns it and its OTLP/HTTP port."""
+    log_path = work / "compare.log"
+    with open(log_path, "w") as log:
+        sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / "compare.yaml")],
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 20
+    while True:
+        for line in log_path.read_text().splitlines():
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("message") == "listening" and record.get("transport") == "http" \
+                    and record.get("component", "").startswith("otlp"):
+                time.sleep(1)
+                return sidecar, int(record["address"].rsplit(":", 1)[1])
+        if sidecar.poll() is not None or time.monotonic() > deadline:
+            sys.exit(log_path.read_text())
+        time.sleep(0.01)
+
+
 def compare(args):
     """The comparison workload for this build and each --baseline, side by side."""
     this = Path(args.binary) if args.binary else BINARY
@@ -179,22 +199,7 @@ def compare(args):
             for label, binary in binaries:
                 for signal_name, body_file, sink_key in [("traces", "traces.pb", "xray_documents"), ("metrics", "metrics.pb", "emf_events")]:
                     body = (WORKLOAD / body_file).read_bytes()
-                    log_path = work / "compare.log"
-                    with open(log_path, "w") as log:
-                        sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / "compare.yaml")],
-                                                   stdout=log, stderr=subprocess.STDOUT, env=env)
-                    port = None
-                    deadline = time.monotonic() + 20
-                    while port is None:
-                        for line in log_path.read_text().splitlines():
-                            record = json.loads(line) if line.startswith("{") else {}
-                            if record.get("message") == "listening" and record.get("transport") == "http" \
-                                    and record.get("component", "").startswith("otlp"):
-                                port = int(record["address"].rsplit(":", 1)[1])
-                        if sidecar.poll() is not None or time.monotonic() > deadline:
-                            sys.exit(log_path.read_text())
-                        time.sleep(0.01)
-                    time.sleep(1)
+                    sidecar, port = start_compare_sidecar(binary, work, env)
                     before_sink = counts()[sink_key]
                     user0, system0 = cpu_split(sidecar.pid)
                     t0 = time.monotonic()
@@ -353,21 +358,7 @@ def workload_saturation(args, binary):
     rows = []
     for signal_name, sink_key, scenario in [("traces", "xray_documents", "traces.pb → X-Ray documents"),
                                              ("metrics", "emf_events", "metrics.pb → EMF events")]:
-        log_path = work / "sidecar.log"
-        with open(log_path, "w") as log:
-            sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / "compare.yaml")],
-                                       stdout=log, stderr=subprocess.STDOUT, env=env)
-        port, deadline = None, time.monotonic() + 20
-        while port is None:
-            for line in log_path.read_text().splitlines():
-                record = json.loads(line) if line.startswith("{") else {}
-                if record.get("message") == "listening" and record.get("transport") == "http" \
-                        and record.get("component", "").startswith("otlp"):
-                    port = int(record["address"].rsplit(":", 1)[1])
-            if sidecar.poll() is not None or time.monotonic() > deadline:
-                sys.exit(log_path.read_text())
-            time.sleep(0.01)
-        time.sleep(1)
+        sidecar, port = start_compare_sidecar(binary, work, env)
         counted = lambda: get_json(f"http://{sink_address}/counts")[sink_key]
         before_count, before_ticks, t0 = counted(), cpu_ticks(sidecar.pid), time.monotonic()
         peak_rss = rss_mb(sidecar.pid)

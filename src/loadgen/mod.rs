@@ -80,7 +80,8 @@ pub struct LoadOptions {
     pub max_error_rate: f64,
     /// An OTLP protobuf request of `--signal` (traces or metrics) to post as it is, again and
     /// again, in place of generated ones: a fixed workload such as `benches/workload`. OTLP/HTTP
-    /// only; each request carries the body's items (`--batch` is ignored).
+    /// only; each request carries the body's items (`--batch` is ignored, `--total` counts whole
+    /// bodies and may be passed by the last).
     #[arg(long)]
     pub body: Option<std::path::PathBuf>,
 }
