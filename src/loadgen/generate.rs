@@ -1,6 +1,7 @@
 //! Request bodies for each target, and the connection that sends them.
 
 use super::{Encoding, LoadOptions, SignalArg, Target};
+use crate::pipeline::Payload;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -46,30 +47,26 @@ pub fn read_fixed_body(
     }
     let bytes = std::fs::read(path).map_err(|e| format!("--body {}: {e}", path.display()))?;
     let invalid = |e: prost::DecodeError| format!("--body {}: {e}", path.display());
-    let (url_path, items) = match options.signal {
-        SignalArg::Traces => {
-            let request = ExportTraceServiceRequest::decode(bytes.as_slice()).map_err(invalid)?;
-            let spans = request
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .map(|s| s.spans.len() as u64)
-                .sum();
-            ("/v1/traces", spans)
-        }
-        SignalArg::Metrics => {
-            let request = ExportMetricsServiceRequest::decode(bytes.as_slice()).map_err(invalid)?;
-            let points = request
-                .resource_metrics
-                .iter()
-                .flat_map(|r| &r.scope_metrics)
-                .flat_map(|s| &s.metrics)
-                .map(|m| crate::pipeline::data_point_count(m.data.as_ref()) as u64)
-                .sum();
-            ("/v1/metrics", points)
-        }
+    let (url_path, payload) = match options.signal {
+        SignalArg::Traces => (
+            "/v1/traces",
+            Payload::Traces(
+                ExportTraceServiceRequest::decode(bytes.as_slice())
+                    .map_err(invalid)?
+                    .resource_spans,
+            ),
+        ),
+        SignalArg::Metrics => (
+            "/v1/metrics",
+            Payload::Metrics(
+                ExportMetricsServiceRequest::decode(bytes.as_slice())
+                    .map_err(invalid)?
+                    .resource_metrics,
+            ),
+        ),
         SignalArg::Logs => return Err("--body takes traces or metrics".into()),
     };
+    let items = payload.item_count() as u64;
     if items == 0 {
         return Err(
             format!("--body {}: no {:?} in it", path.display(), options.signal).to_lowercase(),
