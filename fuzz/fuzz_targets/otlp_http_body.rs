@@ -1,5 +1,6 @@
 //! An OTLP/HTTP body, protobuf or JSON, of any signal (the first byte chooses), decoded as the
-//! receiver decodes it and, when it decodes, translated to X-Ray documents or EMF events.
+//! receiver decodes it and, when it decodes, translated to X-Ray documents or EMF events; the
+//! documents' escaped encoding is checked against serde_json's.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,7 +9,10 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use otel_sidecar::exporters::awsemf::delta::DeltaCache;
 use otel_sidecar::exporters::awsemf::translate::{EmfSettings, translate};
-use otel_sidecar::exporters::awsxray::translate::{TranslateSettings, span_to_documents};
+use otel_sidecar::exporters::awsxray::translate::{
+    ResourceContext, TranslateSettings, span_documents, span_to_documents,
+};
+use otel_sidecar::exporters::embedded_json::reference;
 use otel_sidecar::receivers::otlp::json;
 use prost::Message;
 
@@ -27,8 +31,15 @@ fuzz_target!(|data: &[u8]| {
             let settings = TranslateSettings::default();
             for rs in request.map(|r| r.resource_spans).unwrap_or_default() {
                 let resource = rs.resource.map(|r| r.attributes).unwrap_or_default();
+                let context = ResourceContext::new(&resource, &settings);
                 for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-                    let _ = span_to_documents(span, &resource, &settings);
+                    // The exporter's serializer writes what serde_json writes.
+                    for document in span_documents(span, &context, &settings).unwrap_or_default() {
+                        reference::check(&document);
+                    }
+                    for document in span_to_documents(span, &resource, &settings).unwrap_or_default() {
+                        reference::check(&document);
+                    }
                 }
             }
         }

@@ -5,7 +5,7 @@ mod segment;
 mod send;
 pub mod translate;
 
-pub use segment::SegmentDocument;
+pub use segment::{MetadataValue, SegmentDocument};
 
 use super::{ExportError, QueueSettings};
 use crate::aws::{AwsSessionSettings, RetrySettings};

@@ -3,6 +3,7 @@
 //! collector's helpers turn "" into a missing field. A document borrows what it quotes from
 //! the span and from its resource's context (`Cow`), and is encoded as soon as it is made.
 
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as Av};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -47,7 +48,7 @@ pub struct SegmentDocument<'a> {
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub annotations: Map<String, Value>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, Map<String, Value>>,
+    pub metadata: Metadata<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -244,6 +245,39 @@ pub struct SpanLink {
     pub id: String,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub attributes: Map<String, Value>,
+}
+
+/// Metadata by namespace and key, sorted as the collector's maps write them; keys and values
+/// borrowed from the span and its resource's context, where most of them come from.
+pub type Metadata<'a> = BTreeMap<Cow<'a, str>, BTreeMap<Cow<'a, str>, MetadataValue<'a>>>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataValue<'a> {
+    /// An attribute's value, written as plain JSON (`Value.AsRaw()`, see
+    /// [`super::translate::value_json`]) without making a copy of it first.
+    Attribute(&'a AnyValue),
+    Json(Value),
+}
+
+impl Serialize for MetadataValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let value = match self {
+            MetadataValue::Json(value) => return value.serialize(serializer),
+            MetadataValue::Attribute(value) => value,
+        };
+        match &value.value {
+            Some(Av::StringValue(s)) => serializer.serialize_str(s),
+            Some(Av::IntValue(i)) => serializer.serialize_i64(*i),
+            Some(Av::BoolValue(b)) => serializer.serialize_bool(*b),
+            // Integral doubles print as `3`, not `3.0`, and non-finite ones as null, as
+            // `value_json` has them.
+            Some(Av::DoubleValue(d)) if d.fract() == 0.0 && d.abs() < 1e15 => {
+                serializer.serialize_i64(*d as i64)
+            }
+            Some(Av::DoubleValue(d)) if d.is_finite() => serializer.serialize_f64(*d),
+            _ => super::translate::value_json(value).serialize(serializer),
+        }
+    }
 }
 
 /// `Some(s)` unless `s` is empty: the collector never writes empty strings.

@@ -6,7 +6,7 @@ use super::SegmentDocument;
 use crate::aws::RetrySettings;
 use crate::aws::calls::{Answer, Retrying, Unit, send_all};
 use crate::aws::signed::{FailureClass, SignedClient};
-use crate::exporters::embedded_json::EmbeddedJson;
+use crate::exporters::embedded_json;
 use crate::internal_events::{DropReason, XrayDocumentsDropped};
 use std::fmt::Display;
 use std::ops::Range;
@@ -44,13 +44,7 @@ struct Encoded {
 /// Appends the document's JSON escaped for embedding; returns the size of the JSON itself.
 fn encode_embedded(document: &SegmentDocument, out: &mut Vec<u8>) -> Option<usize> {
     let start = out.len();
-    let mut added = 0;
-    let formatter = EmbeddedJson::new(&mut added);
-    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, formatter);
-    if serde::Serialize::serialize(document, &mut serializer).is_err() {
-        out.truncate(start);
-        return None;
-    }
+    let added = embedded_json::try_write(out, document)?;
     Some(out.len() - start - added)
 }
 
@@ -258,7 +252,7 @@ struct UnprocessedSegment {
 /// One PutTraceSegments call: unprocessed segments X-Ray may take later are sent again, the
 /// others are refused for good.
 async fn put_trace_segments(sender: &XRaySender, call: Call) -> Answer<Call> {
-    // The body is ours, documents already escaped (see `EmbeddedJson`), signed as it is sent.
+    // The body is ours, documents already escaped (see `embedded_json`), signed as it is sent.
     let body = match &call.body {
         Some(body) => body.clone(),
         None => request_body(&call.documents),
@@ -332,8 +326,9 @@ async fn put_trace_segments(sender: &XRaySender, call: Call) -> Answer<Call> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::MetadataValue;
     use super::*;
-    use serde_json::{Map, Value};
+    use serde_json::Value;
 
     fn document(metadata_bytes: usize, annotation_bytes: usize) -> SegmentDocument<'static> {
         let mut doc = SegmentDocument {
@@ -342,9 +337,9 @@ mod tests {
             ..Default::default()
         };
         if metadata_bytes > 0 {
-            let mut ns = Map::new();
-            ns.insert("blob".into(), Value::String("m".repeat(metadata_bytes)));
-            doc.metadata.insert("default".into(), ns);
+            let blob = MetadataValue::Json(Value::String("m".repeat(metadata_bytes)));
+            doc.metadata
+                .insert("default".into(), [("blob".into(), blob)].into());
         }
         if annotation_bytes > 0 {
             doc.annotations

@@ -96,7 +96,8 @@ impl<'a> ResourceContext<'a> {
     }
 }
 
-/// Every document a span becomes (usually one, two for a local-root dependency span), as JSON.
+/// Every document a span becomes (usually one, two for a local-root dependency span), as JSON
+/// read back from the escaped encoding the exporter puts in its requests.
 pub fn span_to_documents(
     span: &Span,
     resource: &[KeyValue],
@@ -106,7 +107,12 @@ pub fn span_to_documents(
     let documents = span_documents(span, &resource, settings)?;
     Ok(documents
         .iter()
-        .map(|d| serde_json::to_value(d).expect("documents are JSON"))
+        .map(|d| {
+            let mut escaped = Vec::new();
+            crate::exporters::embedded_json::write(&mut escaped, d);
+            let json = crate::exporters::embedded_json::unescape(&escaped);
+            serde_json::from_str(&json).expect("documents are JSON")
+        })
         .collect())
 }
 

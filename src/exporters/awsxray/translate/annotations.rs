@@ -24,20 +24,25 @@ pub(super) fn annotation_value(value: &AnyValue) -> Option<Value> {
     }
 }
 
-pub(super) type XRayAttributes = (
-    String,
-    Map<String, Value>,
-    BTreeMap<String, Map<String, Value>>,
-);
+pub(super) type XRayAttributes<'a> = (String, Map<String, Value>, Metadata<'a>);
 
-pub(super) fn make_xray_attributes(
-    mut remaining: Attributes,
-    resource: &ResourceContext,
+/// A JSON object's entries as metadata entries.
+fn owned_entries<'a>(
+    object: Map<String, Value>,
+) -> impl Iterator<Item = (Cow<'a, str>, MetadataValue<'a>)> {
+    object
+        .into_iter()
+        .map(|(key, value)| (Cow::Owned(key), MetadataValue::Json(value)))
+}
+
+pub(super) fn make_xray_attributes<'a>(
+    mut remaining: Attributes<'a>,
+    resource: &'a ResourceContext<'a>,
     store_resource: bool,
     settings: &TranslateSettings,
-) -> XRayAttributes {
+) -> XRayAttributes<'a> {
     let mut annotations = Map::new();
-    let mut metadata: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    let mut metadata = Metadata::new();
     let user = remaining
         .remove("enduser.id")
         .map(value_string)
@@ -45,7 +50,7 @@ pub(super) fn make_xray_attributes(
     if remaining.is_empty() && (!store_resource || resource.metadata.is_empty()) {
         return (user, annotations, metadata);
     }
-    let mut default_metadata = Map::new();
+    let mut default_metadata = BTreeMap::new();
     // The keys the span's X-Ray annotations came from, looked up where they are rather than
     // collected into a list per span.
     let annotation_keys: &[AnyValue] = match remaining.remove(ANNOTATIONS_ATTRIBUTE) {
@@ -70,7 +75,8 @@ pub(super) fn make_xray_attributes(
             {
                 annotations.insert(fix_annotation_key(key), annotation);
             } else {
-                default_metadata.insert(key.clone(), value_json(value));
+                default_metadata
+                    .insert(Cow::Borrowed(key.as_str()), MetadataValue::Attribute(value));
             }
         }
     }
@@ -86,21 +92,21 @@ pub(super) fn make_xray_attributes(
         {
             match serde_json::from_str::<Map<String, Value>>(text) {
                 Ok(object) if namespace.eq_ignore_ascii_case("default") => {
-                    default_metadata.extend(object)
+                    default_metadata.extend(owned_entries(object))
                 }
                 Ok(object) => {
-                    metadata.insert(namespace.to_string(), object);
+                    metadata.insert(Cow::Borrowed(namespace), owned_entries(object).collect());
                 }
                 Err(_) => {
-                    default_metadata.insert(key.to_string(), Value::String(text.clone()));
+                    default_metadata.insert(Cow::Borrowed(key), MetadataValue::Attribute(value));
                 }
             }
             continue;
         }
-        default_metadata.insert(key.to_string(), value_json(value));
+        default_metadata.insert(Cow::Borrowed(key), MetadataValue::Attribute(value));
     }
     if !default_metadata.is_empty() {
-        metadata.insert("default".into(), default_metadata);
+        metadata.insert(Cow::Borrowed("default"), default_metadata);
     }
     (user, annotations, metadata)
 }

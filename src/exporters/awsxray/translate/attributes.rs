@@ -27,10 +27,11 @@ pub(super) fn key_signature(key: &str) -> u64 {
 }
 
 pub(super) fn attributes(list: &[KeyValue]) -> Attributes<'_> {
-    let mut entries: Vec<(&str, &AnyValue)> = list
-        .iter()
-        .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v)))
-        .collect();
+    let mut entries: Vec<(&str, &AnyValue)> = Vec::with_capacity(list.len());
+    entries.extend(
+        list.iter()
+            .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v))),
+    );
     if !entries.is_sorted_by(|a, b| a.0 < b.0) {
         sort_keeping_last(&mut entries, |entry| entry.0);
     }
