@@ -110,8 +110,8 @@ impl AwsXrayExporter {
             );
             for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
                 match translate::span_documents(span, &resource, &self.settings) {
-                    Ok(docs) => {
-                        for document in docs {
+                    Ok(mut docs) => {
+                        for document in &mut docs {
                             if let Err(id) = documents.push(document) {
                                 too_large += 1;
                                 first_too_large.get_or_insert(id);
