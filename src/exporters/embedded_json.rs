@@ -398,44 +398,29 @@ impl serde::ser::SerializeSeq for Compound<'_, '_> {
     }
 }
 
-impl serde::ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
+/// Tuples, tuple structs and tuple variants are written as sequences.
+macro_rules! written_as_sequence {
+    ($($trait:ident :: $method:ident),*) => {
+        $(impl serde::ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
 
-    fn serialize_element<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        serde::ser::SerializeSeq::serialize_element(self, value)
-    }
+            fn $method<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                serde::ser::SerializeSeq::serialize_element(self, value)
+            }
 
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
+            fn end(self) -> Result<(), Error> {
+                Compound::end(self)
+            }
+        })*
+    };
 }
 
-impl serde::ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        serde::ser::SerializeSeq::serialize_element(self, value)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
-}
-
-impl serde::ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-
-    fn serialize_field<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        serde::ser::SerializeSeq::serialize_element(self, value)
-    }
-
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self)
-    }
-}
+written_as_sequence!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl serde::ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
