@@ -707,3 +707,46 @@ fn repeated_attribute_keys_keep_the_last_value() {
         assert_eq!(attrs.get(key).and_then(int_of), Some(want));
     }
 }
+
+/// Metadata written from the attribute itself is what `value_json` makes of it, for every kind
+/// of value, in the exporter's escaped encoding as in plain JSON.
+#[test]
+fn metadata_from_an_attribute_is_written_as_its_json_value() {
+    use crate::exporters::embedded_json;
+    use opentelemetry_proto::tonic::common::v1::KeyValueList;
+    let values = [
+        Av::StringValue("a \"quoted\"\n value".into()),
+        Av::StringValue(String::new()),
+        Av::IntValue(i64::MIN),
+        Av::BoolValue(false),
+        Av::DoubleValue(3.0),
+        Av::DoubleValue(-0.0),
+        Av::DoubleValue(2.5),
+        Av::DoubleValue(1e20),
+        Av::DoubleValue(-1e15),
+        Av::DoubleValue(f64::NAN),
+        Av::DoubleValue(f64::INFINITY),
+        Av::BytesValue(vec![0xab, 0x01]),
+        Av::ArrayValue(ArrayValue {
+            values: vec![AnyValue {
+                value: Some(Av::DoubleValue(4.0)),
+            }],
+        }),
+        Av::KvlistValue(KeyValueList {
+            values: vec![s("k", "v"), i("n", 1)],
+        }),
+    ];
+    for value in values
+        .map(|v| AnyValue { value: Some(v) })
+        .iter()
+        .chain([&AnyValue::default()])
+    {
+        let borrowed = MetadataValue::Attribute(value);
+        let made = value_json(value);
+        assert_eq!(serde_json::to_value(&borrowed).unwrap(), made, "{value:?}");
+        let (mut from_attribute, mut from_json) = (Vec::new(), Vec::new());
+        embedded_json::write(&mut from_attribute, &borrowed);
+        embedded_json::write(&mut from_json, &made);
+        assert_eq!(from_attribute, from_json, "{value:?}");
+    }
+}
