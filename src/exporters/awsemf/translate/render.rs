@@ -1,11 +1,17 @@
 //! Events rendered straight into the PutLogEvents body's escaped JSON: fields in key order as
 //! the collector's sorted maps write them, the `_aws` directives, values and statistic sets.
+//!
+//! Where the dimension sets follow from the label keys alone (no declarations, no budget), the
+//! events of a batch come in few shapes: the same label keys, metric names, units and target.
+//! The first event of a shape is recorded as an [`EventPlan`] (the bytes all of them share and
+//! where each one's own values go), and the others copy those bytes and write only their label
+//! values, metric values and timestamp.
 
 use super::*;
 
 impl EmfValue {
     /// Appends the value's JSON (keys in the order serde_json's sorted maps wrote them).
-    pub(super) fn write_json(&self, w: &mut EventWriter) {
+    pub(super) fn write_json(&self, w: &mut impl EventOut) {
         match self {
             EmfValue::Number(v) => w.value(v),
             EmfValue::Statistics {
@@ -28,7 +34,7 @@ impl EmfValue {
 
 /// `{"Count":…,["Counts":…,]"Max":…,"Min":…,"Sum":…[,"Values":…]}`: keys in sorted order.
 pub(super) fn write_statistics(
-    w: &mut EventWriter,
+    w: &mut impl EventOut,
     count: u64,
     max: f64,
     min: f64,
@@ -61,30 +67,204 @@ pub(super) struct EventWriter<'o> {
     pub(super) added: usize,
 }
 
-impl EventWriter<'_> {
+/// Where an event's JSON goes: written at once ([`EventWriter`]), or recorded as an
+/// [`EventPlan`] ([`PlanRecorder`]). The event's own values (label values, metric values, the
+/// timestamp) go through their own methods, which a recorder keeps as places to fill.
+pub(super) trait EventOut {
     /// Keys and punctuation we write ourselves.
-    pub(super) fn structure(&mut self, text: &str) {
+    fn structure(&mut self, text: &str);
+    /// A value's JSON (strings escaped, non-finite numbers as `null`).
+    fn value<T: serde::Serialize + ?Sized>(&mut self, value: &T);
+    /// A string value (the common case of [`Self::value`], without a serializer).
+    fn text(&mut self, text: &str);
+    fn byte(&mut self, byte: u8);
+    /// JSON already escaped, with the bytes its escaping added.
+    fn escaped(&mut self, bytes: &[u8], added: usize);
+    /// The value of the event's label `index` (in key order).
+    fn label_value(&mut self, index: usize, text: &str);
+    /// The value of the event's metric `index`.
+    fn metric_value(&mut self, index: usize, value: &EmfValue);
+    /// The event's timestamp, as a number or (version 0) as a string.
+    fn timestamp(&mut self, timestamp_ms: i64, as_text: bool);
+}
+
+impl EventOut for EventWriter<'_> {
+    fn structure(&mut self, text: &str) {
         self.added += embedded_json::write_structure(self.out, text);
     }
 
-    /// A value's JSON (strings escaped, non-finite numbers as `null`).
-    pub(super) fn value<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
+    fn value<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
         self.added += embedded_json::write(self.out, value);
     }
 
-    /// A string value (the common case of [`Self::value`], without a serializer).
-    pub(super) fn text(&mut self, text: &str) {
+    fn text(&mut self, text: &str) {
         self.added += embedded_json::write_str(self.out, text);
     }
 
-    pub(super) fn byte(&mut self, byte: u8) {
+    fn byte(&mut self, byte: u8) {
         self.out.push(byte);
     }
 
-    /// JSON already escaped, with the bytes its escaping added.
-    pub(super) fn escaped(&mut self, bytes: &[u8], added: usize) {
+    fn escaped(&mut self, bytes: &[u8], added: usize) {
         self.out.extend_from_slice(bytes);
         self.added += added;
+    }
+
+    fn label_value(&mut self, _: usize, text: &str) {
+        self.text(text);
+    }
+
+    fn metric_value(&mut self, _: usize, value: &EmfValue) {
+        value.write_json(self);
+    }
+
+    fn timestamp(&mut self, timestamp_ms: i64, as_text: bool) {
+        if as_text {
+            self.value(&timestamp_ms.to_string());
+        } else {
+            self.value(&timestamp_ms);
+        }
+    }
+}
+
+/// One step of an [`EventPlan`].
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    /// Bytes of the plan's shared text.
+    Shared(std::ops::Range<usize>),
+    Label(usize),
+    Metric(usize),
+    Timestamp {
+        as_text: bool,
+    },
+}
+
+/// An event shape's JSON: the escaped bytes every event of the shape shares, and the places of
+/// each event's own values.
+#[derive(Debug, Default)]
+pub(super) struct EventPlan {
+    shared: Vec<u8>,
+    /// Bytes the escaping added to the shared text.
+    added: usize,
+    steps: Vec<Step>,
+    /// Dimension sets left out for holding over [`MAX_DIMENSIONS_PER_SET`] keys, per metric.
+    over_limit: u64,
+}
+
+impl EventPlan {
+    /// Writes one event of the plan's shape.
+    fn write(&self, w: &mut EventWriter, key: &GroupKey<'_>, metrics: &[GroupedMetric<'_>]) {
+        w.added += self.added;
+        for step in &self.steps {
+            match step {
+                Step::Shared(range) => w.out.extend_from_slice(&self.shared[range.clone()]),
+                Step::Label(i) => w.text(&key.labels.pairs()[*i].1),
+                Step::Metric(i) => metrics[*i].value.write_json(w),
+                Step::Timestamp { as_text } => w.timestamp(key.timestamp_ms, *as_text),
+            }
+        }
+    }
+}
+
+/// Records an event's writing as an [`EventPlan`].
+#[derive(Default)]
+pub(super) struct PlanRecorder {
+    plan: EventPlan,
+    /// Where the shared text not yet in a step starts.
+    pending: usize,
+}
+
+impl PlanRecorder {
+    fn shared(&mut self) -> EventWriter<'_> {
+        EventWriter {
+            out: &mut self.plan.shared,
+            added: 0,
+        }
+    }
+
+    fn place(&mut self, step: Step) {
+        self.close_shared();
+        self.plan.steps.push(step);
+    }
+
+    fn close_shared(&mut self) {
+        let end = self.plan.shared.len();
+        if end > self.pending {
+            self.plan.steps.push(Step::Shared(self.pending..end));
+            self.pending = end;
+        }
+    }
+
+    fn finish(mut self, over_limit: u64) -> EventPlan {
+        self.close_shared();
+        self.plan.over_limit = over_limit;
+        self.plan
+    }
+}
+
+impl EventOut for PlanRecorder {
+    fn structure(&mut self, text: &str) {
+        self.plan.added += embedded_json::write_structure(&mut self.plan.shared, text);
+    }
+
+    fn value<T: serde::Serialize + ?Sized>(&mut self, value: &T) {
+        let mut w = self.shared();
+        w.value(value);
+        self.plan.added += w.added;
+    }
+
+    fn text(&mut self, text: &str) {
+        self.plan.added += embedded_json::write_str(&mut self.plan.shared, text);
+    }
+
+    fn byte(&mut self, byte: u8) {
+        self.plan.shared.push(byte);
+    }
+
+    fn escaped(&mut self, bytes: &[u8], added: usize) {
+        self.plan.shared.extend_from_slice(bytes);
+        self.plan.added += added;
+    }
+
+    fn label_value(&mut self, index: usize, _: &str) {
+        self.place(Step::Label(index));
+    }
+
+    fn metric_value(&mut self, index: usize, _: &EmfValue) {
+        self.place(Step::Metric(index));
+    }
+
+    fn timestamp(&mut self, _: i64, as_text: bool) {
+        self.place(Step::Timestamp { as_text });
+    }
+}
+
+/// Event plans by shape: target, label keys, and each metric's name, unit and resolution.
+#[derive(Default)]
+pub(super) struct PlanCache {
+    by_shape: hashbrown::HashMap<Box<[u8]>, EventPlan>,
+    lookup: Vec<u8>,
+}
+
+impl PlanCache {
+    /// The shape of an event as bytes, every text length-prefixed so that no two shapes meet.
+    fn shape(&mut self, target: usize, key: &GroupKey<'_>, metrics: &[GroupedMetric<'_>]) {
+        fn push_text(lookup: &mut Vec<u8>, text: &str) {
+            lookup.extend_from_slice(&(text.len() as u32).to_le_bytes());
+            lookup.extend_from_slice(text.as_bytes());
+        }
+        let lookup = &mut self.lookup;
+        lookup.clear();
+        lookup.extend_from_slice(&(target as u64).to_le_bytes());
+        lookup.extend_from_slice(&(key.labels.len() as u32).to_le_bytes());
+        for label in key.labels.keys() {
+            push_text(lookup, label);
+        }
+        for metric in metrics {
+            push_text(lookup, &metric.name);
+            push_text(lookup, &metric.unit);
+            lookup.push(metric.storage_resolution);
+        }
     }
 }
 
@@ -101,21 +281,27 @@ pub(super) struct Rendered {
 
 /// A top-level field of an event, written in key order as the collector's sorted maps are.
 pub(super) enum Field<'r> {
+    /// Text of our own (the version, the overflow flag).
     Text(&'r str),
+    /// The value of label `.0`.
+    Label(usize, &'r str),
     Decoded(Value),
-    Metric(&'r EmfValue),
+    /// The value of metric `.0`.
+    Metric(usize, &'r EmfValue),
     Aws,
     Directives,
     TimestampText,
 }
 
 /// Renders a batch's groups into one buffer of escaped events, with what every event needs:
-/// the settings, the budget that admits its metrics, the dimension sets cached per key list.
+/// the settings, the budget that admits its metrics, the dimension sets cached per key list, the
+/// plans of the event shapes met so far.
 pub(super) struct Renderer<'s, 'b> {
     settings: &'s EmfSettings,
     budget: Option<&'b mut CardinalityBudget>,
     stats: &'b mut TranslateStats,
     cache: DimensionsCache,
+    plans: PlanCache,
     buffer: Vec<u8>,
     rendered: Vec<Rendered>,
 }
@@ -132,6 +318,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
             budget,
             stats,
             cache: DimensionsCache::default(),
+            plans: PlanCache::default(),
             // About what an event takes; growing a multi-megabyte buffer by copying showed in
             // profiles.
             buffer: Vec::with_capacity(groups * 1024),
@@ -149,7 +336,7 @@ impl<'s, 'b> Renderer<'s, 'b> {
         metrics: &[GroupedMetric<'_>],
     ) {
         let start = self.buffer.len();
-        let added = self.render(target, key, metrics);
+        let added = self.render(target_index, target, key, metrics);
         let size = self.buffer.len() - start - added;
         if size <= MAX_EVENT_BYTES || metrics.len() == 1 {
             self.rendered.push(Rendered {
@@ -185,11 +372,17 @@ impl<'s, 'b> Renderer<'s, 'b> {
     /// Appends one event's escaped JSON to the buffer; returns the bytes the escaping added.
     fn render(
         &mut self,
+        target_index: usize,
         target: &Target,
         key: &GroupKey<'_>,
         metrics: &[GroupedMetric<'_>],
     ) -> usize {
         let settings = self.settings;
+        // The sets depend on the label keys alone: rendered once per key list.
+        let keys_decide = settings.declarations.is_empty() && self.budget.is_none();
+        if keys_decide && settings.json_encoded_labels.is_empty() {
+            return self.render_planned(target_index, target, key, metrics);
+        }
         let Renderer {
             budget,
             stats,
@@ -197,26 +390,14 @@ impl<'s, 'b> Renderer<'s, 'b> {
             buffer,
             ..
         } = self;
-        let w = &mut EventWriter {
-            out: buffer,
-            added: 0,
-        };
         let namespace = target.namespace.as_str();
         let mut folded = false;
         // Metrics sharing the same dimension sets (rendered) share directives.
         let mut by_sets: Vec<Directive> = Vec::new();
-        let keys_decide = settings.declarations.is_empty() && budget.is_none();
         if keys_decide {
-            // The sets depend on the label keys alone: rendered once per key list.
             let dimensions = cache.get(&key.labels, settings.rollup);
             stats.dimension_sets_over_limit += dimensions.over_limit * metrics.len() as u64;
-            if !metrics.is_empty() {
-                by_sets.push(Directive {
-                    dimensions: Cow::Borrowed(&dimensions.escaped),
-                    added: dimensions.added,
-                    members: metrics.iter().collect(),
-                });
-            }
+            by_sets.extend(keys_directive(dimensions, metrics));
         }
         for metric in metrics.iter().filter(|_| !keys_decide) {
             // No declaration covers the metric, or none leaves it a dimension set: it is not
@@ -258,67 +439,141 @@ impl<'s, 'b> Renderer<'s, 'b> {
                 }),
             }
         }
-        // Fields in the order a map would receive them; a later one replaces an earlier one.
-        let mut fields: Vec<(&str, Field)> =
-            Vec::with_capacity(key.labels.len() + metrics.len() + 3);
-        for (k, v) in key.labels.iter() {
-            let field = if settings.json_encoded_labels.iter().any(|l| l == k) {
-                serde_json::from_str(v)
-                    .map(Field::Decoded)
-                    .unwrap_or(Field::Text(v))
-            } else {
-                Field::Text(v)
-            };
-            fields.push((k, field));
-        }
-        for m in metrics {
-            fields.push((&m.name, Field::Metric(&m.value)));
-        }
-        if folded {
-            fields.push((OVERFLOW_KEY, Field::Text("true")));
-        }
-        let extracted = !by_sets.is_empty();
-        // Without directives no declaration covers any metric here: the values stay queryable in
-        // CloudWatch Logs, but nothing is extracted (and billed) as a metric.
-        if extracted && settings.version_zero {
-            fields.push(("Version", Field::Text("0")));
-            fields.push(("CloudWatchMetrics", Field::Directives));
-            fields.push(("Timestamp", Field::TimestampText));
-        } else if extracted {
-            fields.push(("Version", Field::Text("1")));
-            fields.push(("_aws", Field::Aws));
-        }
-        fields.sort_by(|a, b| a.0.cmp(b.0));
-        w.byte(b'{');
-        let mut first = true;
-        for (i, (name, field)) in fields.iter().enumerate() {
-            if fields.get(i + 1).is_some_and(|next| next.0 == *name) {
-                continue;
-            }
-            if !first {
-                w.byte(b',');
-            }
-            first = false;
-            w.text(name);
-            w.byte(b':');
-            match field {
-                Field::Text(text) => w.text(text),
-                Field::Decoded(value) => w.value(value),
-                Field::Metric(value) => value.write_json(w),
-                Field::Directives => write_directives(w, namespace, &by_sets),
-                Field::TimestampText => w.value(&key.timestamp_ms.to_string()),
-                Field::Aws => {
-                    w.structure("{\"CloudWatchMetrics\":");
-                    write_directives(w, namespace, &by_sets);
-                    w.structure(",\"Timestamp\":");
-                    w.value(&key.timestamp_ms);
-                    w.byte(b'}');
-                }
-            }
-        }
-        w.byte(b'}');
+        let w = &mut EventWriter {
+            out: buffer,
+            added: 0,
+        };
+        write_event(w, settings, namespace, key, metrics, &by_sets, folded);
         w.added
     }
+
+    /// [`Self::render`] through the plan of the event's shape, recorded from its first event.
+    fn render_planned(
+        &mut self,
+        target_index: usize,
+        target: &Target,
+        key: &GroupKey<'_>,
+        metrics: &[GroupedMetric<'_>],
+    ) -> usize {
+        let Renderer {
+            settings,
+            stats,
+            cache,
+            plans,
+            buffer,
+            ..
+        } = self;
+        plans.shape(target_index, key, metrics);
+        let plan = plans
+            .by_shape
+            .entry_ref(&plans.lookup[..])
+            .or_insert_with(|| {
+                let dimensions = cache.get(&key.labels, settings.rollup);
+                let by_sets: Vec<Directive> =
+                    keys_directive(dimensions, metrics).into_iter().collect();
+                let mut recorder = PlanRecorder::default();
+                write_event(
+                    &mut recorder,
+                    settings,
+                    &target.namespace,
+                    key,
+                    metrics,
+                    &by_sets,
+                    false,
+                );
+                recorder.finish(dimensions.over_limit)
+            });
+        stats.dimension_sets_over_limit += plan.over_limit * metrics.len() as u64;
+        let w = &mut EventWriter {
+            out: buffer,
+            added: 0,
+        };
+        plan.write(w, key, metrics);
+        w.added
+    }
+}
+
+/// The one directive of an event whose dimension sets follow from its label keys.
+fn keys_directive<'r>(
+    dimensions: &'r CachedDimensions,
+    metrics: &'r [GroupedMetric<'r>],
+) -> Option<Directive<'r>> {
+    (!metrics.is_empty()).then(|| Directive {
+        dimensions: Cow::Borrowed(&dimensions.escaped),
+        added: dimensions.added,
+        members: metrics.iter().collect(),
+    })
+}
+
+/// Writes an event: its fields in key order, as a map would receive them (of two fields with
+/// one name, the later), and the directives when any metric is extracted.
+fn write_event(
+    out: &mut impl EventOut,
+    settings: &EmfSettings,
+    namespace: &str,
+    key: &GroupKey<'_>,
+    metrics: &[GroupedMetric<'_>],
+    by_sets: &[Directive],
+    folded: bool,
+) {
+    let mut fields: Vec<(&str, Field)> = Vec::with_capacity(key.labels.len() + metrics.len() + 3);
+    for (i, (k, v)) in key.labels.iter().enumerate() {
+        let field = if settings.json_encoded_labels.iter().any(|l| l == k) {
+            serde_json::from_str(v)
+                .map(Field::Decoded)
+                .unwrap_or(Field::Label(i, v))
+        } else {
+            Field::Label(i, v)
+        };
+        fields.push((k, field));
+    }
+    for (i, m) in metrics.iter().enumerate() {
+        fields.push((&m.name, Field::Metric(i, &m.value)));
+    }
+    if folded {
+        fields.push((OVERFLOW_KEY, Field::Text("true")));
+    }
+    let extracted = !by_sets.is_empty();
+    // Without directives no declaration covers any metric here: the values stay queryable in
+    // CloudWatch Logs, but nothing is extracted (and billed) as a metric.
+    if extracted && settings.version_zero {
+        fields.push(("Version", Field::Text("0")));
+        fields.push(("CloudWatchMetrics", Field::Directives));
+        fields.push(("Timestamp", Field::TimestampText));
+    } else if extracted {
+        fields.push(("Version", Field::Text("1")));
+        fields.push(("_aws", Field::Aws));
+    }
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    out.byte(b'{');
+    let mut first = true;
+    for (i, (name, field)) in fields.iter().enumerate() {
+        if fields.get(i + 1).is_some_and(|next| next.0 == *name) {
+            continue;
+        }
+        if !first {
+            out.byte(b',');
+        }
+        first = false;
+        out.text(name);
+        out.byte(b':');
+        match field {
+            Field::Text(text) => out.text(text),
+            Field::Label(i, text) => out.label_value(*i, text),
+            Field::Decoded(value) => out.value(value),
+            Field::Metric(i, value) => out.metric_value(*i, value),
+            Field::Directives => write_directives(out, namespace, by_sets),
+            Field::TimestampText => out.timestamp(key.timestamp_ms, true),
+            Field::Aws => {
+                out.structure("{\"CloudWatchMetrics\":");
+                write_directives(out, namespace, by_sets);
+                out.structure(",\"Timestamp\":");
+                out.timestamp(key.timestamp_ms, false);
+                out.byte(b'}');
+            }
+        }
+    }
+    out.byte(b'}');
 }
 
 /// Metrics sharing one list of dimension sets (rendered, escaped).
@@ -329,7 +584,7 @@ pub(super) struct Directive<'r> {
 }
 
 /// `[{"Dimensions":[…],"Metrics":[{"Name":…,"StorageResolution":…,"Unit":…}],"Namespace":…}]`
-pub(super) fn write_directives(w: &mut EventWriter, namespace: &str, by_sets: &[Directive]) {
+pub(super) fn write_directives(w: &mut impl EventOut, namespace: &str, by_sets: &[Directive]) {
     w.byte(b'[');
     let mut first = true;
     for directive in by_sets {

@@ -1275,3 +1275,125 @@ mod declarations {
         );
     }
 }
+
+/// Events rendered from the plan of their shape are the events written field by field: every
+/// kind of value, units that differ between events of one metric, escapes in label values, a label named like a metric or like `Version`, two
+/// targets with their own namespaces, both layouts, and many events of each shape with their own values and timestamps.
+/// (A JSON-encoded label that no point has sends every event down the field-by-field path.)
+#[test]
+fn events_rendered_from_their_shapes_plan_equal_events_written_field_by_field() {
+    let labels = |i: usize| -> Vec<KeyValue> {
+        match i % 4 {
+            0 => vec![s("route", &format!("/items/{i}")), s("method", "GET")],
+            1 => vec![
+                s("route", &format!("/q \"{i}\"\n\t\\ é")),
+                s("method", "POST"),
+            ],
+            2 => vec![s("Version", "label"), s("latency", &i.to_string())],
+            _ => vec![s("aws.emf.storage_resolution", "1"), s("zone", "b")],
+        }
+    };
+    let metrics = |i: usize| -> Vec<Metric> {
+        let t = T + (i as u64 % 7) * 1_000_000;
+        let at = |mut p: NumberDataPoint| {
+            p.time_unix_nano = t;
+            p
+        };
+        vec![
+            Metric {
+                name: "latency".into(),
+                unit: if i.is_multiple_of(3) { "ms" } else { "s" }.into(),
+                data: Some(Data::Gauge(Gauge {
+                    data_points: vec![at(point(labels(i), i as f64 * 0.25))],
+                })),
+                ..Default::default()
+            },
+            delta_sum("requests", vec![at(point(labels(i), (i * 3) as f64))]),
+            Metric {
+                name: "size".into(),
+                unit: "By".into(),
+                data: Some(Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        attributes: labels(i),
+                        time_unix_nano: t,
+                        count: i as u64 + 1,
+                        sum: Some(i as f64 * 10.5),
+                        min: Some(1.0),
+                        max: Some(i as f64 + 2.0),
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: AggregationTemporality::Delta as i32,
+                })),
+                ..Default::default()
+            },
+            Metric {
+                name: "spread".into(),
+                data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![ExponentialHistogramDataPoint {
+                        attributes: labels(i),
+                        time_unix_nano: t,
+                        count: 3,
+                        sum: Some(7.0),
+                        scale: 1,
+                        positive: Some(Buckets {
+                            offset: i as i32 % 3,
+                            bucket_counts: vec![1, 2],
+                        }),
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: AggregationTemporality::Delta as i32,
+                })),
+                ..Default::default()
+            },
+        ]
+    };
+    let resource = |service: &str, i: usize| ResourceMetrics {
+        resource: Some(Resource {
+            attributes: vec![s("service.name", service)],
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            scope: Some(InstrumentationScope {
+                name: if i.is_multiple_of(5) {
+                    String::new()
+                } else {
+                    "lib".into()
+                },
+                ..Default::default()
+            }),
+            metrics: metrics(i),
+            schema_url: String::new(),
+        }],
+        schema_url: String::new(),
+    };
+    let batch: Vec<ResourceMetrics> = (0..40usize)
+        .map(|i| resource(if i.is_multiple_of(2) { "api" } else { "ui" }, i))
+        .collect();
+    for version_zero in [false, true] {
+        let planned = EmfSettings {
+            // The namespace from each resource's service.name: the targets' directives differ.
+            namespace: String::new(),
+            log_group_name: "/metrics/{ServiceName}".into(),
+            version_zero,
+            ..settings()
+        };
+        let field_by_field = EmfSettings {
+            json_encoded_labels: vec!["no.point.has.this.label".into()],
+            ..planned.clone()
+        };
+        let (events, stats) = translate(&batch, &planned, &mut DeltaCache::default(), None, 42);
+        let (expected, expected_stats) = translate(
+            &batch,
+            &field_by_field,
+            &mut DeltaCache::default(),
+            None,
+            42,
+        );
+        assert!(events.len() >= 40, "{} events", events.len());
+        assert_eq!(stats, expected_stats);
+        for (event, expected) in events.iter().zip(&expected) {
+            assert_eq!(event, expected, "{}", event.message());
+        }
+        assert_eq!(events.len(), expected.len());
+    }
+}
