@@ -110,7 +110,13 @@ impl<'a> Labels<'a> {
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Cow<'a, str>> {
-        self.position(key).ok().map(|i| self.0.remove(i).1)
+        // As in `get`: every point is asked for its storage-resolution label, which it seldom has.
+        let found = if self.0.len() <= 16 {
+            self.0.iter().position(|(k, _)| k.as_ref() == key)
+        } else {
+            self.position(key).ok()
+        };
+        found.map(|i| self.0.remove(i).1)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
