@@ -7,7 +7,6 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as Av};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct SegmentDocument<'a> {
@@ -47,7 +46,7 @@ pub struct SegmentDocument<'a> {
     pub cause: Option<Cause>,
     #[serde(skip_serializing_if = "Map::is_empty")]
     pub annotations: Map<String, Value>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(skip_serializing_if = "SortedMap::is_empty")]
     pub metadata: Metadata<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<Cow<'a, str>>,
@@ -249,7 +248,90 @@ pub struct SpanLink {
 
 /// Metadata by namespace and key, sorted as the collector's maps write them; keys and values
 /// borrowed from the span and its resource's context, where most of them come from.
-pub type Metadata<'a> = BTreeMap<Cow<'a, str>, BTreeMap<Cow<'a, str>, MetadataValue<'a>>>;
+pub type Metadata<'a> = SortedMap<Cow<'a, str>, SortedMap<Cow<'a, str>, MetadataValue<'a>>>;
+
+/// A map as a vector of entries sorted by key, one per key (inserting a key again replaces its
+/// value), written as a JSON object. A span's metadata has a handful of entries, mostly
+/// inserted in key order: one allocation and a push each, where a `BTreeMap` allocates nodes
+/// and frees them again for every span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortedMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for SortedMap<K, V> {
+    fn default() -> Self {
+        SortedMap(Vec::new())
+    }
+}
+
+impl<K: Ord, V> SortedMap<K, V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, key: K, value: V) {
+        // Entries mostly come in key order: the end is checked before searching.
+        match self.0.last() {
+            Some((last, _)) if *last < key => self.0.push((key, value)),
+            None => self.0.push((key, value)),
+            Some(_) => match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+                Ok(i) => self.0[i].1 = value,
+                Err(i) => self.0.insert(i, (key, value)),
+            },
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.0.iter_mut().map(|(_, v)| v)
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        self.0.retain_mut(|(k, v)| keep(k, v));
+    }
+}
+
+impl<K: Ord, V> Extend<(K, V)> for SortedMap<K, V> {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, entries: I) {
+        for (key, value) in entries {
+            self.insert(key, value);
+        }
+    }
+}
+
+impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
+        let mut map = SortedMap::new();
+        map.extend(entries);
+        map
+    }
+}
+
+impl<K: Ord, V, const N: usize> From<[(K, V); N]> for SortedMap<K, V> {
+    fn from(entries: [(K, V); N]) -> Self {
+        entries.into_iter().collect()
+    }
+}
+
+impl<K: Serialize, V: Serialize> Serialize for SortedMap<K, V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetadataValue<'a> {
@@ -288,4 +370,36 @@ pub fn non_empty<S: AsRef<str>>(s: impl Into<S>) -> Option<S> {
 
 fn is_empty_slice<T>(items: &[T]) -> bool {
     items.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Inserting in any order, keys again included, leaves what a `BTreeMap` would hold, and it
+    /// is written as the same JSON object.
+    #[test]
+    fn a_sorted_map_holds_and_writes_what_a_btreemap_would() {
+        let mut seed = 7u64;
+        for round in 0..200 {
+            let mut sorted = SortedMap::new();
+            let mut reference = BTreeMap::new();
+            for i in 0..(round % 17) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let key = format!("k{}", (seed >> 33) % 9);
+                sorted.insert(key.clone(), i);
+                reference.insert(key, i);
+            }
+            let entries: Vec<_> = sorted.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let expected: Vec<_> = reference.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            assert_eq!(entries, expected);
+            assert_eq!(
+                serde_json::to_string(&sorted).unwrap(),
+                serde_json::to_string(&reference).unwrap()
+            );
+        }
+    }
 }

@@ -50,7 +50,7 @@ pub(super) fn make_xray_attributes<'a>(
     if remaining.is_empty() && (!store_resource || resource.metadata.is_empty()) {
         return (user, annotations, metadata);
     }
-    let mut default_metadata = BTreeMap::new();
+    let mut default_metadata = SortedMap::new();
     // The keys the span's X-Ray annotations came from, looked up where they are rather than
     // collected into a list per span.
     let annotation_keys: &[AnyValue] = match remaining.remove(ANNOTATIONS_ATTRIBUTE) {
