@@ -1,11 +1,11 @@
 //! Events rendered straight into the PutLogEvents body's escaped JSON: fields in key order as
 //! the collector's sorted maps write them, the `_aws` directives, values and statistic sets.
 //!
-//! Where the dimension sets follow from the label keys alone (no declarations, no budget), the
-//! events of a batch come in few shapes: the same label keys, metric names, units and target.
-//! The first event of a shape is recorded as an [`EventPlan`] (the bytes all of them share and
-//! where each one's own values go), and the others copy those bytes and write only their label
-//! values, metric values and timestamp.
+//! Where the dimension sets follow from the label keys alone (no declarations, no budget) and
+//! no label is JSON-encoded, the events of a batch come in few shapes: the same label keys,
+//! metric names, units and target. The first event of a shape is recorded as an [`EventPlan`]
+//! (the bytes all of them share and where each one's own values go), and the others copy those
+//! bytes and write only their label values, metric values and timestamp.
 
 use super::*;
 
