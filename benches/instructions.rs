@@ -72,9 +72,9 @@ service:
     metrics: {{receivers: [otlp], processors: [batch/metrics], exporters: [awsemf]}}
 "#
     );
-    let config = otel_sidecar::config::parse_config(&config, &|name| std::env::var(name).ok())
+    let config = otel_sidecar::components::parse_config(&config, &|name| std::env::var(name).ok())
         .expect("config");
-    let running = otel_sidecar::pipeline::start(&config).await.expect("start");
+    let running = otel_sidecar::service::start(&config).await.expect("start");
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
     for _ in 0..requests {

@@ -130,7 +130,7 @@ fn budget(c: &mut Criterion) {
         })
     });
     // The same with a fleet-wide budget: an identity the fleet admitted is a local lookup too.
-    use otel_sidecar::exporters::awsemf::budget::{FleetRequest, FleetVerdict, PendingPoint};
+    use otel_sidecar::exporters::awsemf::fleet::{FleetRequest, FleetVerdict, PendingPoint};
     let mut shared = CardinalityBudget::shared(BudgetConfig::with_max_metrics(10_000));
     shared.advance(0);
     let request = FleetRequest {

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod components;
 pub mod config;
 pub mod exporters;
 pub mod extensions;
@@ -16,6 +17,7 @@ pub mod panic_policy;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
+pub mod service;
 pub mod telemetry;
 #[cfg(test)]
 mod test_support;

@@ -5,9 +5,9 @@ mod startup_pages;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use otel_sidecar::config::{self, source};
+use otel_sidecar::config::source;
 use otel_sidecar::extensions::health_check;
-use otel_sidecar::{pipeline, telemetry};
+use otel_sidecar::{components, pipeline, service, telemetry};
 use std::process::ExitCode;
 
 /// mimalloc for small blocks, the system allocator for large ones (see `allocator.rs`).
@@ -282,7 +282,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Reads and validates the config, printing every problem on failure.
 async fn load(
     cli: &SidecarArgs,
-) -> Result<(config::SidecarConfig, source::ConfigSource, bool), ExitCode> {
+) -> Result<(components::SidecarConfig, source::ConfigSource, bool), ExitCode> {
     let aot = std::env::var(source::AOT_CONFIG_CONTENT).ok();
     let (source, flag_ignored) = source::choose(aot, cli.config.as_deref());
     let text = match source.read().await {
@@ -292,7 +292,7 @@ async fn load(
             return Err(ExitCode::FAILURE);
         }
     };
-    match config::parse_config(&text, &|name| std::env::var(name).ok()) {
+    match components::parse_config(&text, &|name| std::env::var(name).ok()) {
         Ok(mut config) => {
             if let Some(budget) = cli.default_budget() {
                 if let Err((key, message)) = budget.validate() {
@@ -350,7 +350,7 @@ async fn run(cli: &SidecarArgs) -> ExitCode {
 
 async fn run_service(
     cli: &SidecarArgs,
-    config: config::SidecarConfig,
+    config: components::SidecarConfig,
     source: source::ConfigSource,
     flag_ignored: bool,
 ) -> anyhow::Result<()> {
@@ -368,7 +368,7 @@ async fn run_service(
     // Handlers first: a SIGTERM that arrives as soon as the sidecar reports ready must drain,
     // not kill it.
     let stop_signals = StopSignals::install()?;
-    let service = pipeline::start(&config).await.context("cannot start")?;
+    let service = service::start(&config).await.context("cannot start")?;
     let released = startup_pages::release();
     tracing::debug!(message = "start-up code pages released", bytes = released);
     stop_signals.wait().await;

@@ -5,7 +5,9 @@
 use crate::config::duration;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// `service.telemetry`.
@@ -232,3 +234,26 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
 
 /// Re-exported so callers can write `telemetry::parse_duration`.
 pub use duration::parse_go_duration as parse_duration;
+
+/// The latest `/cardinality` document of each `awsemf` exporter with a budget, by exporter id:
+/// the exporters write it, the self-metrics endpoint serves it. The service makes one and hands
+/// it to both.
+#[derive(Debug, Clone, Default)]
+pub struct CardinalityReports(Arc<Mutex<BTreeMap<String, serde_json::Value>>>);
+
+impl CardinalityReports {
+    /// Replaces `exporter`'s document.
+    pub fn publish(&self, exporter: &str, report: serde_json::Value) {
+        // A writer that panicked left a whole map behind (each insert is one step).
+        let mut reports = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        reports.insert(exporter.to_string(), report);
+    }
+
+    /// Every exporter's latest document.
+    pub fn snapshot(&self) -> BTreeMap<String, serde_json::Value> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}

@@ -33,42 +33,5 @@ pub fn sort_keeping_last<T>(entries: &mut Vec<T>, key: impl Fn(&T) -> &str) {
     entries.dedup_by(|later, kept| key(later) == key(kept));
 }
 
-/// Lower-case hex of ids; on the per-span path, so no `format!` per byte.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
-}
-
-/// Appends the lower-case hex of `bytes`.
-pub fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    // Digits written into a buffer and appended as one string: pushing them a char at a time
-    // cost more than the rest of an id's translation.
-    let mut digits = [0u8; 64];
-    for chunk in bytes.chunks(digits.len() / 2) {
-        for (pair, b) in digits.chunks_exact_mut(2).zip(chunk) {
-            pair[0] = DIGITS[usize::from(b >> 4)];
-            pair[1] = DIGITS[usize::from(b & 0x0f)];
-        }
-        let written = &digits[..chunk.len() * 2];
-        out.push_str(std::str::from_utf8(written).expect("hex digits are ASCII"));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_is_two_lower_case_digits_per_byte_however_long() {
-        let bytes: Vec<u8> = (0..=255).collect();
-        for len in [0, 1, 8, 16, 31, 32, 33, 256] {
-            let expected: String = bytes[..len].iter().map(|b| format!("{b:02x}")).collect();
-            assert_eq!(hex(&bytes[..len]), expected);
-            let mut appended = String::from("1-");
-            push_hex(&mut appended, &bytes[..len]);
-            assert_eq!(appended, format!("1-{expected}"));
-        }
-    }
-}
+/// Ids are written as lower-case hex by the pipeline's value helpers.
+pub use crate::pipeline::values::{hex, push_hex};

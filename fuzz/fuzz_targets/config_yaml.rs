@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = otel_sidecar::config::parse_config(text, &|name| {
+        let _ = otel_sidecar::components::parse_config(text, &|name| {
             (name == "SET").then(|| "1".to_string())
         });
     }

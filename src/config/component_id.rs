@@ -1,6 +1,6 @@
 //! Component and pipeline ids: `type` or `type/name`, split at the first `/`.
 
-use crate::pipeline::Signal;
+use super::Signal;
 use std::fmt;
 
 /// The id of a configured component, e.g. `batch/traces`.

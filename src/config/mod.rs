@@ -1,21 +1,17 @@
-//! The collector YAML config: sources, `${...}` expansion, the typed model and its validation.
-//!
-//! Parsing happens in two steps: serde structs with `deny_unknown_fields`
-//! per component, then a validation pass into [`SidecarConfig`], the type the runtime uses.
-//! Every problem is reported at once, each with the YAML path it is about.
+//! The collector YAML config as a document: sources, `${...}` expansion, component ids and the
+//! sections as written. The ground floor of the crate: it knows no component. What each
+//! component type accepts, and the validated config the runtime builds from, are in
+//! [`crate::components`].
 
 mod component_id;
 pub mod duration;
 mod expand;
+mod signal;
 pub mod source;
 
 pub use component_id::{ComponentId, PipelineId};
+pub use signal::Signal;
 
-use crate::exporters::ExporterConfig;
-use crate::extensions::ExtensionConfig;
-use crate::pipeline::Signal;
-use crate::processors::ProcessorConfig;
-use crate::receivers::ReceiverConfig;
 use crate::telemetry::TelemetryConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -65,29 +61,6 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// One pipeline as written under `service.pipelines`, with ids already checked.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PipelineConfig {
-    pub receivers: Vec<ComponentId>,
-    pub processors: Vec<ComponentId>,
-    pub exporters: Vec<ComponentId>,
-}
-
-/// A validated config: what the runtime builds from, never re-checked.
-#[derive(Debug, Clone)]
-pub struct SidecarConfig {
-    pub receivers: BTreeMap<ComponentId, ReceiverConfig>,
-    pub processors: BTreeMap<ComponentId, ProcessorConfig>,
-    pub exporters: BTreeMap<ComponentId, ExporterConfig>,
-    /// Only the extensions listed in `service.extensions`: the others are never started.
-    pub extensions: BTreeMap<ComponentId, ExtensionConfig>,
-    pub pipelines: BTreeMap<PipelineId, PipelineConfig>,
-    pub telemetry: TelemetryConfig,
-    /// Environment variables referenced by the config that are not set (a warning, as in the
-    /// collector: the value becomes empty).
-    pub unset_variables: Vec<String>,
-}
-
 /// Key names whose values `validate --print` masks: passwords, tokens, keys and the like.
 const SECRET_KEY_PARTS: &[&str] = &[
     "password",
@@ -104,7 +77,7 @@ const SECRET_KEY_PARTS: &[&str] = &[
 
 /// Masks secret-looking values in a serialized config: whole values under keys named like
 /// secrets, and the password in a URL's user information (`rediss://user:***@host`).
-fn mask_secrets(value: &mut Value) {
+pub fn mask_secrets(value: &mut Value) {
     let secret = |name: &str| {
         let name = name.to_ascii_lowercase();
         SECRET_KEY_PARTS.iter().any(|part| name.contains(part))
@@ -141,134 +114,6 @@ fn mask_secrets(value: &mut Value) {
     }
 }
 
-impl SidecarConfig {
-    /// The config as the sidecar runs it, as YAML: every default filled in, `${env}` already
-    /// expanded, secrets masked. What `validate --print` shows.
-    pub fn effective_yaml(&self) -> String {
-        fn section<T>(components: &BTreeMap<ComponentId, T>, body: impl Fn(&T) -> Value) -> Value {
-            Value::Mapping(
-                components
-                    .iter()
-                    .map(|(id, config)| (Value::String(id.to_string()), body(config)))
-                    .collect(),
-            )
-        }
-        fn yaml<T: serde::Serialize>(config: &T) -> Value {
-            serde_yaml_ng::to_value(config).unwrap_or_else(|e| Value::String(format!("<{e}>")))
-        }
-        let ids = |ids: &[ComponentId]| {
-            Value::Sequence(ids.iter().map(|id| Value::String(id.to_string())).collect())
-        };
-        let mut root = serde_yaml_ng::Mapping::new();
-        root.insert(
-            "receivers".into(),
-            section(&self.receivers, |c| match c {
-                ReceiverConfig::AwsEcsContainerMetrics(c) => yaml(c),
-                ReceiverConfig::AwsXray(c) => yaml(c),
-                ReceiverConfig::Otlp(c) => yaml(c),
-                ReceiverConfig::Statsd(c) => yaml(c),
-            }),
-        );
-        root.insert(
-            "processors".into(),
-            section(&self.processors, |c| match c {
-                ProcessorConfig::Attributes(c) => yaml(c),
-                ProcessorConfig::Batch(c) => yaml(c),
-                ProcessorConfig::Filter(c) => yaml(c),
-                ProcessorConfig::MemoryLimiter(c) => yaml(c),
-                ProcessorConfig::MetricsTransform(c) => yaml(c),
-                ProcessorConfig::Resource(c) => yaml(c),
-                ProcessorConfig::ResourceDetection(c) => yaml(c),
-            }),
-        );
-        root.insert(
-            "exporters".into(),
-            section(&self.exporters, |c| match c {
-                ExporterConfig::AwsEmf(c) => yaml(c),
-                ExporterConfig::AwsXray(c) => yaml(c),
-                ExporterConfig::Debug(c) => yaml(c),
-                ExporterConfig::File(c) => yaml(c),
-            }),
-        );
-        root.insert(
-            "extensions".into(),
-            section(&self.extensions, |c| match c {
-                ExtensionConfig::FileStorage(c) => yaml(c),
-                ExtensionConfig::HealthCheck(c) => yaml(c),
-            }),
-        );
-        let mut service = serde_yaml_ng::Mapping::new();
-        service.insert(
-            "extensions".into(),
-            Value::Sequence(
-                self.extensions
-                    .keys()
-                    .map(|id| Value::String(id.to_string()))
-                    .collect(),
-            ),
-        );
-        service.insert(
-            "pipelines".into(),
-            Value::Mapping(
-                self.pipelines
-                    .iter()
-                    .map(|(id, p)| {
-                        let mut pipeline = serde_yaml_ng::Mapping::new();
-                        pipeline.insert("receivers".into(), ids(&p.receivers));
-                        pipeline.insert("processors".into(), ids(&p.processors));
-                        pipeline.insert("exporters".into(), ids(&p.exporters));
-                        (Value::String(id.to_string()), Value::Mapping(pipeline))
-                    })
-                    .collect(),
-            ),
-        );
-        service.insert("telemetry".into(), yaml(&self.telemetry));
-        root.insert("service".into(), Value::Mapping(service));
-        let mut root = Value::Mapping(root);
-        mask_secrets(&mut root);
-        serde_yaml_ng::to_string(&root).unwrap_or_default()
-    }
-
-    /// Gives every `awsemf` exporter without a `cardinality_budget` this one (the command-line
-    /// flag / environment variable, so an unchanged config can be capped from the task
-    /// definition).
-    pub fn apply_default_budget(
-        &mut self,
-        budget: &crate::exporters::awsemf::budget::BudgetConfig,
-    ) {
-        for exporter in self.exporters.values_mut() {
-            if let ExporterConfig::AwsEmf(emf) = exporter
-                && emf.cardinality_budget.is_none()
-            {
-                emf.cardinality_budget = Some(budget.clone());
-            }
-        }
-    }
-
-    /// A one-line summary of the pipelines, for `validate` and the start-up log.
-    pub fn summary(&self) -> String {
-        let pipelines: Vec<String> = self
-            .pipelines
-            .iter()
-            .map(|(id, p)| {
-                let ids = |v: &[ComponentId]| {
-                    v.iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
-                format!(
-                    "{id}: [{}] -> [{}] -> [{}]",
-                    ids(&p.receivers),
-                    ids(&p.processors),
-                    ids(&p.exporters)
-                )
-            })
-            .collect();
-        format!("config ok: {}", pipelines.join("; "))
-    }
-}
-
 /// How a component type answered a decode request.
 #[derive(Debug)]
 pub enum DecodeError {
@@ -278,6 +123,50 @@ pub enum DecodeError {
     OutOfScope,
     /// The body of the component's config is wrong: `(path below the component, message)`.
     Invalid(Vec<(String, String)>),
+}
+
+impl DecodeError {
+    /// The problems as config errors, for the section of `id` (written `key`) of `kind`.
+    pub fn for_section(self, kind: Kind, key: &str, id: &ComponentId) -> Vec<ConfigError> {
+        let path = format!("{}.{key}", kind.section());
+        match self {
+            DecodeError::UnknownType(valid) => vec![ConfigError::new(
+                path,
+                format!(
+                    "unknown type: {:?} for id: {key:?} (valid values: [{}])",
+                    id.kind,
+                    valid.join(" ")
+                ),
+            )],
+            DecodeError::OutOfScope => vec![ConfigError::new(
+                path,
+                format!(
+                    "the {:?} {} is outside otel-sidecar's scope: it replaces the ADOT sidecar for X-Ray and CloudWatch (EMF) on ECS; run the ADOT collector for Prometheus, AMP or Container Insights agent setups",
+                    id.kind,
+                    kind.singular(),
+                ),
+            )],
+            DecodeError::Invalid(_) => self.problems_at(&path),
+        }
+    }
+
+    /// The problems of an invalid body as config errors below `path`.
+    pub fn problems_at(self, path: &str) -> Vec<ConfigError> {
+        let DecodeError::Invalid(problems) = self else {
+            return vec![ConfigError::new(path, "not a section otel-sidecar reads")];
+        };
+        problems
+            .into_iter()
+            .map(|(sub, message)| {
+                let full = if sub.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}.{sub}")
+                };
+                ConfigError::new(full, message)
+            })
+            .collect()
+    }
 }
 
 /// Decodes a component's config body on top of its defaults (a YAML null means all defaults),
@@ -319,28 +208,91 @@ where
     }
 }
 
-/// Parses and validates a config document. `lookup` reads environment variables.
-pub fn parse_config(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<SidecarConfig, ConfigErrors> {
-    let mut root: Value = serde_yaml_ng::from_str(text)
-        .map_err(|e| ConfigErrors(vec![ConfigError::new("", format!("invalid YAML: {e}"))]))?;
-    let mut report = expand::ExpansionReport::default();
-    expand::expand_tree(&mut root, "", lookup, &mut report);
-    let mut errors: Vec<ConfigError> = report
-        .errors
-        .into_iter()
-        .map(|(path, message)| ConfigError::new(path, message))
-        .collect();
-    let config = validate(&root, &mut errors);
-    match config {
-        Some(mut config) if errors.is_empty() => {
-            config.unset_variables = report.unset_variables;
-            Ok(config)
+/// A config document read, `${...}` expanded and its component ids parsed; what each body
+/// means is up to the component types (`crate::components`).
+#[derive(Debug)]
+pub struct Document {
+    pub receivers: Vec<Section>,
+    pub processors: Vec<Section>,
+    pub exporters: Vec<Section>,
+    pub extensions: Vec<Section>,
+    /// `None` when the `service` section is invalid (already reported).
+    pub service: Option<ServiceSection>,
+    /// Environment variables referenced by the config that are not set (a warning, as in the
+    /// collector: the value becomes empty).
+    pub unset_variables: Vec<String>,
+}
+
+/// One `kind.id: body` entry as written.
+#[derive(Debug)]
+pub struct Section {
+    /// The key as written (`otlp/grpc`), which pipelines refer to.
+    pub key: String,
+    /// The parsed id, or why the key is not one.
+    pub id: Result<ComponentId, String>,
+    pub body: Value,
+}
+
+impl Document {
+    /// The sections of `kind`, in the order written.
+    pub fn sections(&self, kind: Kind) -> &[Section] {
+        match kind {
+            Kind::Receiver => &self.receivers,
+            Kind::Processor => &self.processors,
+            Kind::Exporter => &self.exporters,
+            Kind::Extension => &self.extensions,
         }
-        _ => Err(ConfigErrors(errors)),
     }
+}
+
+/// The four kinds of component sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Receiver,
+    Processor,
+    Exporter,
+    Extension,
+}
+
+impl Kind {
+    /// The top-level key of the kind's sections.
+    pub fn section(self) -> &'static str {
+        match self {
+            Kind::Receiver => "receivers",
+            Kind::Processor => "processors",
+            Kind::Exporter => "exporters",
+            Kind::Extension => "extensions",
+        }
+    }
+
+    /// The kind in a sentence (`the "otlphttp" exporter`).
+    pub fn singular(self) -> &'static str {
+        self.section().trim_end_matches('s')
+    }
+}
+
+/// The `service:` section as written.
+#[derive(Debug, Deserialize, serde::Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSection {
+    #[serde(default)]
+    pub extensions: Vec<String>,
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, PipelineSection>,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+}
+
+/// One pipeline under `service.pipelines` as written.
+#[derive(Debug, Deserialize, serde::Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    #[serde(default)]
+    pub receivers: Vec<String>,
+    #[serde(default)]
+    pub processors: Vec<String>,
+    #[serde(default)]
+    pub exporters: Vec<String>,
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -352,108 +304,35 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "service",
 ];
 
-/// The `service:` section as written.
-#[derive(Debug, Deserialize, serde::Serialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ServiceSection {
-    #[serde(default)]
-    extensions: Vec<String>,
-    #[serde(default)]
-    pipelines: BTreeMap<String, PipelineSection>,
-    #[serde(default)]
-    telemetry: TelemetryConfig,
-}
-
-#[derive(Debug, Deserialize, serde::Serialize, Default)]
-#[serde(deny_unknown_fields)]
-struct PipelineSection {
-    #[serde(default)]
-    receivers: Vec<String>,
-    #[serde(default)]
-    processors: Vec<String>,
-    #[serde(default)]
-    exporters: Vec<String>,
-}
-
-/// Decodes every component of one kind (`receivers`, ...), collecting errors.
-fn decode_kind<T>(
-    root: &serde_yaml_ng::Mapping,
-    kind: &str,
-    decode: fn(&str, &Value) -> Result<T, DecodeError>,
+/// Reads a config document: YAML, `${...}` expansion (`lookup` reads environment variables),
+/// top-level keys, component ids and the `service` section. Problems go to `errors`, each with
+/// its YAML path; `None` when the document cannot be read at all.
+pub fn read_document(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<ConfigError>,
-) -> BTreeMap<ComponentId, T> {
-    let mut out = BTreeMap::new();
-    let Some(section) = root.get(kind) else {
-        return out;
-    };
-    let map = match section {
-        Value::Null => return out,
-        Value::Mapping(map) => map,
-        _ => {
-            errors.push(ConfigError::new(
-                kind,
-                "expected a mapping of component ids",
-            ));
-            return out;
+) -> Option<Document> {
+    let mut root: Value = match serde_yaml_ng::from_str(text) {
+        Ok(root) => root,
+        Err(e) => {
+            errors.push(ConfigError::new("", format!("invalid YAML: {e}")));
+            return None;
         }
     };
-    let singular = kind.trim_end_matches('s');
-    for (key, body) in map {
-        let key = expand::key_text(key);
-        let path = format!("{kind}.{key}");
-        let id = match ComponentId::parse(&key) {
-            Ok(id) => id,
-            Err(message) => {
-                errors.push(ConfigError::new(path, message));
-                continue;
-            }
-        };
-        match decode(&id.kind, body) {
-            Ok(config) => {
-                out.insert(id, config);
-            }
-            Err(DecodeError::UnknownType(valid)) => errors.push(ConfigError::new(
-                path,
-                format!(
-                    "unknown type: {:?} for id: {:?} (valid values: [{}])",
-                    id.kind,
-                    key,
-                    valid.join(" ")
-                ),
-            )),
-            Err(DecodeError::OutOfScope) => errors.push(ConfigError::new(
-                path,
-                format!(
-                    "the {:?} {singular} is outside otel-sidecar's scope: it replaces the ADOT sidecar for X-Ray and CloudWatch (EMF) on ECS; run the ADOT collector for Prometheus, AMP or Container Insights agent setups",
-                    id.kind,
-                ),
-            )),
-            Err(DecodeError::Invalid(problems)) => {
-                for (sub, message) in problems {
-                    let full = if sub.is_empty() {
-                        path.clone()
-                    } else {
-                        format!("{path}.{sub}")
-                    };
-                    errors.push(ConfigError::new(full, message));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn validate(root: &Value, errors: &mut Vec<ConfigError>) -> Option<SidecarConfig> {
+    let mut report = expand::ExpansionReport::default();
+    expand::expand_tree(&mut root, "", lookup, &mut report);
+    errors.extend(
+        report
+            .errors
+            .into_iter()
+            .map(|(path, message)| ConfigError::new(path, message)),
+    );
     let root = match root {
-        Value::Null => {
+        Value::Mapping(map) if !map.is_empty() => map,
+        Value::Null | Value::Mapping(_) => {
             errors.push(ConfigError::new("", "empty configuration file"));
             return None;
         }
-        Value::Mapping(map) if map.is_empty() => {
-            errors.push(ConfigError::new("", "empty configuration file"));
-            return None;
-        }
-        Value::Mapping(map) => map,
         _ => {
             errors.push(ConfigError::new(
                 "",
@@ -483,198 +362,52 @@ fn validate(root: &Value, errors: &mut Vec<ConfigError>) -> Option<SidecarConfig
             "connectors are not supported by otel-sidecar",
         ));
     }
-
-    let receivers = decode_kind(root, "receivers", crate::receivers::decode, errors);
-    let processors = decode_kind(root, "processors", crate::processors::decode, errors);
-    let exporters = decode_kind(root, "exporters", crate::exporters::decode, errors);
-    let all_extensions = decode_kind(root, "extensions", crate::extensions::decode, errors);
-
-    let declared = |kind: &str| -> Vec<String> {
-        root.get(kind)
-            .and_then(Value::as_mapping)
-            .map(|m| m.keys().map(expand::key_text).collect())
-            .unwrap_or_default()
+    let receivers = read_sections(&root, Kind::Receiver, errors);
+    let processors = read_sections(&root, Kind::Processor, errors);
+    let exporters = read_sections(&root, Kind::Exporter, errors);
+    let extensions = read_sections(&root, Kind::Extension, errors);
+    let service = match root.get("service") {
+        None => Some(ServiceSection::default()),
+        Some(value) => decode_section(value)
+            .map_err(|error| errors.extend(error.problems_at("service")))
+            .ok(),
     };
-    if declared("receivers").is_empty() {
-        errors.push(ConfigError::new(
-            "receivers",
-            "no receiver configuration specified in config",
-        ));
-    }
-    if declared("exporters").is_empty() {
-        errors.push(ConfigError::new(
-            "exporters",
-            "no exporter configuration specified in config",
-        ));
-    }
-
-    let service: ServiceSection = match root.get("service") {
-        None => ServiceSection::default(),
-        Some(value) => match decode_section(value) {
-            Ok(service) => service,
-            Err(DecodeError::Invalid(problems)) => {
-                for (sub, message) in problems {
-                    let path = if sub.is_empty() {
-                        "service".to_string()
-                    } else {
-                        format!("service.{sub}")
-                    };
-                    errors.push(ConfigError::new(path, message));
-                }
-                return None;
-            }
-            Err(_) => unreachable!("decode_section only reports invalid bodies"),
-        },
-    };
-
-    let mut extensions = BTreeMap::new();
-    for (i, name) in service.extensions.iter().enumerate() {
-        let path = format!("service.extensions[{i}]");
-        let known = declared("extensions").contains(name);
-        match ComponentId::parse(name) {
-            Ok(id) if known => {
-                if let Some(config) = all_extensions.get(&id) {
-                    extensions.insert(id, config.clone());
-                }
-            }
-            Ok(_) | Err(_) => errors.push(ConfigError::new(
-                path,
-                format!("references extension {name:?} which is not configured"),
-            )),
-        }
-    }
-
-    for (id, exporter) in &exporters {
-        if let Some(storage) = exporter.storage() {
-            let enabled = ComponentId::parse(storage)
-                .ok()
-                .and_then(|storage| extensions.get(&storage));
-            if !matches!(enabled, Some(ExtensionConfig::FileStorage(_))) {
-                errors.push(ConfigError::new(
-                    format!("exporters.{id}.sending_queue.storage"),
-                    format!("references {storage:?}, which is not a file_storage extension listed in service.extensions"),
-                ));
-            }
-        }
-    }
-
-    let mut pipelines = BTreeMap::new();
-    if service.pipelines.is_empty() {
-        errors.push(ConfigError::new(
-            "service.pipelines",
-            "service must have at least one pipeline",
-        ));
-    }
-    for (key, section) in &service.pipelines {
-        let path = format!("service.pipelines.{key}");
-        let id = match PipelineId::parse(key) {
-            Ok(id) => id,
-            Err(message) => {
-                errors.push(ConfigError::new(path, message));
-                continue;
-            }
-        };
-        let mut resolve = |kind: &str, names: &[String], declared: &[String]| {
-            let mut ids = Vec::new();
-            for (i, name) in names.iter().enumerate() {
-                let item = format!("{path}.{kind}s[{i}]");
-                if !declared.contains(name) {
-                    errors.push(ConfigError::new(
-                        item,
-                        format!("references {kind} {name:?} which is not configured"),
-                    ));
-                    continue;
-                }
-                match ComponentId::parse(name) {
-                    Ok(cid) if ids.contains(&cid) => errors.push(ConfigError::new(
-                        item,
-                        format!("references {kind} {name:?} multiple times"),
-                    )),
-                    Ok(cid) => ids.push(cid),
-                    Err(_) => {} // already reported where it is declared
-                }
-            }
-            ids
-        };
-        let pipeline = PipelineConfig {
-            receivers: resolve("receiver", &section.receivers, &declared("receivers")),
-            processors: resolve("processor", &section.processors, &declared("processors")),
-            exporters: resolve("exporter", &section.exporters, &declared("exporters")),
-        };
-        if section.receivers.is_empty() {
-            errors.push(ConfigError::new(
-                format!("{path}.receivers"),
-                "must have at least one receiver",
-            ));
-        }
-        if section.exporters.is_empty() {
-            errors.push(ConfigError::new(
-                format!("{path}.exporters"),
-                "must have at least one exporter",
-            ));
-        }
-        check_signal_support(&id, &pipeline, &receivers, &exporters, &path, errors);
-        for pid in &pipeline.processors {
-            if let Some(processor) = processors.get(pid)
-                && let Err((sub, message)) = processor.check_signal(id.signal)
-            {
-                errors.push(ConfigError::new(
-                    format!("processors.{pid}.{sub}"),
-                    format!("{message} (in pipeline {})", id),
-                ));
-            }
-        }
-        pipelines.insert(id, pipeline);
-    }
-
-    Some(SidecarConfig {
+    Some(Document {
         receivers,
         processors,
         exporters,
         extensions,
-        pipelines,
-        telemetry: service.telemetry,
-        unset_variables: Vec::new(),
+        service,
+        unset_variables: report.unset_variables,
     })
 }
 
-/// A receiver or exporter that cannot carry the pipeline's signal is refused at start.
-fn check_signal_support(
-    id: &PipelineId,
-    pipeline: &PipelineConfig,
-    receivers: &BTreeMap<ComponentId, ReceiverConfig>,
-    exporters: &BTreeMap<ComponentId, ExporterConfig>,
-    path: &str,
+/// The sections of one kind, as written.
+fn read_sections(
+    root: &serde_yaml_ng::Mapping,
+    kind: Kind,
     errors: &mut Vec<ConfigError>,
-) {
-    let signal: Signal = id.signal;
-    for (i, rid) in pipeline.receivers.iter().enumerate() {
-        if let Some(r) = receivers.get(rid)
-            && !r.signals().contains(&signal)
-        {
+) -> Vec<Section> {
+    let name = kind.section();
+    match root.get(name) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Mapping(map)) => map
+            .iter()
+            .map(|(key, body)| {
+                let key = expand::key_text(key);
+                Section {
+                    id: ComponentId::parse(&key),
+                    key,
+                    body: body.clone(),
+                }
+            })
+            .collect(),
+        Some(_) => {
             errors.push(ConfigError::new(
-                format!("{path}.receivers[{i}]"),
-                format!(
-                    "receiver {rid:?} does not support {signal}",
-                    rid = rid.to_string()
-                ),
+                name,
+                "expected a mapping of component ids",
             ));
-        }
-    }
-    for (i, eid) in pipeline.exporters.iter().enumerate() {
-        if let Some(e) = exporters.get(eid)
-            && !e.signals().contains(&signal)
-        {
-            errors.push(ConfigError::new(
-                format!("{path}.exporters[{i}]"),
-                format!(
-                    "exporter {eid:?} does not support {signal}",
-                    eid = eid.to_string()
-                ),
-            ));
+            Vec::new()
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

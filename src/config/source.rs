@@ -242,7 +242,8 @@ mod tests {
             if !std::path::Path::new(path).exists() {
                 assert_eq!(read, *text);
             }
-            crate::config::parse_config(text, &|_| None).unwrap_or_else(|e| panic!("{path}: {e}"));
+            crate::components::parse_config(text, &|_| None)
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
         }
         assert!(
             ConfigSource::File("/etc/ecs/no-such.yaml".into())

@@ -73,7 +73,7 @@ impl DebugExporter {
 
 /// One line per span / metric / log record, like the collector's `normal` verbosity.
 fn normal_lines(payload: &Payload) -> Vec<String> {
-    use crate::xray::hex;
+    use crate::pipeline::values::hex;
     match payload {
         Payload::Traces(rs) => rs
             .iter()

@@ -7,30 +7,18 @@ pub mod embedded_json;
 pub mod file;
 pub mod persistent_queue;
 
-use crate::config::{ComponentId, DecodeError, decode_section};
+use crate::config::ComponentId;
 use crate::internal_events::ExportFailed;
 use crate::panic_policy::Contained;
 use crate::pipeline::{Payload, Receipt, Signal};
 use persistent_queue::{PersistentQueue, StoredBatch};
 use serde::Deserialize;
-use serde_yaml_ng::Value;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
-
-/// Exporter types otel-sidecar runs.
-pub const EXPORTER_TYPES: &[&str] = &["awsemf", "awsxray", "debug", "file"];
-
-/// Collector exporter types outside otel-sidecar's scope, refused with a message saying so.
-const OUT_OF_SCOPE_EXPORTER_TYPES: &[&str] = &[
-    "prometheusremotewrite",
-    "prometheus",
-    "otlp",
-    "otlphttp",
-    "awsprometheusremotewrite",
-];
 
 /// The collector's `sending_queue` settings: the bounded queue in front of an exporter.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -88,88 +76,21 @@ fn default_num_consumers() -> usize {
     10
 }
 
-/// A validated exporter config.
-#[derive(Debug, Clone)]
-pub enum ExporterConfig {
-    AwsEmf(Box<awsemf::AwsEmfExporterConfig>),
-    AwsXray(Box<awsxray::AwsXrayExporterConfig>),
-    Debug(debug::DebugExporterConfig),
-    File(file::FileExporterConfig),
-}
+/// A built exporter, as its queue's task drives it.
+pub trait Export: Send + 'static {
+    /// Does the part of an export that needs the exporter itself (translation, in order) and
+    /// returns the part that waits on the network, which may overlap other exports.
+    fn start(&mut self, payload: Payload) -> impl Future<Output = InFlight> + Send;
 
-impl ExporterConfig {
-    /// Signals the exporter can carry.
-    pub fn signals(&self) -> &'static [Signal] {
-        match self {
-            ExporterConfig::AwsXray(_) => &[Signal::Traces],
-            ExporterConfig::AwsEmf(_) => &[Signal::Metrics],
-            _ => &[Signal::Traces, Signal::Metrics, Signal::Logs],
-        }
+    /// True when the exporter bounds the memory of what it is sending by itself (EMF: rendered
+    /// bytes in flight), so a batch's item room is given back once `start` has translated it.
+    fn bounds_what_it_sends(&self) -> bool {
+        false
     }
 
-    /// The exporter's `sending_queue` settings.
-    fn sending_queue(&self) -> &QueueSettings {
-        match self {
-            ExporterConfig::AwsXray(c) => &c.sending_queue,
-            ExporterConfig::AwsEmf(c) => &c.sending_queue,
-            ExporterConfig::Debug(c) => &c.sending_queue,
-            ExporterConfig::File(c) => &c.sending_queue,
-        }
-    }
-
-    /// The `file_storage` extension named by `sending_queue.storage`.
-    pub fn storage(&self) -> Option<&str> {
-        self.sending_queue().storage.as_deref()
-    }
-
-    /// Capacity of the exporter's queue, in batches.
-    pub fn queue_size(&self) -> usize {
-        self.sending_queue().queue_size.max(1)
-    }
-
-    /// Items queued or in flight at most.
-    pub fn queue_size_items(&self) -> usize {
-        self.sending_queue().queue_size_items.max(1)
-    }
-
-    /// How many exports may be in flight at once.
-    pub fn consumers(&self) -> usize {
-        match self {
-            ExporterConfig::AwsXray(_) | ExporterConfig::AwsEmf(_) => {
-                self.sending_queue().num_consumers.max(1)
-            }
-            _ => 1,
-        }
-    }
-}
-
-/// Decodes the body of an `exporters.<id>` entry of type `kind`.
-pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
-    match kind {
-        "awsemf" => {
-            let config: awsemf::AwsEmfExporterConfig = decode_section(body)?;
-            config
-                .validate()
-                .map_err(|e| DecodeError::Invalid(vec![e]))?;
-            Ok(ExporterConfig::AwsEmf(Box::new(config)))
-        }
-        "awsxray" => {
-            let config: awsxray::AwsXrayExporterConfig = decode_section(body)?;
-            config
-                .validate()
-                .map_err(|e| DecodeError::Invalid(vec![e]))?;
-            Ok(ExporterConfig::AwsXray(Box::new(config)))
-        }
-        "debug" => Ok(ExporterConfig::Debug(decode_section(body)?)),
-        "file" => {
-            let config: file::FileExporterConfig = decode_section(body)?;
-            config
-                .validate()
-                .map_err(|e| DecodeError::Invalid(vec![e]))?;
-            Ok(ExporterConfig::File(config))
-        }
-        _ if OUT_OF_SCOPE_EXPORTER_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
-        _ => Err(DecodeError::UnknownType(EXPORTER_TYPES)),
+    /// Flushes and closes what the exporter holds, once its queue has drained.
+    fn shutdown(&mut self) -> impl Future<Output = Result<(), ExportError>> + Send {
+        std::future::ready(Ok(()))
     }
 }
 
@@ -192,65 +113,37 @@ pub enum ExportError {
     },
 }
 
-/// A built exporter, ready to send.
-pub enum Exporter {
-    AwsEmf(Box<awsemf::AwsEmfExporter>),
-    AwsXray(awsxray::AwsXrayExporter),
-    Debug(debug::DebugExporter),
-    File(file::FileExporter),
-}
-
-impl Exporter {
-    pub async fn build(id: &ComponentId, config: &ExporterConfig) -> Result<Self, ExportError> {
-        Ok(match config {
-            ExporterConfig::AwsEmf(c) => {
-                Exporter::AwsEmf(Box::new(awsemf::AwsEmfExporter::new(id, c).await?))
-            }
-            ExporterConfig::AwsXray(c) => {
-                Exporter::AwsXray(awsxray::AwsXrayExporter::new(id, c).await?)
-            }
-            ExporterConfig::Debug(c) => Exporter::Debug(debug::DebugExporter::new(id, c)),
-            ExporterConfig::File(c) => Exporter::File(file::FileExporter::new(c)?),
-        })
-    }
-
-    /// Does the part of an export that needs the exporter itself (translation, in order) and
-    /// returns the part that waits on the network, which may overlap other exports.
-    async fn start(&mut self, payload: Payload) -> InFlight {
-        match self {
-            Exporter::AwsXray(e) => e.start(&payload),
-            Exporter::AwsEmf(e) => e.start(payload).await,
-            Exporter::Debug(e) => {
-                e.export(&payload);
-                Box::pin(std::future::ready(Ok(())))
-            }
-            Exporter::File(e) => {
-                let result = e.export(&payload).await;
-                Box::pin(std::future::ready(result))
-            }
-        }
-    }
-
-    /// True when the exporter bounds the memory of what it is sending by itself (EMF: rendered
-    /// bytes in flight), so a batch's item room is given back once `start` has translated it.
-    fn bounds_what_it_sends(&self) -> bool {
-        matches!(self, Exporter::AwsEmf(_))
-    }
-
-    async fn shutdown(&mut self) -> Result<(), ExportError> {
-        match self {
-            Exporter::AwsEmf(_) | Exporter::AwsXray(_) | Exporter::Debug(_) => Ok(()),
-            Exporter::File(e) => e.shutdown().await,
-        }
-    }
-}
-
 /// A batch in an exporter's queue, holding its share of the queue's item room until exported,
-/// and its file when the queue is persistent.
+/// and where it is kept until then.
 pub struct Queued {
     payload: Payload,
     room: Option<OwnedSemaphorePermit>,
-    stored: Option<StoredBatch>,
+    kept: Kept,
+}
+
+/// Where a queued or in-flight batch survives until it is exported or dropped for good.
+enum Kept {
+    /// In its persistent queue's file: a stop or a crash does not lose it.
+    OnDisk(StoredBatch),
+    /// In memory only: counted in [`ExporterInput::in_memory`] while it exists, so a shutdown
+    /// that runs out of time knows whether acknowledged data is lost.
+    InMemory(#[allow(dead_code)] InMemoryBatch),
+}
+
+/// One batch held only in memory; dropping it takes it off the count.
+struct InMemoryBatch(Arc<AtomicUsize>);
+
+impl InMemoryBatch {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InMemoryBatch(count.clone())
+    }
+}
+
+impl Drop for InMemoryBatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The input of an exporter: a bounded queue of batches, and room for a bounded number of
@@ -261,16 +154,18 @@ pub struct ExporterInput {
     pub room: Arc<Semaphore>,
     pub items: usize,
     storage: Option<Arc<PersistentQueue>>,
+    /// Batches queued or in flight that exist in memory only.
+    pub in_memory: Arc<AtomicUsize>,
 }
 
 impl ExporterInput {
     /// The queue in front of an exporter, kept on disk in `storage` when given.
     pub fn new(
-        config: &ExporterConfig,
+        settings: &QueueSettings,
         storage: Option<Arc<PersistentQueue>>,
     ) -> (Self, mpsc::Receiver<Queued>) {
-        let (batches, rx) = mpsc::channel(config.queue_size());
-        let items = config.queue_size_items();
+        let (batches, rx) = mpsc::channel(settings.queue_size.max(1));
+        let items = settings.queue_size_items.max(1);
         let room = Arc::new(Semaphore::new(items));
         (
             ExporterInput {
@@ -278,6 +173,7 @@ impl ExporterInput {
                 room,
                 items,
                 storage,
+                in_memory: Arc::default(),
             },
             rx,
         )
@@ -297,7 +193,7 @@ impl ExporterInput {
         else {
             return false;
         };
-        let stored = match &self.storage {
+        let on_disk = match &self.storage {
             None => None,
             Some(storage) => match storage.store(&payload).await {
                 Ok(stored) => Some(stored),
@@ -310,10 +206,14 @@ impl ExporterInput {
                 }
             },
         };
+        let kept = on_disk.map_or_else(
+            || Kept::InMemory(InMemoryBatch::new(&self.in_memory)),
+            Kept::OnDisk,
+        );
         let queued = Queued {
             payload,
             room: Some(permit),
-            stored,
+            kept,
         };
         let sent = self.batches.send(queued).await.is_ok();
         drop(receipt);
@@ -347,7 +247,7 @@ async fn next_batch(
                 return Some(Queued {
                     payload,
                     room: None,
-                    stored: Some(stored),
+                    kept: Kept::OnDisk(stored),
                 });
             }
         }
@@ -362,7 +262,7 @@ async fn next_batch(
 /// batch's file is removed once it is exported or dropped for good.
 pub fn spawn(
     id: ComponentId,
-    mut exporter: Exporter,
+    mut exporter: impl Export,
     mut queue: mpsc::Receiver<Queued>,
     consumers: usize,
     mut recovered: Option<Recovered>,
@@ -373,9 +273,9 @@ pub fn spawn(
     tokio::spawn(async move {
         let name = id.to_string();
         let labels = [("exporter", name.clone())];
-        // Exported or dropped for good: either way the batch leaves the persistent queue.
-        let forget = |stored: Option<StoredBatch>| {
-            if let (Some(storage), Some(stored)) = (&storage, stored) {
+        // Exported or dropped for good: either way the batch leaves its queue.
+        let forget = |kept: Kept| {
+            if let (Some(storage), Kept::OnDisk(stored)) = (&storage, kept) {
                 storage.remove(stored);
             }
         };
@@ -407,18 +307,18 @@ pub fn spawn(
             tokio::select! {
                 biased;
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
-                    let (signal, items, result, stored) = done.expect("sending is contained");
+                    let (signal, items, result, kept) = done.expect("sending is contained");
                     record(signal, items, result);
-                    forget(stored);
+                    forget(kept);
                 }
                 next = next_batch(&mut recovered, &mut queue), if in_flight.len() < consumers.max(1) => {
-                    let Some(Queued { payload, room, stored }) = next else { break };
+                    let Some(Queued { payload, room, kept }) = next else { break };
                     let signal = payload.signal();
                     let items = payload.item_count() as u64;
                     // A panic while translating or sending costs this batch, not the exporter.
                     let Some(sending) = Contained::new(&name, exporter.start(payload)).await else {
                         record(signal, items, Err(internal_error(items)));
-                        forget(stored);
+                        forget(kept);
                         continue;
                     };
                     let room = room.filter(|_| !exporter.bounds_what_it_sends());
@@ -431,15 +331,15 @@ pub fn spawn(
                         // documents being sent take memory too (unless the exporter bounds
                         // those itself, in which case it was given back above).
                         drop(room);
-                        (signal, items, result, stored)
+                        (signal, items, result, kept)
                     });
                 }
             }
         }
         while let Some(done) = in_flight.join_next().await {
-            let (signal, items, result, stored) = done.expect("sending is contained");
+            let (signal, items, result, kept) = done.expect("sending is contained");
             record(signal, items, result);
-            forget(stored);
+            forget(kept);
         }
         if let Err(error) = exporter.shutdown().await {
             tracing::error!(exporter = %name, %error, "exporter shutdown failed");
@@ -454,13 +354,11 @@ mod tests {
 
     use crate::pipeline::test_spans as spans;
 
-    fn config(queue_size: usize, queue_size_items: usize) -> ExporterConfig {
-        ExporterConfig::Debug(
-            serde_yaml_ng::from_str(&format!(
-                "sending_queue: {{queue_size: {queue_size}, queue_size_items: {queue_size_items}}}"
-            ))
-            .unwrap(),
-        )
+    fn config(queue_size: usize, queue_size_items: usize) -> QueueSettings {
+        serde_yaml_ng::from_str(&format!(
+            "{{queue_size: {queue_size}, queue_size_items: {queue_size_items}}}"
+        ))
+        .unwrap()
     }
 
     /// With paused time the timeout fires only once every task is idle, so "still waiting"

@@ -61,7 +61,7 @@ impl PersistentQueue {
         fsync: bool,
     ) -> std::io::Result<(PersistentQueue, VecDeque<StoredBatch>)> {
         let name = exporter.to_string();
-        let directory = root.join(format!("exporter_{}", name.replace('/', "_")));
+        let directory = root.join(directory_name(exporter));
         std::fs::create_dir_all(&directory)?;
         let mut found = Vec::new();
         for entry in std::fs::read_dir(&directory)? {
@@ -138,12 +138,42 @@ impl PersistentQueue {
         }
     }
 
+    /// The directory the batches are kept in.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// How many batches are on disk now, waiting to be exported (by this run or the next).
+    pub fn kept_batches(&self) -> usize {
+        std::fs::read_dir(&self.directory).map_or(0, |entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().extension().is_some_and(|e| e == "batch"))
+                .count()
+        })
+    }
+
     /// Forgets an exported (or dropped) batch.
     pub fn remove(&self, batch: StoredBatch) {
         if let Err(error) = std::fs::remove_file(&batch.0) {
             tracing::warn!(exporter = %self.exporter, path = %batch.0.display(), %error, "cannot remove an exported batch; it will be sent again after a restart");
         }
     }
+}
+
+/// The directory of an exporter's queue: `exporter_<type>_<name>`, with `_` escaped in the type
+/// and `/` in the name (`~5F`, `~2F`, and `~` itself as `~7E`), so that no two ids share one
+/// (`awsxray/a/b` and `awsxray/a_b`, `otlp_http` and `otlp/http`). Types without `_` and names
+/// without `/` keep the plain `exporter_awsxray_name`.
+fn directory_name(exporter: &ComponentId) -> String {
+    let escape =
+        |text: &str, special: char, code: &str| text.replace('~', "~7E").replace(special, code);
+    let mut name = format!("exporter_{}", escape(&exporter.kind, '_', "~5F"));
+    if let Some(own) = &exporter.name {
+        name.push('_');
+        name.push_str(&escape(own, '/', "~2F"));
+    }
+    name
 }
 
 fn corrupt(exporter: &str, path: &Path, reason: &str) {
@@ -244,6 +274,36 @@ mod tests {
         let root = std::env::temp_dir().join(format!("pq-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         root
+    }
+
+    #[test]
+    fn no_two_ids_share_a_queue_directory() {
+        let name = |id: &str| directory_name(&ComponentId::parse(id).unwrap());
+        assert_eq!(name("awsxray"), "exporter_awsxray");
+        assert_eq!(name("awsxray/traces_a"), "exporter_awsxray_traces_a");
+        let ids = [
+            "awsxray/a/b",
+            "awsxray/a_b",
+            "awsxray/a",
+            "awsxray/a/",
+            "otlp_http",
+            "otlp/http",
+            "otlp_http/x",
+            "otlp/http_x",
+            "otlp/http/x",
+            "awsxray/a~2Fb",
+        ];
+        let names: std::collections::BTreeSet<String> = ids
+            .iter()
+            .filter(|id| ComponentId::parse(id).is_ok())
+            .map(|id| name(id))
+            .collect();
+        let valid = ids
+            .iter()
+            .filter(|id| ComponentId::parse(id).is_ok())
+            .count();
+        assert!(valid >= 8, "the cases are ids the config accepts");
+        assert_eq!(names.len(), valid, "{names:?}");
     }
 
     #[test]

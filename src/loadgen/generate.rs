@@ -1,6 +1,6 @@
 //! Request bodies for each target, and the connection that sends them.
 
-use super::{Encoding, LoadOptions, SignalArg, Target};
+use super::options::{Encoding, LoadOptions, SignalArg, Target};
 use crate::pipeline::Payload;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

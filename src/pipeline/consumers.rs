@@ -1,8 +1,12 @@
 //! The fan-in side of pipelines, as a receiver sees it.
 
-use super::{ADMISSION_WAIT, Delivery, Payload, Receipt, Signal};
+use super::{Delivery, Payload, Receipt, Signal};
 use crate::processors::memory_limiter::MemoryGate;
 use tokio::sync::mpsc;
+
+/// How long a receiver waits for room in a full pipeline queue before refusing the request
+/// (HTTP 503 / gRPC UNAVAILABLE with a retry hint). Short, so clients learn about overload fast.
+pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why a receiver could not hand data to its pipelines. Nothing was enqueued in either case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -294,7 +294,7 @@ fn hash(value: &AnyValue) -> AnyValue {
         Some(Av::DoubleValue(d)) => d.to_bits().to_le_bytes().to_vec(),
         _ => return string(String::new()),
     };
-    string(crate::xray::hex(&Sha256::digest(&bytes)))
+    string(crate::pipeline::values::hex(&Sha256::digest(&bytes)))
 }
 
 /// A double as JavaScript (and the collector's `convert`) writes it.
@@ -324,7 +324,7 @@ fn convert(value: &AnyValue, to: ConvertTo) -> Option<AnyValue> {
         (ConvertTo::String, Av::DoubleValue(d)) => Av::StringValue(es6_number(*d)),
         (ConvertTo::String, Av::BoolValue(b)) => Av::StringValue(b.to_string()),
         (ConvertTo::String, _) => {
-            Av::StringValue(crate::exporters::awsxray::translate::value_json(value).to_string())
+            Av::StringValue(crate::pipeline::values::value_json(value).to_string())
         }
         (ConvertTo::Int, Av::DoubleValue(d)) => Av::IntValue(d.trunc() as i64),
         (ConvertTo::Int, Av::BoolValue(b)) => Av::IntValue(i64::from(*b)),
@@ -427,7 +427,7 @@ mod tests {
     }
 
     fn sha256_hex(bytes: &[u8]) -> String {
-        crate::xray::hex(&Sha256::digest(bytes))
+        crate::pipeline::values::hex(&Sha256::digest(bytes))
     }
 
     /// Cases of the collector's attraction package (its actions, one table row each).

@@ -292,7 +292,7 @@ fn service_name(resource: &[KeyValue]) -> String {
         .and_then(|v| v.value.as_ref())
     {
         Some(Av::StringValue(s)) => s.clone(),
-        Some(other) => crate::exporters::awsxray::translate::value_string(&AnyValue {
+        Some(other) => crate::pipeline::values::value_string(&AnyValue {
             value: Some(other.clone()),
         }),
         None => "<nil-service-name>".into(),

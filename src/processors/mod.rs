@@ -1,4 +1,5 @@
-//! Processors: components that sit between a pipeline's receivers and its exporters.
+//! Processors: components that sit between a pipeline's receivers and its exporters. Which
+//! processor a type name means is decided in `crate::components`.
 
 pub mod attraction;
 pub mod attributes;
@@ -11,93 +12,13 @@ pub mod ottl;
 pub mod resource;
 pub mod resourcedetection;
 
-use crate::config::{ComponentId, DecodeError, decode_section};
 use crate::internal_events::{DropReason, ProcessorItemsDropped};
-use crate::pipeline::{Delivery, Payload, Signal};
-use serde_yaml_ng::Value;
+use crate::pipeline::{Delivery, Payload};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
-/// Processor types otel-sidecar runs (with the collector's older aliases).
-pub const PROCESSOR_TYPES: &[&str] = &[
-    "attributes",
-    "batch",
-    "filter",
-    "memory_limiter",
-    "metrics_transform",
-    "metricstransform",
-    "resource",
-    "resource_detection",
-    "resourcedetection",
-];
-
-/// A validated processor config.
-#[derive(Debug, Clone)]
-pub enum ProcessorConfig {
-    Attributes(Box<attributes::AttributesProcessorConfig>),
-    Batch(batch::BatchConfig),
-    Filter(Box<filter::FilterProcessorConfig>),
-    MemoryLimiter(memory_limiter::MemoryLimiterConfig),
-    MetricsTransform(Box<metricstransform::MetricsTransformConfig>),
-    Resource(Box<resource::ResourceProcessorConfig>),
-    ResourceDetection(Box<resourcedetection::ResourceDetectionConfig>),
-}
-
-fn invalid(e: (String, String)) -> DecodeError {
-    DecodeError::Invalid(vec![e])
-}
-
-/// Decodes the body of a `processors.<id>` entry of type `kind`.
-pub fn decode(kind: &str, body: &Value) -> Result<ProcessorConfig, DecodeError> {
-    Ok(match kind {
-        "attributes" => {
-            let section: attributes::AttributesProcessorSection = decode_section(body)?;
-            ProcessorConfig::Attributes(Box::new(section.validate().map_err(invalid)?))
-        }
-        "batch" => {
-            let config: batch::BatchConfig = decode_section(body)?;
-            config.validate().map_err(invalid)?;
-            ProcessorConfig::Batch(config)
-        }
-        "filter" => {
-            let section: filter::FilterProcessorSection = decode_section(body)?;
-            ProcessorConfig::Filter(Box::new(section.validate().map_err(invalid)?))
-        }
-        "memory_limiter" => {
-            let section: memory_limiter::MemoryLimiterSection = decode_section(body)?;
-            ProcessorConfig::MemoryLimiter(section.validate().map_err(invalid)?)
-        }
-        "metricstransform" | "metrics_transform" => {
-            let section: metricstransform::MetricsTransformSection = decode_section(body)?;
-            ProcessorConfig::MetricsTransform(Box::new(section.validate().map_err(invalid)?))
-        }
-        "resource" => {
-            let section: resource::ResourceProcessorSection = decode_section(body)?;
-            ProcessorConfig::Resource(Box::new(section.validate().map_err(invalid)?))
-        }
-        "resourcedetection" | "resource_detection" => {
-            let config: resourcedetection::ResourceDetectionConfig = decode_section(body)?;
-            config.validate().map_err(invalid)?;
-            ProcessorConfig::ResourceDetection(Box::new(config))
-        }
-        _ => return Err(DecodeError::UnknownType(PROCESSOR_TYPES)),
-    })
-}
-
-impl ProcessorConfig {
-    /// Whether the processor can run in a pipeline of `signal`: the `attributes` processor's
-    /// match blocks accept different properties per signal. `Err` says what is wrong.
-    pub fn check_signal(&self, signal: Signal) -> Result<(), (String, String)> {
-        match self {
-            ProcessorConfig::Attributes(c) => c.for_signal(signal).map(|_| ()),
-            _ => Ok(()),
-        }
-    }
-}
 
 /// Runs `step` on every payload; a `None` from it forwards nothing. A panic costs the one
 /// payload (counted as dropped, reason `internal_error`), not the processor.
-async fn map_payloads(
+pub(crate) async fn map_payloads(
     component: String,
     mut input: mpsc::Receiver<Delivery>,
     output: mpsc::Sender<Delivery>,
@@ -119,104 +40,6 @@ async fn map_payloads(
             && output.send(Delivery { payload, receipt }).await.is_err()
         {
             break;
-        }
-    }
-}
-
-/// Starts one processor instance of a pipeline; it ends once `input` closes and everything it
-/// held has been sent on.
-pub fn spawn(
-    id: &ComponentId,
-    config: &ProcessorConfig,
-    signal: Signal,
-    input: mpsc::Receiver<Delivery>,
-    output: mpsc::Sender<Delivery>,
-) -> JoinHandle<()> {
-    let name = id.to_string();
-    match config {
-        ProcessorConfig::Batch(config) => tokio::spawn(
-            batch::BatchProcessor::new(name, config.clone(), signal).run(input, output),
-        ),
-        ProcessorConfig::ResourceDetection(config) => {
-            tokio::spawn(resourcedetection::run((**config).clone(), input, output))
-        }
-        ProcessorConfig::Attributes(config) => {
-            let config = config.clone();
-            let matcher = config
-                .for_signal(signal)
-                .expect("checked with the pipelines at start");
-            tokio::spawn(map_payloads(
-                name.clone(),
-                input,
-                output,
-                move |mut payload| {
-                    config.process(&matcher, &mut payload);
-                    Some(payload)
-                },
-            ))
-        }
-        ProcessorConfig::Resource(config) => {
-            let config = config.clone();
-            tokio::spawn(map_payloads(
-                name.clone(),
-                input,
-                output,
-                move |mut payload| {
-                    config.process(&mut payload);
-                    Some(payload)
-                },
-            ))
-        }
-        ProcessorConfig::MetricsTransform(config) => {
-            let config = config.clone();
-            tokio::spawn(map_payloads(
-                name.clone(),
-                input,
-                output,
-                move |mut payload| {
-                    config.process(&mut payload);
-                    (!payload.is_empty()).then_some(payload)
-                },
-            ))
-        }
-        ProcessorConfig::Filter(config) => {
-            let config = config.clone();
-            tokio::spawn(map_payloads(name.clone(), input, output, move |payload| {
-                let items = payload.item_count() as u64;
-                match config.process(payload) {
-                    Ok((kept, filtered)) => {
-                        let labels = [("filter", name.clone())];
-                        if filtered.data_points > 0 {
-                            metrics::counter!(
-                                "otelcol_processor_filter_datapoints_filtered",
-                                &labels
-                            )
-                            .increment(filtered.data_points);
-                        }
-                        if filtered.spans > 0 {
-                            metrics::counter!("otelcol_processor_filter_spans_filtered", &labels)
-                                .increment(filtered.spans);
-                        }
-                        kept
-                    }
-                    Err(error) => {
-                        // The collector returns the error upstream and forwards nothing; the
-                        // data was already accepted here, so it is counted as dropped.
-                        ProcessorItemsDropped {
-                            processor: &name,
-                            reason: DropReason::ConditionError,
-                            items,
-                            error: &error,
-                        }
-                        .emit();
-                        None
-                    }
-                }
-            }))
-        }
-        // Refusal happens at admission (see `pipeline::Consumers`); data that got in passes.
-        ProcessorConfig::MemoryLimiter(_) => {
-            tokio::spawn(map_payloads(name.clone(), input, output, Some))
         }
     }
 }

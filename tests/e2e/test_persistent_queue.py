@@ -186,3 +186,76 @@ def test_a_damaged_queue_file_is_skipped_and_counted(start_sidecar, aws_env, tmp
     assert second.self_metrics()['otelsidecar_exporter_queue_corrupt_batches{exporter="awsxray"}'] == 3
     assert urllib.request.urlopen(second.url("health_check", "http", "/")).status == 200
     assert second.terminate() == 0
+
+
+def two_queue_config(directory):
+    """Two exporters whose ids differ only by `/` and `_`, each behind its own receiver, both
+    keeping their queues in one file_storage."""
+    config = persistent_config(directory)
+    exporter = config["exporters"].pop("awsxray")
+    config["receivers"]["otlp/b"] = {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}
+    config["exporters"] = {"awsxray/a/b": exporter, "awsxray/a_b": exporter}
+    config["service"]["pipelines"] = {
+        "traces/slash": {"receivers": ["otlp"], "exporters": ["awsxray/a/b"]},
+        "traces/underscore": {"receivers": ["otlp/b"], "exporters": ["awsxray/a_b"]},
+    }
+    return config
+
+
+def test_ids_differing_by_slash_and_underscore_keep_separate_queues(start_sidecar, aws_env, tmp):
+    directory = tmp / "queue"
+    first = start_sidecar(two_queue_config(directory), env=dict(aws_env, AWS_ENDPOINT_URL=closed_port_url()))
+    slash, underscore = recorded_spans(30, "slash"), recorded_spans(30, "underscore")
+    for receiver, spans in (("otlp", slash), ("otlp/b", underscore)):
+        exporter = OTLPSpanExporter(endpoint=first.address(receiver, "grpc"), insecure=True)
+        for start in range(0, 30, 10):
+            assert exporter.export(spans[start:start + 10]) == SpanExportResult.SUCCESS
+    first.kill()
+    directories = sorted(p.name for p in Path(directory).iterdir())
+    assert len(directories) == 2, directories
+
+    second = start_sidecar(two_queue_config(directory), env=aws_env)
+    acknowledged = slash + underscore
+    documents = fetch_documents(xray_client(aws_env["AWS_ENDPOINT_URL"]),
+                                sorted({xray_trace_id(s.context.trace_id) for s in acknowledged}),
+                                expected=60, timeout=30)
+    ids = [d["id"] for d in documents]
+    assert sorted(ids) == sorted(f"{s.context.span_id:016x}" for s in acknowledged), \
+        "every acknowledged span arrives, once"
+    wait_for(lambda: not any(Path(directory).glob("*/*.batch")), 30, "both queues empty")
+    assert second.terminate() == 0
+
+
+def test_sigterm_with_batches_on_disk_exits_0_and_names_what_it_kept(start_sidecar, aws_env, tmp):
+    directory = tmp / "queue"
+    sidecar = start_sidecar(persistent_config(directory), env=dict(
+        aws_env, AWS_ENDPOINT_URL=closed_port_url(), OTEL_SIDECAR_SHUTDOWN_GRACE="1s"))
+    spans = recorded_spans(20, "kept")
+    exporter = OTLPSpanExporter(endpoint=sidecar.address("otlp", "grpc"), insecure=True)
+    for start in range(0, 20, 10):
+        assert exporter.export(spans[start:start + 10]) == SpanExportResult.SUCCESS
+    assert sidecar.terminate() == 0, sidecar.log_path.read_text()
+    kept = [r for r in sidecar.log_records() if r.get("message", "").startswith("shutdown grace ended")]
+    assert len(kept) == 1, sidecar.log_path.read_text()
+    on_disk = [f for f in queue_files(directory) if f.suffix == ".batch"]
+    assert int(kept[0]["batches"]) == len(on_disk) == 2
+    assert kept[0]["directory"] == str(on_disk[0].parent)
+
+    # They are the spans the next start sends.
+    restarted = start_sidecar(persistent_config(directory), env=aws_env)
+    documents = fetch_documents(xray_client(aws_env["AWS_ENDPOINT_URL"]),
+                                sorted({xray_trace_id(s.context.trace_id) for s in spans}),
+                                expected=20, timeout=30)
+    assert {d["id"] for d in documents} == {f"{s.context.span_id:016x}" for s in spans}
+    assert restarted.terminate() == 0
+
+
+def test_sigterm_with_batches_in_memory_still_says_they_are_lost(start_sidecar, aws_env, tmp):
+    config = persistent_config(tmp / "unused")
+    config["exporters"]["awsxray"]["sending_queue"].pop("storage")
+    sidecar = start_sidecar(config, env=dict(
+        aws_env, AWS_ENDPOINT_URL=closed_port_url(), OTEL_SIDECAR_SHUTDOWN_GRACE="1s"))
+    exporter = OTLPSpanExporter(endpoint=sidecar.address("otlp", "grpc"), insecure=True)
+    assert exporter.export(recorded_spans(10, "lost")) == SpanExportResult.SUCCESS
+    assert sidecar.terminate() == 1
+    assert "1 batches held in memory by exporters are lost" in sidecar.log_path.read_text()

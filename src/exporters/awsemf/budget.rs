@@ -10,6 +10,7 @@
 //! Hot path: an admitted identity is one hash and one lookup in a map owned by the exporter's
 //! single task, with no allocation.
 
+use super::fleet::{FleetRequest, FleetVerdict, PendingPoint, SharedBudgetConfig};
 use super::labels::Labels;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -63,7 +64,7 @@ pub struct BudgetConfig {
     pub max_metrics_per_name: Option<usize>,
     pub on_exceed: OnExceed,
     /// One budget for every sidecar of a fleet, through a Valkey/Redis store.
-    pub shared: Option<super::fleet::SharedBudgetConfig>,
+    pub shared: Option<SharedBudgetConfig>,
 }
 
 fn default_price() -> f64 {
@@ -173,7 +174,7 @@ pub struct BudgetSection {
     #[serde(default)]
     on_exceed: OnExceed,
     #[serde(default)]
-    shared: Option<super::fleet::SharedBudgetConfig>,
+    shared: Option<SharedBudgetConfig>,
 }
 
 impl TryFrom<BudgetSection> for BudgetConfig {
@@ -272,24 +273,6 @@ pub struct CardinalityBudget {
     fleet: Option<FleetView>,
 }
 
-/// A data point whose new identities only the fleet's store can admit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PendingPoint {
-    pub name: String,
-    pub overflow: u64,
-    pub identities: Vec<u64>,
-}
-
-/// The store's answer for one pending point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FleetVerdict {
-    Admitted,
-    /// Refused; its name's overflow metric is admitted, so the point folds into it.
-    Folded,
-    /// Refused, and no room for the overflow metric either: left out of the directive.
-    Dropped,
-}
-
 /// What this sidecar knows of the fleet's budget this hour.
 #[derive(Debug, Clone, Default)]
 struct FleetView {
@@ -305,20 +288,6 @@ struct FleetView {
     pending: Vec<PendingPoint>,
     /// The fleet's admitted count at the store's last answer.
     admitted: u64,
-}
-
-/// What a batch needs from the store: the points to admit and the identities to mark seen.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FleetRequest {
-    pub hour: i64,
-    pub pending: Vec<PendingPoint>,
-    pub seen: Vec<u64>,
-}
-
-impl FleetRequest {
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty() && self.seen.is_empty()
-    }
 }
 
 /// When an admitted identity was last seen, and whether it is a regular or overflow metric.
@@ -680,13 +649,6 @@ fn top_keys(usage: &NameUsage, n: usize) -> Vec<(String, usize)> {
     keys.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     keys.truncate(n);
     keys
-}
-
-/// Latest `/cardinality` documents, by exporter id, for the telemetry endpoint.
-pub fn reports() -> &'static std::sync::Mutex<BTreeMap<String, serde_json::Value>> {
-    static REPORTS: std::sync::OnceLock<std::sync::Mutex<BTreeMap<String, serde_json::Value>>> =
-        std::sync::OnceLock::new();
-    REPORTS.get_or_init(Default::default)
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Cumulative → delta conversion for CloudWatch, which sums what it is given. Bounded: idle
 //! series expire after [`SERIES_TTL_MS`], and at most [`MAX_SERIES`] are remembered.
 
-use super::translate::EmfSettings;
 use opentelemetry_proto::tonic::common::v1::{
     InstrumentationScope, KeyValue, any_value::Value as Av,
 };
@@ -158,6 +157,17 @@ pub struct ExpSnapshot {
     pub negative: SparseBuckets,
 }
 
+/// What decides whether the first point of a cumulative series is published: the exporter's
+/// settings the cache needs, and nothing else of them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeltaPolicy {
+    /// Unix nanoseconds at which the sidecar started: cumulative series that began later are
+    /// complete, so their first point is a delta.
+    pub started_at: u64,
+    /// `retain_initial_value_of_delta_metric`: every first point is published.
+    pub retain_initial_value: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct DeltaCache {
     entries: HashMap<DeltaKey, Entry>,
@@ -189,9 +199,8 @@ impl DeltaCache {
 
     /// The first point of a series: its value is a delta only when the series began after the
     /// sidecar (or when `retain_initial_value_of_delta_metric` says so).
-    fn first(start: u64, settings: &EmfSettings) -> bool {
-        (start != 0 && start >= settings.started_at)
-            || settings.retain_initial_value_of_delta_metric
+    fn first(start: u64, policy: &DeltaPolicy) -> bool {
+        (start != 0 && start >= policy.started_at) || policy.retain_initial_value
     }
 
     fn update(
@@ -247,11 +256,11 @@ impl DeltaCache {
         key: DeltaKey,
         start: u64,
         value: f64,
-        settings: &EmfSettings,
+        policy: &DeltaPolicy,
     ) -> Option<f64> {
         match self.update(key, start, value, 0, true)? {
             Some((delta, _)) => Some(delta),
-            None => Self::first(start, settings).then_some(value),
+            None => Self::first(start, policy).then_some(value),
         }
     }
 
@@ -262,7 +271,7 @@ impl DeltaCache {
         key: DeltaKey,
         start: u64,
         point: ExpSnapshot,
-        settings: &EmfSettings,
+        policy: &DeltaPolicy,
     ) -> Option<ExpSnapshot> {
         let now_ms = self.now_ms;
         let state = ExpState {
@@ -279,7 +288,7 @@ impl DeltaCache {
             if self.len() < MAX_SERIES {
                 self.exponential.insert(key, state);
             }
-            return Self::first(start, settings).then_some(point);
+            return Self::first(start, policy).then_some(point);
         };
         self.exponential.insert(key, state);
         let reset = (start != 0 && start != previous.start) || point.count < previous.count;
@@ -324,11 +333,11 @@ impl DeltaCache {
         start: u64,
         count: u64,
         sum: f64,
-        settings: &EmfSettings,
+        policy: &DeltaPolicy,
     ) -> Option<(u64, f64)> {
         match self.update(key, start, sum, count, false)? {
             Some((sum, count)) => Some((count, sum)),
-            None => Self::first(start, settings).then_some((count, sum)),
+            None => Self::first(start, policy).then_some((count, sum)),
         }
     }
 }
@@ -351,15 +360,12 @@ mod tests {
 
     #[test]
     fn exponential_deltas_subtract_buckets_across_downscaling() {
-        let settings = EmfSettings {
-            started_at: 0,
-            ..Default::default()
-        };
+        let policy = DeltaPolicy::default();
         let mut cache = DeltaCache::default();
         let prefix = SeriesPrefix::new("ns", "g", "s", &[], None);
         let key = || DeltaKey::new(&prefix, "h", SeriesKind::ExponentialHistogram, &[]);
         let first = cache
-            .exponential_delta(key(), 10, snapshot(2, &[(0, 1), (1, 2), (5, 1)]), &settings)
+            .exponential_delta(key(), 10, snapshot(2, &[(0, 1), (1, 2), (5, 1)]), &policy)
             .unwrap();
         assert_eq!(
             first.count, 4,
@@ -367,7 +373,7 @@ mod tests {
         );
         // The source downscaled by one: (0,1) and (1,2) merge into index 0, (5,1) into 2.
         let second = cache
-            .exponential_delta(key(), 10, snapshot(1, &[(0, 5), (2, 1), (3, 4)]), &settings)
+            .exponential_delta(key(), 10, snapshot(1, &[(0, 5), (2, 1), (3, 4)]), &policy)
             .unwrap();
         assert_eq!(second.scale, 1);
         assert_eq!(
@@ -384,7 +390,7 @@ mod churn_tests {
 
     #[test]
     fn memory_stays_flat_under_series_churn() {
-        let settings = EmfSettings::default();
+        let policy = DeltaPolicy::default();
         let prefix = SeriesPrefix::default();
         let mut cache = DeltaCache::default();
         let mut peak = 0;
@@ -393,7 +399,7 @@ mod churn_tests {
             cache.advance(minute * 60_000);
             for i in 0..1000 {
                 let key = DeltaKey::new(&prefix, &format!("m{minute}-{i}"), SeriesKind::Sum, &[]);
-                cache.number_delta(key, 1, 1.0, &settings);
+                cache.number_delta(key, 1, 1.0, &policy);
             }
             peak = peak.max(cache.len());
         }
@@ -403,13 +409,13 @@ mod churn_tests {
 
     #[test]
     fn the_cache_is_capped() {
-        let settings = EmfSettings::default();
+        let policy = DeltaPolicy::default();
         let prefix = SeriesPrefix::default();
         let mut cache = DeltaCache::default();
         cache.advance(0);
         for i in 0..(MAX_SERIES + 100) {
             let key = DeltaKey::new(&prefix, &format!("m{i}"), SeriesKind::Sum, &[]);
-            cache.number_delta(key, 1, 1.0, &settings);
+            cache.number_delta(key, 1, 1.0, &policy);
         }
         assert_eq!(cache.len(), MAX_SERIES);
     }
@@ -483,13 +489,13 @@ mod churn_tests {
         }
         assert_eq!(keys[0], key(&r1, &a, SeriesKind::Sum));
         let mut cache = DeltaCache::default();
-        let settings = EmfSettings::default();
+        let policy = DeltaPolicy::default();
         for (n, (first, second)) in [(1.0, 10.0), (2.0, 20.0), (3.0, 30.0)]
             .into_iter()
             .enumerate()
         {
-            let one = cache.number_delta(keys[0].clone(), 5, first, &settings);
-            let two = cache.number_delta(keys[1].clone(), 7, second, &settings);
+            let one = cache.number_delta(keys[0].clone(), 5, first, &policy);
+            let two = cache.number_delta(keys[1].clone(), 7, second, &policy);
             if n > 0 {
                 assert_eq!((one, two), (Some(1.0), Some(10.0)));
             }

@@ -9,10 +9,43 @@
 //! expire after two hours. Admission is one Lua script per export batch; a sidecar caches what
 //! the fleet admitted and refused, so a known identity costs no round trip.
 
-use super::budget::{FleetRequest, FleetVerdict};
 use crate::config::duration;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
+
+// The protocol between a budget and the store: what a batch asks, what the store answers.
+
+/// A data point whose new identities only the fleet's store can admit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingPoint {
+    pub name: String,
+    pub overflow: u64,
+    pub identities: Vec<u64>,
+}
+
+/// The store's answer for one pending point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetVerdict {
+    Admitted,
+    /// Refused; its name's overflow metric is admitted, so the point folds into it.
+    Folded,
+    /// Refused, and no room for the overflow metric either: left out of the directive.
+    Dropped,
+}
+
+/// What a batch needs from the store: the points to admit and the identities to mark seen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FleetRequest {
+    pub hour: i64,
+    pub pending: Vec<PendingPoint>,
+    pub seen: Vec<u64>,
+}
+
+impl FleetRequest {
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.seen.is_empty()
+    }
+}
 
 /// The longest a batch may wait for the store before it is published with local decisions.
 pub const MAX_STORE_TIMEOUT: Duration = Duration::from_millis(200);

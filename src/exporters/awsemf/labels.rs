@@ -17,7 +17,7 @@ pub fn attribute_text(value: Option<&Av>) -> Cow<'_, str> {
         Some(Av::DoubleValue(d)) => Cow::Owned(d.to_string()),
         Some(Av::BoolValue(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
         Some(other) => Cow::Owned(
-            crate::exporters::awsxray::translate::value_json(
+            crate::pipeline::values::value_json(
                 &opentelemetry_proto::tonic::common::v1::AnyValue {
                     value: Some(other.clone()),
                 },

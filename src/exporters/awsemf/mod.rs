@@ -13,6 +13,7 @@ use super::{ExportError, QueueSettings};
 use crate::aws::{AwsSessionSettings, RetrySettings};
 use crate::config::ComponentId;
 use crate::pipeline::Payload;
+use crate::telemetry::CardinalityReports;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
@@ -195,6 +196,8 @@ pub struct AwsEmfExporter {
     rendered_room: RenderedRoom,
     /// The fleet's store, when the budget is shared.
     store: Option<std::sync::Arc<fleet::FleetStore>>,
+    /// Where the budget's `/cardinality` document is published.
+    reports: CardinalityReports,
 }
 
 /// Rendered events (their escaped JSON) being sent at once, over all batches. A batch gives
@@ -274,7 +277,11 @@ fn unix_nanos() -> u64 {
 }
 
 impl AwsEmfExporter {
-    pub async fn new(id: &ComponentId, config: &AwsEmfExporterConfig) -> Result<Self, ExportError> {
+    pub async fn new(
+        id: &ComponentId,
+        config: &AwsEmfExporterConfig,
+        reports: CardinalityReports,
+    ) -> Result<Self, ExportError> {
         let log_stream_name = if config.log_stream_name.is_empty() {
             // The collector picks `otel-stream-<random UUID>` at start.
             format!(
@@ -303,8 +310,10 @@ impl AwsEmfExporter {
             version_zero: config.version == EmfVersion::Zero,
             detailed_metrics: config.detailed_metrics,
             json_encoded_labels: config.parse_json_encoded_attr_values.clone(),
-            retain_initial_value_of_delta_metric: config.retain_initial_value_of_delta_metric,
-            started_at: unix_nanos(),
+            delta: delta::DeltaPolicy {
+                started_at: unix_nanos(),
+                retain_initial_value: config.retain_initial_value_of_delta_metric,
+            },
         };
         let sender = if config.output_destination == OutputDestination::Stdout {
             None
@@ -365,6 +374,7 @@ impl AwsEmfExporter {
             sender,
             rendered_room: RenderedRoom::new(RENDERED_BYTES_IN_FLIGHT),
             store,
+            reports,
         })
     }
 
@@ -391,10 +401,7 @@ impl AwsEmfExporter {
                 .set(admitted as f64);
         }
         let fleet_name = self.store.as_ref().map(|s| s.fleet()).unwrap_or("");
-        budget::reports()
-            .lock()
-            .expect("reports lock")
-            .insert(self.id.clone(), budget.report(fleet_name));
+        self.reports.publish(&self.id, budget.report(fleet_name));
     }
 
     /// Translates the payload now (the delta cache and budget need the batches in order) and
@@ -555,7 +562,9 @@ mod tests {
         )
         .unwrap();
         let id = crate::config::ComponentId::parse("awsemf").unwrap();
-        let mut exporter = super::AwsEmfExporter::new(&id, &config).await.unwrap();
+        let mut exporter = super::AwsEmfExporter::new(&id, &config, Default::default())
+            .await
+            .unwrap();
         for size in [4, 600] {
             // Inline (small) and on the blocking pool (large).
             let result = exporter.start(gauge_batch("test.panic", size)).await.await;

@@ -8,7 +8,9 @@
 //! dimension sets at most 30 keys; histograms are delta-converted.
 
 use super::budget::{Admission, CardinalityBudget, OVERFLOW_KEY};
-use super::delta::{DeltaCache, DeltaKey, ExpSnapshot, SeriesKind, SeriesPrefix, SparseBuckets};
+use super::delta::{
+    DeltaCache, DeltaKey, DeltaPolicy, ExpSnapshot, SeriesKind, SeriesPrefix, SparseBuckets,
+};
 use super::labels::Labels;
 use crate::exporters::embedded_json;
 use bytes::Bytes;
@@ -73,10 +75,8 @@ pub struct EmfSettings {
     pub detailed_metrics: bool,
     /// Labels whose values are JSON documents, written into the event decoded.
     pub json_encoded_labels: Vec<String>,
-    pub retain_initial_value_of_delta_metric: bool,
-    /// Unix nanoseconds at which the sidecar started: cumulative series that began later are
-    /// complete, so their first point is a delta.
-    pub started_at: u64,
+    /// When the first point of a cumulative series is published as a delta.
+    pub delta: DeltaPolicy,
 }
 
 /// One EMF log event, ready for PutLogEvents.

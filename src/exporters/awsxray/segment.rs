@@ -336,7 +336,7 @@ impl<K: Serialize, V: Serialize> Serialize for SortedMap<K, V> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetadataValue<'a> {
     /// An attribute's value, written as plain JSON (`Value.AsRaw()`, see
-    /// [`super::translate::value_json`]) without making a copy of it first.
+    /// [`crate::pipeline::values::value_json`]) without making a copy of it first.
     Attribute(&'a AnyValue),
     Json(Value),
 }
@@ -357,7 +357,7 @@ impl Serialize for MetadataValue<'_> {
                 serializer.serialize_i64(*d as i64)
             }
             Some(Av::DoubleValue(d)) if d.is_finite() => serializer.serialize_f64(*d),
-            _ => super::translate::value_json(value).serialize(serializer),
+            _ => crate::pipeline::values::value_json(value).serialize(serializer),
         }
     }
 }

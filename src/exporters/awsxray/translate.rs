@@ -2,6 +2,7 @@
 //! (`exporter/awsxrayexporter/internal/translator`, v0.156). Pure functions: data in, data out.
 
 use super::segment::*;
+use crate::pipeline::values::{value_json, value_str, value_string};
 use crate::xray::*;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
@@ -19,7 +20,6 @@ mod sql;
 pub use annotations::fix_annotation_key;
 use annotations::*;
 use attributes::*;
-pub use attributes::{value_json, value_string};
 use aws::*;
 pub use cause::parse_stacktrace;
 use cause::*;

@@ -5,7 +5,7 @@
 //! with 403: the proxy signs with the task role, and must not lend it to anything else that can
 //! reach the port (the X-Ray daemon and the collector forward everything).
 
-use super::ProxyServerConfig;
+use super::config::ProxyServerConfig;
 use crate::http_server;
 use crate::pipeline::Shutdown;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};

@@ -1,9 +1,10 @@
 //! OTLP over gRPC. A signal's service is registered only when some pipeline consumes it, so
 //! the others answer UNIMPLEMENTED, as in the collector.
 
-use super::{GrpcConfig, accept};
+use super::config::GrpcConfig;
 use crate::http_server;
 use crate::pipeline::{Consumers, Payload, Refused, Shutdown, Signal};
+use crate::receivers::accept;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };

@@ -2,9 +2,11 @@
 //! with the collector's status codes. Where we differ (reference section 12): a body over the
 //! limit is 413, and a full pipeline is 503 with `Retry-After` instead of a blocked request.
 
-use super::{HttpConfig, accept, json};
+use super::config::HttpConfig;
+use super::json;
 use crate::http_server;
 use crate::pipeline::{Consumers, Payload, Refused, Shutdown, Signal};
+use crate::receivers::accept;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

@@ -86,7 +86,7 @@ pub(super) fn points<'a>(
                         delta_key(SeriesKind::Sum, &p.attributes),
                         p.start_time_unix_nano,
                         v,
-                        settings,
+                        &settings.delta,
                     ) {
                         Some(d) => d,
                         None => {
@@ -120,7 +120,7 @@ pub(super) fn points<'a>(
                         p.start_time_unix_nano,
                         p.count,
                         sum,
-                        settings,
+                        &settings.delta,
                     ) {
                         Some(d) => d,
                         None => {
@@ -153,7 +153,7 @@ pub(super) fn points<'a>(
                         delta_key(SeriesKind::ExponentialHistogram, &p.attributes),
                         p.start_time_unix_nano,
                         snapshot_of(p),
-                        settings,
+                        &settings.delta,
                     ) else {
                         stats.first_cumulative_points += 1;
                         continue;

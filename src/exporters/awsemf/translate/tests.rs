@@ -29,7 +29,10 @@ fn settings() -> EmfSettings {
         namespace: "ECS/OTEL/VM-X-AI".into(),
         log_group_name: "/aws/ecs/application/metrics".into(),
         log_stream_name: "stream".into(),
-        started_at: T - 1_000_000_000,
+        delta: DeltaPolicy {
+            started_at: T - 1_000_000_000,
+            retain_initial_value: false,
+        },
         ..Default::default()
     }
 }
@@ -184,7 +187,7 @@ fn units_and_descriptors() {
 fn cumulative_sums_become_deltas_including_the_first_point() {
     let cfg = settings();
     let mut cache = DeltaCache::default();
-    let start = cfg.started_at + 5;
+    let start = cfg.delta.started_at + 5;
     let values: Vec<f64> = [10.0, 15.0, 22.0]
         .iter()
         .map(|v| {
@@ -204,7 +207,7 @@ fn cumulative_sums_become_deltas_including_the_first_point() {
     let levels: Vec<f64> = [5.0, 3.0, 4.0]
         .iter()
         .map(|v| {
-            let mut level = cumulative_sum("u", cfg.started_at - 10, *v);
+            let mut level = cumulative_sum("u", cfg.delta.started_at - 10, *v);
             let Some(Data::Sum(sum)) = level.data.as_mut() else {
                 panic!()
             };
@@ -229,26 +232,30 @@ fn a_series_older_than_the_sidecar_loses_only_its_first_point() {
     let cfg = settings();
     let mut cache = DeltaCache::default();
     let (docs, stats) = run(
-        &batch("lib", vec![cumulative_sum("c", cfg.started_at - 10, 100.0)]),
+        &batch(
+            "lib",
+            vec![cumulative_sum("c", cfg.delta.started_at - 10, 100.0)],
+        ),
         &cfg,
         &mut cache,
     );
     assert!(docs.is_empty());
     assert_eq!(stats.first_cumulative_points, 1);
     let (docs, _) = run(
-        &batch("lib", vec![cumulative_sum("c", cfg.started_at - 10, 130.0)]),
+        &batch(
+            "lib",
+            vec![cumulative_sum("c", cfg.delta.started_at - 10, 130.0)],
+        ),
         &cfg,
         &mut cache,
     );
     assert_eq!(docs[0]["c"], 30.0);
-    let retain = EmfSettings {
-        retain_initial_value_of_delta_metric: true,
-        ..settings()
-    };
+    let mut retain = settings();
+    retain.delta.retain_initial_value = true;
     let (docs, _) = run(
         &batch(
             "lib",
-            vec![cumulative_sum("c", retain.started_at - 10, 100.0)],
+            vec![cumulative_sum("c", retain.delta.started_at - 10, 100.0)],
         ),
         &retain,
         &mut DeltaCache::default(),
@@ -290,7 +297,7 @@ fn equal_deltas_of_two_collections_in_one_millisecond_are_both_published() {
     // Cumulative 1, 2, 3, 4 collected within the same millisecond: the deltas are 1, 1, 1, 1,
     // alike in value and millisecond but not re-sent points (their times differ).
     let cfg = settings();
-    let start = cfg.started_at + 5;
+    let start = cfg.delta.started_at + 5;
     let collection = |offset_ns: u64, value: f64| {
         let mut metric = cumulative_sum("c", start, value);
         if let Some(Data::Sum(sum)) = metric.data.as_mut() {

@@ -1,5 +1,5 @@
 //! A span's or resource's attributes as a sorted list of borrowed entries, and how their
-//! values read as text, JSON, booleans and integers.
+//! values read as booleans and integers (as text and JSON: `crate::pipeline::values`).
 
 use super::*;
 
@@ -90,50 +90,6 @@ impl<'a> Attributes<'a> {
     /// Keeps the attributes `keep` says to keep, in order.
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&'a str, &'a AnyValue) -> bool) {
         self.entries.retain(|(k, v)| keep(k, v));
-    }
-}
-
-/// The value as Go's `Value.AsString()` renders it.
-pub fn value_string(value: &AnyValue) -> String {
-    match &value.value {
-        Some(Av::StringValue(s)) => s.clone(),
-        Some(Av::IntValue(i)) => i.to_string(),
-        Some(Av::DoubleValue(d)) => d.to_string(),
-        Some(Av::BoolValue(b)) => b.to_string(),
-        Some(_) => value_json(value).to_string(),
-        None => String::new(),
-    }
-}
-
-/// [`value_string`], borrowed when the value is a string (most are).
-pub fn value_str(value: &AnyValue) -> Cow<'_, str> {
-    match &value.value {
-        Some(Av::StringValue(s)) => Cow::Borrowed(s),
-        _ => Cow::Owned(value_string(value)),
-    }
-}
-
-/// The value as plain JSON (`Value.AsRaw()`).
-pub fn value_json(value: &AnyValue) -> Value {
-    match &value.value {
-        Some(Av::StringValue(s)) => Value::String(s.clone()),
-        Some(Av::IntValue(i)) => Value::from(*i),
-        // Integral doubles print as `3`, as Go's encoder writes them, not `3.0`.
-        Some(Av::DoubleValue(d)) if d.fract() == 0.0 && d.abs() < 1e15 => Value::from(*d as i64),
-        Some(Av::DoubleValue(d)) => serde_json::Number::from_f64(*d)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        Some(Av::BoolValue(b)) => Value::Bool(*b),
-        Some(Av::ArrayValue(a)) => Value::Array(a.values.iter().map(value_json).collect()),
-        Some(Av::KvlistValue(kv)) => Value::Object(
-            kv.values
-                .iter()
-                .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), value_json(v))))
-                .collect(),
-        ),
-        Some(Av::BytesValue(b)) => Value::String(hex(b)),
-        // Dictionary-encoded strings only occur in profiles, which never reach this exporter.
-        Some(Av::StringValueStrindex(_)) | None => Value::Null,
     }
 }
 

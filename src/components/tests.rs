@@ -1,7 +1,6 @@
 //! Every validation rule, each asserting the YAML path named in the message.
 
 use super::*;
-use crate::receivers::ReceiverConfig;
 
 const VALID: &str = r#"
 receivers:
@@ -80,7 +79,7 @@ fn the_shipped_configs_are_understood() {
     let local = include_str!("../../config/local.yaml");
     parse_config(local, &no_env).unwrap();
     // The seed ECS config, unchanged, is understood whole.
-    let ecs = parse_config(source::EMBEDDED_ECS_CONFIG, &no_env).unwrap();
+    let ecs = parse_config(crate::config::source::EMBEDDED_ECS_CONFIG, &no_env).unwrap();
     assert_eq!(
         ecs.summary(),
         "config ok: traces: [otlp,awsxray] -> [batch/traces] -> [awsxray]; metrics: [otlp,statsd] -> [batch/metrics] -> [awsemf]"
@@ -358,11 +357,11 @@ fn environment_references_are_expanded() {
         );
     let config = parse_config(&yaml, &env).unwrap();
     let file = &config.exporters[&ComponentId::parse("file").unwrap()];
-    let crate::exporters::ExporterConfig::File(file) = file else {
+    let ExporterConfig::File(file) = file else {
         panic!()
     };
     assert_eq!(file.path.to_str(), Some("/tmp/from-env.jsonl"));
-    let crate::processors::ProcessorConfig::Batch(batch) =
+    let ProcessorConfig::Batch(batch) =
         &config.processors[&ComponentId::parse("batch/traces").unwrap()]
     else {
         panic!("batch decodes as batch")

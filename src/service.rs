@@ -1,15 +1,29 @@
 //! Starting and stopping the whole graph, in the collector's order: extensions, exporters,
 //! processors, receivers up; receivers, processors, exporters, extensions down.
 
-use super::{Consumers, Delivery, PIPELINE_INPUT_CAPACITY, STAGE_CAPACITY, ShutdownTrigger};
-use crate::config::{ComponentId, PipelineId, SidecarConfig};
-use crate::exporters::{self, Exporter};
+use crate::components::{self, Exporter, ExporterConfig, ExtensionConfig, SidecarConfig};
+use crate::config::{ComponentId, PipelineId};
+use crate::exporters;
 use crate::extensions::{self, HealthState};
-use crate::{processors, receivers, telemetry};
+use crate::pipeline::{Consumers, Delivery, ShutdownTrigger};
+use crate::processors;
+use crate::telemetry::{self, CardinalityReports};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// Capacity, in requests, of the queue between receivers and a pipeline's first processor. The
+/// batch processor drains it continuously, so it only has to absorb scheduling jitter; the
+/// collector's batch processor uses one slot per CPU.
+pub const PIPELINE_INPUT_CAPACITY: usize = 16;
+
+/// Capacity, in batches, between two processors and between the last processor and fan-out.
+/// One: a batch can be 8,192 data points, and what bounds memory is the exporter's item room
+/// (`sending_queue.queue_size_items`), which batches parked here would escape.
+pub const STAGE_CAPACITY: usize = 1;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +53,15 @@ pub struct RunningService {
     extension_tasks: Vec<JoinHandle<()>>,
     /// Memory limiters' measuring loops, aborted once the pipelines have drained.
     limiter_tasks: Vec<JoinHandle<()>>,
+    /// What each exporter still holds, read when the drain runs out of time.
+    exporter_holds: Vec<ExporterHold>,
+}
+
+/// Where an exporter's unexported batches are: in memory, or in its persistent queue.
+struct ExporterHold {
+    id: ComponentId,
+    in_memory: Arc<AtomicUsize>,
+    storage: Option<Arc<exporters::persistent_queue::PersistentQueue>>,
 }
 
 /// Starts everything the config describes and marks the service healthy once every receiver
@@ -47,6 +70,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
     let health = HealthState::new();
     let (receivers_stop, _) = ShutdownTrigger::new();
     let (extensions_stop, _) = ShutdownTrigger::new();
+    let reports = CardinalityReports::default();
     let mut extension_tasks = Vec::new();
     let mut limiter_tasks = Vec::new();
 
@@ -59,6 +83,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
         let task = extensions::serve_self_metrics(
             address,
             telemetry::metrics_handle(),
+            reports.clone(),
             extensions_stop.subscribe(),
         )
         .await
@@ -66,27 +91,35 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
         extension_tasks.push(task);
     }
     for (id, extension) in &config.extensions {
-        let task = extensions::start(id, extension, health.clone(), extensions_stop.subscribe())
-            .await
-            .map_err(|e| StartError::new(format!("extensions.{id}"), e))?;
+        let task =
+            components::start_extension(id, extension, health.clone(), extensions_stop.subscribe())
+                .await
+                .map_err(|e| StartError::new(format!("extensions.{id}"), e))?;
         extension_tasks.extend(task);
     }
 
     // Exporters: one task and one bounded queue per exporter id, shared by its pipelines.
     let mut exporter_inputs: BTreeMap<ComponentId, exporters::ExporterInput> = BTreeMap::new();
     let mut exporter_tasks = Vec::new();
+    let mut exporter_holds = Vec::new();
     for pipeline in config.pipelines.values() {
         for id in &pipeline.exporters {
             if exporter_inputs.contains_key(id) {
                 continue;
             }
             let exporter_config = &config.exporters[id];
-            let exporter = Exporter::build(id, exporter_config)
+            let exporter = Exporter::build(id, exporter_config, &reports)
                 .await
                 .map_err(|e| StartError::new(format!("exporters.{id}"), e))?;
             let recovered = open_persistent_queue(config, id, exporter_config)?;
             let storage = recovered.as_ref().map(|(storage, _)| storage.clone());
-            let (tx, rx) = exporters::ExporterInput::new(exporter_config, storage);
+            let (tx, rx) =
+                exporters::ExporterInput::new(exporter_config.sending_queue(), storage.clone());
+            exporter_holds.push(ExporterHold {
+                id: id.clone(),
+                in_memory: tx.in_memory.clone(),
+                storage,
+            });
             exporter_tasks.push(exporters::spawn(
                 id.clone(),
                 exporter,
@@ -102,7 +135,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
     let mut memory_gates = BTreeMap::new();
     for pipeline in config.pipelines.values() {
         for id in &pipeline.processors {
-            if let processors::ProcessorConfig::MemoryLimiter(limiter) = &config.processors[id]
+            if let components::ProcessorConfig::MemoryLimiter(limiter) = &config.processors[id]
                 && !memory_gates.contains_key(id)
             {
                 let (gate, task) = processors::memory_limiter::start(&id.to_string(), limiter)
@@ -120,7 +153,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
         let (input_tx, mut stage_rx) = mpsc::channel(PIPELINE_INPUT_CAPACITY);
         for id in &pipeline.processors {
             let (tx, rx) = mpsc::channel(STAGE_CAPACITY);
-            pipeline_tasks.push(processors::spawn(
+            pipeline_tasks.push(components::spawn_processor(
                 id,
                 &config.processors[id],
                 pipeline_id.signal,
@@ -160,7 +193,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
 
     let mut receiver_tasks = Vec::new();
     for (id, consumers) in receiver_consumers {
-        let tasks = receivers::start(
+        let tasks = components::start_receiver(
             &id,
             &config.receivers[&id],
             consumers,
@@ -182,6 +215,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
         exporter_tasks,
         extension_tasks,
         limiter_tasks,
+        exporter_holds,
     })
 }
 
@@ -190,7 +224,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
 fn open_persistent_queue(
     config: &SidecarConfig,
     id: &ComponentId,
-    exporter: &exporters::ExporterConfig,
+    exporter: &ExporterConfig,
 ) -> Result<Option<exporters::Recovered>, StartError> {
     let Some(storage) = exporter.storage() else {
         return Ok(None);
@@ -198,7 +232,7 @@ fn open_persistent_queue(
     let extension = ComponentId::parse(storage)
         .ok()
         .and_then(|storage| config.extensions.get(&storage));
-    let Some(extensions::ExtensionConfig::FileStorage(file_storage)) = extension else {
+    let Some(ExtensionConfig::FileStorage(file_storage)) = extension else {
         return Err(StartError::new(
             format!("exporters.{id}.sending_queue.storage"),
             format!("{storage:?} is not a file_storage extension in service.extensions"),
@@ -239,10 +273,16 @@ async fn fan_out(
     }
 }
 
-/// Why shutdown did not finish cleanly.
+/// Why shutdown did not finish cleanly: acknowledged data held in memory is lost.
 #[derive(Debug, thiserror::Error)]
-#[error("shutdown did not finish within {0:?}; data still queued may be lost")]
-pub struct ShutdownTimeout(pub Duration);
+pub enum ShutdownTimeout {
+    #[error("shutdown did not finish within {0:?}: pipelines still held data, which is lost")]
+    PipelinesBusy(Duration),
+    #[error(
+        "shutdown did not finish within {grace:?}: {batches} batches held in memory by exporters are lost"
+    )]
+    ExportersBusy { grace: Duration, batches: usize },
+}
 
 impl RunningService {
     /// The health state served by `health_check`.
@@ -256,6 +296,7 @@ impl RunningService {
         self.health.set_unavailable();
         tracing::info!(message = "shutdown: receivers stop accepting, pipelines drain");
         self.receivers_stop.trigger();
+        let pipelines_drained = AtomicBool::new(false);
         let drain = async {
             for task in self.receiver_tasks {
                 let _ = task.await;
@@ -263,6 +304,7 @@ impl RunningService {
             for task in self.pipeline_tasks {
                 let _ = task.await;
             }
+            pipelines_drained.store(true, Ordering::Relaxed);
             for task in self.exporter_tasks {
                 let _ = task.await;
             }
@@ -275,12 +317,34 @@ impl RunningService {
         for task in self.extension_tasks {
             let _ = task.await;
         }
-        match drained {
-            Ok(()) => {
-                tracing::info!(message = "shutdown complete");
-                Ok(())
-            }
-            Err(_) => Err(ShutdownTimeout(grace)),
+        if drained.is_ok() {
+            tracing::info!(message = "shutdown complete");
+            return Ok(());
         }
+        if !pipelines_drained.load(Ordering::Relaxed) {
+            return Err(ShutdownTimeout::PipelinesBusy(grace));
+        }
+        // Out of time with the pipelines empty: what the exporters hold is lost only if it is
+        // in memory; a persistent queue's batches are exported after the next start.
+        let batches: usize = self
+            .exporter_holds
+            .iter()
+            .map(|hold| hold.in_memory.load(Ordering::Relaxed))
+            .sum();
+        if batches > 0 {
+            return Err(ShutdownTimeout::ExportersBusy { grace, batches });
+        }
+        for hold in &self.exporter_holds {
+            if let Some(storage) = &hold.storage {
+                tracing::warn!(
+                    message = "shutdown grace ended before the exporter finished; its batches are kept on disk for the next start",
+                    exporter = %hold.id,
+                    batches = storage.kept_batches(),
+                    directory = %storage.directory().display(),
+                );
+            }
+        }
+        tracing::info!(message = "shutdown complete; nothing acknowledged is lost");
+        Ok(())
     }
 }

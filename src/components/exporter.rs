@@ -1,0 +1,153 @@
+//! Exporter types: decoding their sections and building them.
+
+use crate::config::{ComponentId, DecodeError, Signal, decode_section};
+use crate::exporters::{self, Export, ExportError, InFlight, QueueSettings};
+use crate::pipeline::Payload;
+use crate::telemetry::CardinalityReports;
+use serde_yaml_ng::Value;
+
+/// Exporter types otel-sidecar runs.
+pub const EXPORTER_TYPES: &[&str] = &["awsemf", "awsxray", "debug", "file"];
+
+/// Collector exporter types outside otel-sidecar's scope, refused with a message saying so.
+const OUT_OF_SCOPE_EXPORTER_TYPES: &[&str] = &[
+    "prometheusremotewrite",
+    "prometheus",
+    "otlp",
+    "otlphttp",
+    "awsprometheusremotewrite",
+];
+
+/// A validated exporter config.
+#[derive(Debug, Clone)]
+pub enum ExporterConfig {
+    AwsEmf(Box<exporters::awsemf::AwsEmfExporterConfig>),
+    AwsXray(Box<exporters::awsxray::AwsXrayExporterConfig>),
+    Debug(exporters::debug::DebugExporterConfig),
+    File(exporters::file::FileExporterConfig),
+}
+
+impl ExporterConfig {
+    /// Signals the exporter can carry.
+    pub fn signals(&self) -> &'static [Signal] {
+        match self {
+            ExporterConfig::AwsXray(_) => &[Signal::Traces],
+            ExporterConfig::AwsEmf(_) => &[Signal::Metrics],
+            _ => &[Signal::Traces, Signal::Metrics, Signal::Logs],
+        }
+    }
+
+    /// The exporter's `sending_queue` settings.
+    pub fn sending_queue(&self) -> &QueueSettings {
+        match self {
+            ExporterConfig::AwsXray(c) => &c.sending_queue,
+            ExporterConfig::AwsEmf(c) => &c.sending_queue,
+            ExporterConfig::Debug(c) => &c.sending_queue,
+            ExporterConfig::File(c) => &c.sending_queue,
+        }
+    }
+
+    /// The `file_storage` extension named by `sending_queue.storage`.
+    pub fn storage(&self) -> Option<&str> {
+        self.sending_queue().storage.as_deref()
+    }
+
+    /// How many exports may be in flight at once.
+    pub fn consumers(&self) -> usize {
+        match self {
+            ExporterConfig::AwsXray(_) | ExporterConfig::AwsEmf(_) => {
+                self.sending_queue().num_consumers.max(1)
+            }
+            _ => 1,
+        }
+    }
+}
+
+/// Decodes the body of an `exporters.<id>` entry of type `kind`.
+pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
+    match kind {
+        "awsemf" => {
+            let config: exporters::awsemf::AwsEmfExporterConfig = decode_section(body)?;
+            config
+                .validate()
+                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            Ok(ExporterConfig::AwsEmf(Box::new(config)))
+        }
+        "awsxray" => {
+            let config: exporters::awsxray::AwsXrayExporterConfig = decode_section(body)?;
+            config
+                .validate()
+                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            Ok(ExporterConfig::AwsXray(Box::new(config)))
+        }
+        "debug" => Ok(ExporterConfig::Debug(decode_section(body)?)),
+        "file" => {
+            let config: exporters::file::FileExporterConfig = decode_section(body)?;
+            config
+                .validate()
+                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            Ok(ExporterConfig::File(config))
+        }
+        _ if OUT_OF_SCOPE_EXPORTER_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
+        _ => Err(DecodeError::UnknownType(EXPORTER_TYPES)),
+    }
+}
+
+/// A built exporter, ready to send.
+pub enum Exporter {
+    AwsEmf(Box<exporters::awsemf::AwsEmfExporter>),
+    AwsXray(exporters::awsxray::AwsXrayExporter),
+    Debug(exporters::debug::DebugExporter),
+    File(exporters::file::FileExporter),
+}
+
+impl Exporter {
+    /// Builds the exporter a validated config describes.
+    /// `reports` is where an `awsemf` budget publishes its `/cardinality` document.
+    pub async fn build(
+        id: &ComponentId,
+        config: &ExporterConfig,
+        reports: &CardinalityReports,
+    ) -> Result<Self, ExportError> {
+        Ok(match config {
+            ExporterConfig::AwsEmf(c) => Exporter::AwsEmf(Box::new(
+                exporters::awsemf::AwsEmfExporter::new(id, c, reports.clone()).await?,
+            )),
+            ExporterConfig::AwsXray(c) => {
+                Exporter::AwsXray(exporters::awsxray::AwsXrayExporter::new(id, c).await?)
+            }
+            ExporterConfig::Debug(c) => {
+                Exporter::Debug(exporters::debug::DebugExporter::new(id, c))
+            }
+            ExporterConfig::File(c) => Exporter::File(exporters::file::FileExporter::new(c)?),
+        })
+    }
+}
+
+impl Export for Exporter {
+    async fn start(&mut self, payload: Payload) -> InFlight {
+        match self {
+            Exporter::AwsXray(e) => e.start(&payload),
+            Exporter::AwsEmf(e) => e.start(payload).await,
+            Exporter::Debug(e) => {
+                e.export(&payload);
+                Box::pin(std::future::ready(Ok(())))
+            }
+            Exporter::File(e) => {
+                let result = e.export(&payload).await;
+                Box::pin(std::future::ready(result))
+            }
+        }
+    }
+
+    fn bounds_what_it_sends(&self) -> bool {
+        matches!(self, Exporter::AwsEmf(_))
+    }
+
+    async fn shutdown(&mut self) -> Result<(), ExportError> {
+        match self {
+            Exporter::AwsEmf(_) | Exporter::AwsXray(_) | Exporter::Debug(_) => Ok(()),
+            Exporter::File(e) => e.shutdown().await,
+        }
+    }
+}

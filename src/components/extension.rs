@@ -1,0 +1,50 @@
+//! Extension types: decoding their sections and starting them.
+
+use crate::config::{ComponentId, DecodeError, decode_section};
+use crate::extensions::{self, HealthState};
+use crate::pipeline::Shutdown;
+use serde_yaml_ng::Value;
+use tokio::task::JoinHandle;
+
+/// Extension types otel-sidecar runs.
+pub const EXTENSION_TYPES: &[&str] = &["file_storage", "health_check"];
+
+/// Collector extension types outside otel-sidecar's scope, refused with a message saying so.
+const OUT_OF_SCOPE_EXTENSION_TYPES: &[&str] = &["pprof", "zpages", "sigv4auth", "ecs_observer"];
+
+/// A validated extension config.
+#[derive(Debug, Clone)]
+pub enum ExtensionConfig {
+    FileStorage(extensions::file_storage::FileStorageConfig),
+    HealthCheck(extensions::health_check::HealthCheckConfig),
+}
+
+/// Decodes the body of an `extensions.<id>` entry of type `kind`.
+pub fn decode(kind: &str, body: &Value) -> Result<ExtensionConfig, DecodeError> {
+    match kind {
+        "file_storage" => Ok(ExtensionConfig::FileStorage(decode_section(body)?)),
+        "health_check" => Ok(ExtensionConfig::HealthCheck(decode_section(body)?)),
+        _ if OUT_OF_SCOPE_EXTENSION_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
+        _ => Err(DecodeError::UnknownType(EXTENSION_TYPES)),
+    }
+}
+
+/// Starts an extension listed in `service.extensions`; the task it runs, if any.
+pub async fn start_extension(
+    id: &ComponentId,
+    config: &ExtensionConfig,
+    health: HealthState,
+    shutdown: Shutdown,
+) -> std::io::Result<Option<JoinHandle<()>>> {
+    match config {
+        ExtensionConfig::FileStorage(c) => {
+            c.prepare().map_err(std::io::Error::other)?;
+            Ok(None)
+        }
+        ExtensionConfig::HealthCheck(c) => {
+            let (task, _) =
+                extensions::health_check::start(&id.to_string(), c, health, shutdown).await?;
+            Ok(Some(task))
+        }
+    }
+}
