@@ -84,8 +84,13 @@ fn is_large(size: usize) -> bool {
     !cfg!(target_env = "musl") && size >= LARGE_BLOCK_BYTES
 }
 
+// SAFETY: every method forwards the caller's guarantees (a non-zero-size layout; a block this
+// allocator returned, with the layout it was made with) to the allocator that owns the block.
+// Which allocator owns a block is decided by its size alone, so `dealloc` and `realloc` reach
+// the same one `alloc` did.
 unsafe impl GlobalAlloc for SplitAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's layout, passed on unchanged.
         unsafe {
             if is_large(layout.size()) {
                 System.alloc(layout)
@@ -96,6 +101,7 @@ unsafe impl GlobalAlloc for SplitAllocator {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's layout, passed on unchanged.
         unsafe {
             if is_large(layout.size()) {
                 System.alloc_zeroed(layout)
@@ -106,6 +112,7 @@ unsafe impl GlobalAlloc for SplitAllocator {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from the allocator `is_large(layout.size())` picks, as in `alloc`.
         unsafe {
             if is_large(layout.size()) {
                 System.dealloc(ptr, layout)
@@ -116,6 +123,10 @@ unsafe impl GlobalAlloc for SplitAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: on one side of the line the owning allocator reallocates; across it, the new
+        // block (same alignment, which the caller guarantees valid with `new_size`) is made by
+        // the other, `min` of the two sizes is copied between blocks that cannot overlap, and
+        // the old block goes back to its owner.
         unsafe {
             match (is_large(layout.size()), is_large(new_size)) {
                 (false, false) => mimalloc::MiMalloc.realloc(ptr, layout, new_size),

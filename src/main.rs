@@ -302,6 +302,14 @@ async fn load(
                     return Err(ExitCode::FAILURE);
                 }
                 config.apply_default_budget(&budget);
+                let errors = config.check_environment(&|name| std::env::var(name).ok());
+                if !errors.is_empty() {
+                    eprintln!("otel-sidecar: --emf-shared-budget:");
+                    for error in &errors {
+                        eprintln!("  {error}");
+                    }
+                    return Err(ExitCode::FAILURE);
+                }
             }
             Ok((config, source, flag_ignored))
         }

@@ -107,19 +107,23 @@ where
     S: Fn(W) -> F,
     F: Future<Output = u64> + Send + 'static,
 {
+    // A call that panicked hands its panic on, unchanged, to the export that sent it: the
+    // panic policy (`Contained` around each export) decides what it costs.
+    let outcome = |done: Result<u64, tokio::task::JoinError>| match done {
+        Ok(dropped) => dropped,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => 0,
+    };
     let mut calls = tokio::task::JoinSet::new();
     let mut dropped = 0;
     for unit in units {
         if calls.len() >= in_flight.max(1) {
-            dropped += calls
-                .join_next()
-                .await
-                .map_or(0, |done| done.expect("sending tasks do not panic"));
+            dropped += calls.join_next().await.map_or(0, outcome);
         }
         calls.spawn(send(unit));
     }
     while let Some(done) = calls.join_next().await {
-        dropped += done.expect("sending tasks do not panic");
+        dropped += outcome(done);
     }
     dropped
 }

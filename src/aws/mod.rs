@@ -151,7 +151,7 @@ impl AwsSessionSettings {
             ));
         }
         if self.num_workers == 0 {
-            return Err(("num_workers".into(), "must be at least 1".into()));
+            return Err(("num_workers".into(), "0: expected at least 1".into()));
         }
         Ok(())
     }

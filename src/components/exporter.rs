@@ -1,6 +1,6 @@
 //! Exporter types: decoding their sections and building them.
 
-use crate::config::{ComponentId, DecodeError, Signal, decode_section};
+use crate::config::{ComponentId, DecodeError, InvalidSetting, Signal, decode_section};
 use crate::exporters::{self, Export, ExportError, InFlight, QueueSettings};
 use crate::pipeline::Payload;
 use crate::telemetry::CardinalityReports;
@@ -52,6 +52,29 @@ impl ExporterConfig {
         self.sending_queue().storage.as_deref()
     }
 
+    /// What the exporter reads from the environment, checked now rather than at start: an
+    /// `awsemf` fleet budget's store address (`REDIS_HOST` and the like).
+    pub fn check_environment(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<InvalidSetting> {
+        let ExporterConfig::AwsEmf(emf) = self else {
+            return Vec::new();
+        };
+        let Some(shared) = emf
+            .cardinality_budget
+            .as_ref()
+            .and_then(|b| b.shared.as_ref())
+        else {
+            return Vec::new();
+        };
+        match exporters::awsemf::fleet::resolve_address(shared, env) {
+            Ok(_) => Vec::new(),
+            Err(problem) => vec![InvalidSetting::new(
+                "cardinality_budget.shared.endpoint",
+                &shared.endpoint,
+                &format!("a redis:// or rediss:// URL, or REDIS_HOST set ({problem})"),
+            )],
+        }
+    }
+
     /// How many exports may be in flight at once.
     pub fn consumers(&self) -> usize {
         match self {
@@ -68,24 +91,18 @@ pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
     match kind {
         "awsemf" => {
             let config: exporters::awsemf::AwsEmfExporterConfig = decode_section(body)?;
-            config
-                .validate()
-                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            config.validate()?;
             Ok(ExporterConfig::AwsEmf(Box::new(config)))
         }
         "awsxray" => {
             let config: exporters::awsxray::AwsXrayExporterConfig = decode_section(body)?;
-            config
-                .validate()
-                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            config.validate()?;
             Ok(ExporterConfig::AwsXray(Box::new(config)))
         }
         "debug" => Ok(ExporterConfig::Debug(decode_section(body)?)),
         "file" => {
             let config: exporters::file::FileExporterConfig = decode_section(body)?;
-            config
-                .validate()
-                .map_err(|e| DecodeError::Invalid(vec![e]))?;
+            config.validate()?;
             Ok(ExporterConfig::File(config))
         }
         _ if OUT_OF_SCOPE_EXPORTER_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),

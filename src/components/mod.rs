@@ -170,6 +170,22 @@ impl SidecarConfig {
     }
 }
 
+impl SidecarConfig {
+    /// What the components read from the environment at start, checked now: a config that
+    /// passes `validate` starts.
+    pub fn check_environment(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        for (id, exporter) in &self.exporters {
+            let invalid = exporter.check_environment(env);
+            if !invalid.is_empty() {
+                errors
+                    .extend(DecodeError::Invalid(invalid).problems_at(&format!("exporters.{id}")));
+            }
+        }
+        errors
+    }
+}
+
 /// Parses and validates a config document. `lookup` reads environment variables. Every
 /// problem is reported at once, each with the YAML path it is about.
 pub fn parse_config(
@@ -179,6 +195,9 @@ pub fn parse_config(
     let mut errors = Vec::new();
     let config = read_document(text, lookup, &mut errors)
         .and_then(|document| validate(document, &mut errors));
+    if let Some(config) = &config {
+        errors.extend(config.check_environment(lookup));
+    }
     match config {
         Some(config) if errors.is_empty() => Ok(config),
         _ => Err(ConfigErrors(errors)),

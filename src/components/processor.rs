@@ -1,6 +1,6 @@
 //! Processor types: decoding their sections and starting them in a pipeline.
 
-use crate::config::{ComponentId, DecodeError, Signal, decode_section};
+use crate::config::{ComponentId, DecodeError, InvalidSetting, Signal, decode_section};
 use crate::internal_events::{DropReason, ProcessorItemsDropped};
 use crate::pipeline::Delivery;
 use crate::processors;
@@ -33,8 +33,8 @@ pub enum ProcessorConfig {
     ResourceDetection(Box<processors::resourcedetection::ResourceDetectionConfig>),
 }
 
-fn invalid(e: (String, String)) -> DecodeError {
-    DecodeError::Invalid(vec![e])
+fn invalid(e: impl Into<InvalidSetting>) -> DecodeError {
+    DecodeError::from(e.into())
 }
 
 /// Decodes the body of a `processors.<id>` entry of type `kind`.

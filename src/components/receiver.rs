@@ -1,6 +1,6 @@
 //! Receiver types: decoding their sections and starting them.
 
-use crate::config::{ComponentId, DecodeError, Signal};
+use crate::config::{ComponentId, DecodeError, Signal, decode_settings};
 use crate::pipeline::{Consumers, Shutdown};
 use crate::receivers;
 use serde_yaml_ng::Value;
@@ -41,18 +41,18 @@ impl ReceiverConfig {
 /// Decodes the body of a `receivers.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ReceiverConfig, DecodeError> {
     match kind {
-        "awsecscontainermetrics" => Ok(ReceiverConfig::AwsEcsContainerMetrics(
-            receivers::awsecscontainermetrics::AwsEcsContainerMetricsConfig::decode(body)?,
-        )),
-        "awsxray" => Ok(ReceiverConfig::AwsXray(Box::new(
-            receivers::awsxray::AwsXrayReceiverConfig::decode(body)?,
-        ))),
-        "otlp" => Ok(ReceiverConfig::Otlp(Box::new(
-            receivers::otlp::OtlpReceiverConfig::decode(body)?,
-        ))),
-        "statsd" => Ok(ReceiverConfig::Statsd(Box::new(
-            receivers::statsd::StatsdReceiverConfig::decode(body)?,
-        ))),
+        "awsecscontainermetrics" => Ok(ReceiverConfig::AwsEcsContainerMetrics(decode_settings::<
+            receivers::awsecscontainermetrics::AwsEcsContainerMetricsConfig,
+        >(body)?)),
+        "awsxray" => Ok(ReceiverConfig::AwsXray(Box::new(decode_settings::<
+            receivers::awsxray::AwsXrayReceiverConfig,
+        >(body)?))),
+        "otlp" => Ok(ReceiverConfig::Otlp(Box::new(decode_settings::<
+            receivers::otlp::OtlpReceiverConfig,
+        >(body)?))),
+        "statsd" => Ok(ReceiverConfig::Statsd(Box::new(decode_settings::<
+            receivers::statsd::StatsdReceiverConfig,
+        >(body)?))),
         _ if OUT_OF_SCOPE_RECEIVER_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
         _ => Err(DecodeError::UnknownType(RECEIVER_TYPES)),
     }

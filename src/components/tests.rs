@@ -493,3 +493,238 @@ service:
     // What is printed is a config the sidecar reads back.
     assert!(parse_config(&printed, &no_env).is_ok(), "{printed}");
 }
+
+/// A config whose one component of `kind` (a receiver, processor, exporter or extension) has
+/// `body`; everything else is valid.
+fn with_component(kind: &str, name: &str, body: &str) -> String {
+    let (signal, receiver) = match name {
+        "statsd" | "awsecscontainermetrics" | "metricstransform" | "awsemf" => ("metrics", "otlp"),
+        _ => ("traces", "otlp"),
+    };
+    let mut receivers = format!("  {receiver}:\n    protocols:\n      grpc:\n");
+    let mut processors = String::new();
+    let mut exporters = "  debug:\n".to_string();
+    let mut extensions = String::new();
+    let (mut used_receiver, mut used_processors, mut used_exporter, mut used_extensions) = (
+        receiver.to_string(),
+        "[]".to_string(),
+        "debug".to_string(),
+        "[]".to_string(),
+    );
+    let section = format!("  {name}:\n{}", indent(body, 4));
+    match kind {
+        "receiver" => {
+            receivers = section;
+            used_receiver = name.to_string();
+        }
+        "processor" => {
+            processors = section;
+            used_processors = format!("[{name}]");
+        }
+        "exporter" => {
+            exporters = section;
+            used_exporter = name.to_string();
+        }
+        _ => {
+            extensions = section;
+            used_extensions = format!("[{name}]");
+        }
+    }
+    format!(
+        "receivers:\n{receivers}processors:\n{processors}exporters:\n{exporters}extensions:\n{extensions}service:\n  extensions: {used_extensions}\n  pipelines:\n    {signal}:\n      receivers: [{used_receiver}]\n      processors: {used_processors}\n      exporters: [{used_exporter}]\n"
+    )
+}
+
+fn indent(text: &str, spaces: usize) -> String {
+    text.lines()
+        .map(|line| format!("{:spaces$}{line}\n", ""))
+        .collect()
+}
+
+/// Every component type refuses one bad value with the YAML path, the value seen and what is
+/// expected, all in its one message.
+#[test]
+fn each_component_type_names_path_value_and_expectation() {
+    let cases: &[(&str, &str, &str, &str, &str, &str)] = &[
+        // kind, type, body, path, value as shown, expectation
+        (
+            "receiver",
+            "otlp",
+            "protocols:\n  grpc:\n    transport: sctp",
+            "receivers.otlp.protocols.grpc.transport",
+            "\"sctp\"",
+            "expected one of tcp, tcp4, tcp6",
+        ),
+        (
+            "receiver",
+            "awsxray",
+            "transport: tcp",
+            "receivers.awsxray.transport",
+            "\"tcp\"",
+            "expected \"udp\"",
+        ),
+        (
+            "receiver",
+            "statsd",
+            "transport: sctp",
+            "receivers.statsd.transport",
+            "`sctp`",
+            "expected one of `udp`",
+        ),
+        (
+            "receiver",
+            "awsecscontainermetrics",
+            "collection_interval: 0s",
+            "receivers.awsecscontainermetrics.collection_interval",
+            "0s",
+            "expected a duration greater than zero",
+        ),
+        (
+            "processor",
+            "batch",
+            "send_batch_size: 10\nsend_batch_max_size: 5",
+            "processors.batch.send_batch_max_size",
+            "5",
+            "greater or equal to send_batch_size (10)",
+        ),
+        (
+            "processor",
+            "memory_limiter",
+            "check_interval: 0s\nlimit_mib: 100",
+            "processors.memory_limiter.check_interval",
+            "0s",
+            "must be greater than zero",
+        ),
+        (
+            "processor",
+            "attributes",
+            "actions:\n  - {key: a, action: explode}",
+            "processors.attributes.actions[0].action",
+            "\"explode\"",
+            "expected one of insert, update, upsert, delete, hash, extract, convert",
+        ),
+        (
+            "processor",
+            "resource",
+            "attributes:\n  - {key: a, action: explode}",
+            "processors.resource.attributes[0].action",
+            "\"explode\"",
+            "expected one of insert, update, upsert, delete, hash, extract, convert",
+        ),
+        (
+            "processor",
+            "filter",
+            "error_mode: loud",
+            "processors.filter.error_mode",
+            "\"loud\"",
+            "expected one of ignore, silent, propagate",
+        ),
+        (
+            "processor",
+            "metricstransform",
+            "transforms:\n  - {include: a, action: mangle}",
+            "processors.metricstransform.transforms[0].action",
+            "\"mangle\"",
+            "must be in [\"update\" \"insert\" \"combine\" \"group\"]",
+        ),
+        (
+            "processor",
+            "resourcedetection",
+            "detectors: [gcp]",
+            "processors.resourcedetection.detectors[0]",
+            "\"gcp\"",
+            "supported: env, system, ecs, ec2",
+        ),
+        (
+            "exporter",
+            "awsemf",
+            "log_retention: 4",
+            "exporters.awsemf.log_retention",
+            "4",
+            "is not a CloudWatch Logs retention period ([0, 1, 3",
+        ),
+        (
+            "exporter",
+            "awsxray",
+            "num_workers: 0",
+            "exporters.awsxray.num_workers",
+            "0",
+            "expected at least 1",
+        ),
+        (
+            "exporter",
+            "debug",
+            "verbosity: loud",
+            "exporters.debug.verbosity",
+            "`loud`",
+            "expected one of",
+        ),
+        (
+            "exporter",
+            "file",
+            "path: /tmp/x\nformat: xml",
+            "exporters.file.format",
+            "\"xml\"",
+            "supported: json",
+        ),
+        (
+            "extension",
+            "health_check",
+            "endpoint: [a]",
+            "extensions.health_check.endpoint",
+            "sequence",
+            "expected a string",
+        ),
+        (
+            "extension",
+            "file_storage",
+            "fsync: maybe",
+            "extensions.file_storage.fsync",
+            "\"maybe\"",
+            "expected a boolean",
+        ),
+    ];
+    for (kind, name, body, path, value, expected) in cases {
+        let yaml = with_component(kind, name, body);
+        let errors = errors_of(&yaml);
+        let error = errors
+            .iter()
+            .find(|e| e.starts_with(&format!("{path}: ")))
+            .unwrap_or_else(|| panic!("{name}: no error at {path} in {errors:?}\n{yaml}"));
+        assert!(
+            error.contains(value),
+            "{name}: the value {value} in {error:?}"
+        );
+        assert!(
+            error.contains(expected),
+            "{name}: {expected:?} in {error:?}"
+        );
+    }
+}
+
+/// A fleet budget whose store address comes from the environment is checked by `validate`:
+/// `REDIS_MODE=cluster` without `REDIS_HOST` is refused there, not when the exporter starts.
+#[test]
+fn a_fleet_budget_without_a_store_address_is_refused_by_validate() {
+    let yaml = with_component(
+        "exporter",
+        "awsemf",
+        "cardinality_budget:\n  max_metrics: 10\n  shared: {}",
+    );
+    let cluster_without_host = |name: &str| (name == "REDIS_MODE").then(|| "cluster".to_string());
+    let errors = match parse_config(&yaml, &cluster_without_host) {
+        Ok(_) => panic!("accepted without a store address"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("exporters.awsemf.cardinality_budget.shared.endpoint: \"\": expected a redis:// or rediss:// URL, or REDIS_HOST set"),
+        "{errors:?}"
+    );
+    let with_host = |name: &str| match name {
+        "REDIS_MODE" => Some("cluster".to_string()),
+        "REDIS_HOST" => Some("cache.internal".to_string()),
+        _ => None,
+    };
+    parse_config(&yaml, &with_host).unwrap();
+}

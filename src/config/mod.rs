@@ -114,6 +114,89 @@ pub fn mask_secrets(value: &mut Value) {
     }
 }
 
+/// One setting a component refuses: where it is, what was there and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", match .value { Some(value) => format!("{value}: {}", .expected), None => .expected.clone() })]
+pub struct InvalidSetting {
+    /// The path below the component's section (`protocols.grpc.transport`); empty for the
+    /// section as a whole.
+    pub path: String,
+    /// The value seen, as written (strings quoted). `None` where the message names the values
+    /// itself (serde's own errors, rules about several keys).
+    pub value: Option<String>,
+    /// What is accepted there: `expected ...`, or the Go collector's own sentence for it.
+    pub expected: String,
+}
+
+impl InvalidSetting {
+    /// `value` as Rust debug-formats it (strings quoted, numbers plain); `expected` completes
+    /// "expected ...".
+    pub fn new(path: impl Into<String>, value: impl fmt::Debug, expected: &str) -> Self {
+        InvalidSetting::shown(path, format!("{value:?}"), expected)
+    }
+
+    /// A value already written as the config would (a duration as `0s`).
+    pub fn shown(path: impl Into<String>, value: impl Into<String>, expected: &str) -> Self {
+        InvalidSetting {
+            path: path.into(),
+            value: Some(value.into()),
+            expected: format!("expected {expected}"),
+        }
+    }
+
+    /// A value (written as the config would) refused in the Go collector's words, kept so its
+    /// messages stay recognisable.
+    pub fn collector(path: impl Into<String>, value: impl Into<String>, sentence: &str) -> Self {
+        InvalidSetting {
+            path: path.into(),
+            value: Some(value.into()),
+            expected: sentence.to_string(),
+        }
+    }
+
+    /// A rule whose message names the values itself.
+    pub fn rule(path: impl Into<String>, message: impl Into<String>) -> Self {
+        InvalidSetting {
+            path: path.into(),
+            value: None,
+            expected: message.into(),
+        }
+    }
+
+    /// The same setting seen from the section one level up (`shared` → `cardinality_budget`).
+    pub fn below(mut self, parent: &str) -> Self {
+        self.path = if self.path.is_empty() {
+            parent.to_string()
+        } else {
+            format!("{parent}.{}", self.path)
+        };
+        self
+    }
+}
+
+/// `(path, message)` from checks that state the value in their message.
+impl From<(String, String)> for InvalidSetting {
+    fn from((path, message): (String, String)) -> Self {
+        InvalidSetting::rule(path, message)
+    }
+}
+
+/// A component's section as written (serde, `deny_unknown_fields`, the collector's defaults),
+/// checked into the settings its runtime is built from: the runtime never checks config again.
+pub trait ComponentSection: DeserializeOwned {
+    type Settings;
+
+    /// Every setting the section gets wrong, or the settings.
+    fn validate(self) -> Result<Self::Settings, Vec<InvalidSetting>>;
+}
+
+/// Decodes a component's section and validates it into its settings.
+pub fn decode_settings<S: ComponentSection>(value: &Value) -> Result<S::Settings, DecodeError> {
+    decode_section::<S>(value)?
+        .validate()
+        .map_err(DecodeError::Invalid)
+}
+
 /// How a component type answered a decode request.
 #[derive(Debug)]
 pub enum DecodeError {
@@ -121,8 +204,20 @@ pub enum DecodeError {
     UnknownType(&'static [&'static str]),
     /// A collector component outside otel-sidecar's scope (it sends to X-Ray and CloudWatch).
     OutOfScope,
-    /// The body of the component's config is wrong: `(path below the component, message)`.
-    Invalid(Vec<(String, String)>),
+    /// The body of the component's config is wrong.
+    Invalid(Vec<InvalidSetting>),
+}
+
+impl From<InvalidSetting> for DecodeError {
+    fn from(setting: InvalidSetting) -> Self {
+        DecodeError::Invalid(vec![setting])
+    }
+}
+
+impl From<(String, String)> for DecodeError {
+    fn from(problem: (String, String)) -> Self {
+        DecodeError::Invalid(vec![problem.into()])
+    }
 }
 
 impl DecodeError {
@@ -157,13 +252,13 @@ impl DecodeError {
         };
         problems
             .into_iter()
-            .map(|(sub, message)| {
-                let full = if sub.is_empty() {
+            .map(|setting| {
+                let full = if setting.path.is_empty() {
                     path.to_string()
                 } else {
-                    format!("{path}.{sub}")
+                    format!("{path}.{}", setting.path)
                 };
-                ConfigError::new(full, message)
+                ConfigError::new(full, setting.to_string())
             })
             .collect()
     }
@@ -179,7 +274,10 @@ pub fn decode_section<T: DeserializeOwned>(value: &Value) -> Result<T, DecodeErr
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let path = if path == "." { String::new() } else { path };
-        DecodeError::Invalid(vec![(path, err.into_inner().to_string())])
+        DecodeError::Invalid(vec![InvalidSetting::rule(
+            path,
+            err.into_inner().to_string(),
+        )])
     })
 }
 

@@ -8,7 +8,7 @@ pub mod file;
 pub mod persistent_queue;
 
 use crate::config::ComponentId;
-use crate::internal_events::ExportFailed;
+use crate::internal_events::{DropReason, ExportFailed};
 use crate::panic_policy::Contained;
 use crate::pipeline::{Payload, Receipt, Signal};
 use persistent_queue::{PersistentQueue, StoredBatch};
@@ -104,8 +104,12 @@ pub enum ExportError {
     },
     #[error("cannot set up the exporter: {0}")]
     Setup(String),
-    #[error("{items} items dropped: {reason}")]
-    Dropped { items: u64, reason: String },
+    /// Items the exporter dropped and already counted and logged, each with its reason.
+    #[error("{items} items dropped (counted by reason)")]
+    Counted { items: u64 },
+    /// Items lost for one reason, not yet counted.
+    #[error("{items} items dropped: {}", .reason.as_str())]
+    Dropped { items: u64, reason: DropReason },
     #[error("cannot encode {signal} as OTLP JSON: {source}")]
     Encode {
         signal: Signal,
@@ -228,7 +232,7 @@ pub type InFlight = Pin<Box<dyn Future<Output = Result<(), ExportError>> + Send>
 fn internal_error(items: u64) -> ExportError {
     ExportError::Dropped {
         items,
-        reason: "internal_error".into(),
+        reason: DropReason::InternalError,
     }
 }
 
@@ -282,8 +286,11 @@ pub fn spawn(
         let record = |signal: Signal, items: u64, result: Result<(), ExportError>| {
             let failed = match &result {
                 Ok(()) => 0,
-                // The exporter emitted these drops itself, with their reasons.
-                Err(ExportError::Dropped { items: dropped, .. }) => (*dropped).min(items),
+                // Dropped (a panic, logged where it happened) or counted by the exporter itself.
+                Err(
+                    ExportError::Dropped { items: dropped, .. }
+                    | ExportError::Counted { items: dropped },
+                ) => (*dropped).min(items),
                 Err(_) => items,
             };
             metrics::counter!(
@@ -296,7 +303,7 @@ pub fn spawn(
                 signal,
                 items: failed,
                 error: match &result {
-                    Err(ExportError::Dropped { .. }) | Ok(()) => None,
+                    Err(ExportError::Dropped { .. } | ExportError::Counted { .. }) | Ok(()) => None,
                     Err(error) => Some(error),
                 },
             }

@@ -3,6 +3,7 @@
 //! order against one attribute list. Checked once at start into [`Action`]s; regular
 //! expressions are unanchored searches, as in the collector.
 
+use crate::config::InvalidSetting;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, KeyValue, KeyValueList, any_value::Value as Av,
 };
@@ -99,7 +100,25 @@ fn compile(pattern: &str) -> Result<Regex, String> {
 
 impl ActionConfig {
     /// Checks one action (the `n`-th, 0-based) with the collector's messages.
-    pub fn validate(&self, n: usize) -> Result<Action, String> {
+    pub fn validate(&self, n: usize) -> Result<Action, InvalidSetting> {
+        const ACTIONS: &[&str] = &[
+            "insert", "update", "upsert", "delete", "hash", "extract", "convert",
+        ];
+        if !ACTIONS.contains(&self.action.to_ascii_lowercase().as_str()) {
+            return Err(InvalidSetting::collector(
+                "action",
+                format!("{:?}", self.action),
+                &format!(
+                    "unsupported action at the {n}-th action (expected one of {})",
+                    ACTIONS.join(", ")
+                ),
+            ));
+        }
+        self.action_of(n)
+            .map_err(|message| InvalidSetting::rule("", message))
+    }
+
+    fn action_of(&self, n: usize) -> Result<Action, String> {
         let action = self.action.to_ascii_lowercase();
         let key = self.key.clone();
         let sources = [
@@ -236,17 +255,20 @@ impl ActionConfig {
 pub fn validate_actions(
     list_key: &str,
     actions: &[ActionConfig],
-) -> Result<Vec<Action>, (String, String)> {
+) -> Result<Vec<Action>, InvalidSetting> {
     if actions.is_empty() {
-        return Err((
-            list_key.to_string(),
+        return Err(InvalidSetting::rule(
+            list_key,
             format!("missing required field {list_key:?}"),
         ));
     }
     actions
         .iter()
         .enumerate()
-        .map(|(n, a)| a.validate(n).map_err(|e| (format!("{list_key}[{n}]"), e)))
+        .map(|(n, a)| {
+            a.validate(n)
+                .map_err(|e| e.below(&format!("{list_key}[{n}]")))
+        })
         .collect()
 }
 
@@ -416,7 +438,7 @@ mod tests {
         kv(key, Av::StringValue(value.into()))
     }
 
-    fn actions(yaml: &str) -> Result<Vec<Action>, (String, String)> {
+    fn actions(yaml: &str) -> Result<Vec<Action>, InvalidSetting> {
         let configs: Vec<ActionConfig> = serde_yaml_ng::from_str(yaml).unwrap();
         validate_actions("attributes", &configs)
     }
@@ -613,8 +635,8 @@ mod tests {
             ),
             (
                 "[{key: k, action: rename}]",
-                "attributes[0]",
-                "unsupported action \"rename\"",
+                "attributes[0].action",
+                "\"rename\": unsupported action",
             ),
             (
                 "[{key: k, action: delete, pattern: '('}]",
@@ -623,9 +645,9 @@ mod tests {
             ),
         ];
         for (yaml, path, message) in cases {
-            let (got_path, got) = actions(yaml).unwrap_err();
-            assert_eq!(got_path, path, "{yaml}");
-            assert!(got.contains(message), "{yaml}: {got}");
+            let got = actions(yaml).unwrap_err();
+            assert_eq!(got.path, path, "{yaml}");
+            assert!(got.to_string().contains(message), "{yaml}: {got}");
         }
     }
 }

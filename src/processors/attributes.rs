@@ -4,6 +4,7 @@
 
 use super::attraction::{Action, ActionConfig, apply, validate_actions};
 use super::matching::{IncludeExclude, MatchConfig, MatchSignal};
+use crate::config::InvalidSetting;
 use crate::pipeline::{Payload, Signal};
 use serde::Deserialize;
 
@@ -32,7 +33,7 @@ pub struct AttributesProcessorConfig {
 }
 
 impl AttributesProcessorSection {
-    pub fn validate(&self) -> Result<AttributesProcessorConfig, (String, String)> {
+    pub fn validate(&self) -> Result<AttributesProcessorConfig, InvalidSetting> {
         Ok(AttributesProcessorConfig {
             written: Box::new(self.clone()),
             actions: validate_actions("actions", &self.actions)?,

@@ -2,7 +2,7 @@
 //! timer (`timeout`, reset after every send), an optional cap per sent batch
 //! (`send_batch_max_size`), and a full flush when the pipeline closes.
 
-use crate::config::duration;
+use crate::config::{InvalidSetting, duration};
 use crate::pipeline::{Delivery, Payload, Signal};
 use serde::Deserialize;
 use std::time::Duration;
@@ -42,17 +42,22 @@ fn default_metadata_cardinality_limit() -> u32 {
 
 impl BatchConfig {
     /// The collector's checks; returns `(key, message)`.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
         if self.send_batch_max_size > 0 && self.send_batch_max_size < self.send_batch_size {
-            return Err((
-                "send_batch_max_size".into(),
-                "send_batch_max_size must be greater or equal to send_batch_size".into(),
+            return Err(InvalidSetting::collector(
+                "send_batch_max_size",
+                self.send_batch_max_size.to_string(),
+                &format!(
+                    "send_batch_max_size must be greater or equal to send_batch_size ({})",
+                    self.send_batch_size
+                ),
             ));
         }
         if !self.metadata_keys.is_empty() {
-            return Err((
-                "metadata_keys".into(),
-                "batching by client metadata is not supported by otel-sidecar".into(),
+            return Err(InvalidSetting::new(
+                "metadata_keys",
+                &self.metadata_keys,
+                "none: batching by client metadata is not supported by otel-sidecar",
             ));
         }
         Ok(())
@@ -213,7 +218,12 @@ mod tests {
         assert_eq!(c.send_batch_size, 8192);
         assert_eq!(c.send_batch_max_size, 0);
         let bad = config("send_batch_size: 100\nsend_batch_max_size: 99");
-        assert!(bad.validate().unwrap_err().1.contains("greater or equal"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .expected
+                .contains("greater or equal")
+        );
         assert!(
             config("send_batch_size: 100\nsend_batch_max_size: 100")
                 .validate()

@@ -201,8 +201,14 @@ impl FilterProcessorSection {
             None | Some("ignore") => ErrorMode::Ignore,
             Some("silent") => ErrorMode::Silent,
             Some("propagate") => ErrorMode::Propagate,
-            Some(other) => {
-                return Err(("error_mode".into(), format!("unknown error mode {other}")));
+            Some(_) => {
+                return Err((
+                    "error_mode".into(),
+                    format!(
+                        "{:?}: unknown error mode (expected one of ignore, silent, propagate)",
+                        self.error_mode.as_deref().unwrap_or_default()
+                    ),
+                ));
             }
         };
         let legacy_metrics = self.metrics.include.is_some() || self.metrics.exclude.is_some();

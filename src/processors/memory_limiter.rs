@@ -8,7 +8,8 @@
 //! from a Go config is a little stricter here. There is no garbage collector to force: the
 //! `*_gc_interval_*` keys are accepted and have no effect.
 
-use crate::config::duration;
+use crate::config::InvalidSetting;
+use crate::config::duration::{self, format_go_duration};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,11 +81,14 @@ pub struct MemoryLimiterConfig {
 const MIB: u64 = 1 << 20;
 
 impl MemoryLimiterSection {
-    pub fn validate(&self) -> Result<MemoryLimiterConfig, (String, String)> {
-        let err = |key: &str, message: &str| Err((key.to_string(), message.to_string()));
+    pub fn validate(&self) -> Result<MemoryLimiterConfig, InvalidSetting> {
+        let err = |key: &str, value: String, message: &str| {
+            Err(InvalidSetting::collector(key, value, message))
+        };
         if self.check_interval.is_zero() {
             return err(
                 "check_interval",
+                format_go_duration(self.check_interval),
                 "'check_interval' must be greater than zero",
             );
         }
@@ -95,31 +99,50 @@ impl MemoryLimiterSection {
         {
             return err(
                 "min_gc_interval_when_soft_limited",
-                "'min_gc_interval_when_soft_limited' should be larger than 'min_gc_interval_when_hard_limited'",
+                format_go_duration(soft),
+                &format!(
+                    "'min_gc_interval_when_soft_limited' should be larger than 'min_gc_interval_when_hard_limited' ({})",
+                    format_go_duration(hard)
+                ),
             );
         }
         if self.limit_mib == 0 && self.limit_percentage == 0 {
             return err(
                 "limit_mib",
+                "0".into(),
                 "'limit_mib' or 'limit_percentage' must be greater than zero",
             );
         }
         if self.limit_percentage > 100 || self.spike_limit_percentage > 100 {
+            let (key, value) = if self.limit_percentage > 100 {
+                ("limit_percentage", self.limit_percentage)
+            } else {
+                ("spike_limit_percentage", self.spike_limit_percentage)
+            };
             return err(
-                "limit_percentage",
+                key,
+                value.to_string(),
                 "'limit_percentage' and 'spike_limit_percentage' must be greater than zero and less than or equal to hundred",
             );
         }
         if self.limit_mib > 0 && self.spike_limit_mib >= self.limit_mib {
             return err(
                 "spike_limit_mib",
-                "'spike_limit_mib' must be smaller than 'limit_mib'",
+                self.spike_limit_mib.to_string(),
+                &format!(
+                    "'spike_limit_mib' must be smaller than 'limit_mib' ({})",
+                    self.limit_mib
+                ),
             );
         }
         if self.limit_mib == 0 && self.spike_limit_percentage >= self.limit_percentage {
             return err(
                 "spike_limit_percentage",
-                "'spike_limit_percentage' must be smaller than 'limit_percentage'",
+                self.spike_limit_percentage.to_string(),
+                &format!(
+                    "'spike_limit_percentage' must be smaller than 'limit_percentage' ({})",
+                    self.limit_percentage
+                ),
             );
         }
         let limit = if self.limit_mib > 0 {
@@ -258,7 +281,7 @@ impl serde::Serialize for MemoryLimiterConfig {
 mod tests {
     use super::*;
 
-    fn validate(yaml: &str) -> Result<MemoryLimiterConfig, (String, String)> {
+    fn validate(yaml: &str) -> Result<MemoryLimiterConfig, InvalidSetting> {
         serde_yaml_ng::from_str::<MemoryLimiterSection>(yaml)
             .unwrap()
             .validate()
@@ -293,7 +316,7 @@ mod tests {
             ),
         ];
         for (yaml, want) in cases {
-            let (_, message) = validate(yaml).unwrap_err();
+            let message = validate(yaml).unwrap_err().expected;
             assert!(message.contains(want), "{yaml}: {message}");
         }
     }

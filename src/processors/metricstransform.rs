@@ -253,7 +253,10 @@ impl MetricsTransformSection {
                 _ => {
                     return Err((
                         at(".match_type"),
-                        "\"match_type\" must be in [\"strict\" \"regexp\"]".into(),
+                        format!(
+                            "{:?}: \"match_type\" must be in [\"strict\" \"regexp\"]",
+                            t.match_type
+                        ),
                     ));
                 }
             };
@@ -270,8 +273,10 @@ impl MetricsTransformSection {
                 _ => {
                     return Err((
                         at(".action"),
-                        "\"action\" must be in [\"update\" \"insert\" \"combine\" \"group\"]"
-                            .into(),
+                        format!(
+                            "{:?}: \"action\" must be in [\"update\" \"insert\" \"combine\" \"group\"]",
+                            t.action
+                        ),
                     ));
                 }
             };
@@ -302,7 +307,10 @@ impl MetricsTransformSection {
                 _ => {
                     return Err((
                         at(".submatch_case"),
-                        "\"submatch_case\" must be in [\"lower\" \"upper\"]".into(),
+                        format!(
+                            "{:?}: \"submatch_case\" must be in [\"lower\" \"upper\"]",
+                            t.submatch_case
+                        ),
                     ));
                 }
             };

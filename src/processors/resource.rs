@@ -2,6 +2,7 @@
 //! rename what a receiver or detector found into the names dashboards use (`ClusterName`).
 
 use super::attraction::{Action, ActionConfig, apply, validate_actions};
+use crate::config::InvalidSetting;
 use crate::pipeline::Payload;
 use serde::Deserialize;
 
@@ -22,7 +23,7 @@ pub struct ResourceProcessorConfig {
 }
 
 impl ResourceProcessorSection {
-    pub fn validate(&self) -> Result<ResourceProcessorConfig, (String, String)> {
+    pub fn validate(&self) -> Result<ResourceProcessorConfig, InvalidSetting> {
         Ok(ResourceProcessorConfig {
             written: Box::new(self.clone()),
             actions: validate_actions("attributes", &self.attributes)?,
@@ -105,7 +106,7 @@ mod tests {
         );
         let empty: ResourceProcessorSection = serde_yaml_ng::from_str("{}").unwrap();
         assert_eq!(
-            empty.validate().unwrap_err().1,
+            empty.validate().unwrap_err().expected,
             "missing required field \"attributes\""
         );
     }

@@ -458,7 +458,7 @@ impl AwsEmfExporter {
         let Some((events, stats)) = translated else {
             return Box::pin(std::future::ready(Err(ExportError::Dropped {
                 items,
-                reason: "internal_error".into(),
+                reason: crate::internal_events::DropReason::InternalError,
             })));
         };
         let labels = [("exporter", self.id.clone())];
@@ -487,9 +487,8 @@ impl AwsEmfExporter {
             let dropped = sender.send(events).await;
             drop(held);
             if dropped > 0 {
-                return Err(ExportError::Dropped {
+                return Err(ExportError::Counted {
                     items: dropped.min(items),
-                    reason: "see otelsidecar_emf_events_dropped".into(),
                 });
             }
             Ok(())
@@ -569,7 +568,13 @@ mod tests {
             // Inline (small) and on the blocking pool (large).
             let result = exporter.start(gauge_batch("test.panic", size)).await.await;
             assert!(
-                matches!(result, Err(crate::exporters::ExportError::Dropped { ref reason, .. }) if reason == "internal_error"),
+                matches!(
+                    result,
+                    Err(crate::exporters::ExportError::Dropped {
+                        reason: crate::internal_events::DropReason::InternalError,
+                        ..
+                    })
+                ),
                 "{result:?}"
             );
             assert!(exporter.budget.is_some(), "the budget survives");

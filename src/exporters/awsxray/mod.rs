@@ -147,10 +147,7 @@ impl AwsXrayExporter {
         Box::pin(async move {
             let dropped = sender.send(documents).await + untranslatable + too_large;
             if dropped > 0 {
-                return Err(ExportError::Dropped {
-                    items: dropped,
-                    reason: "see otelsidecar_xray_documents_dropped".into(),
-                });
+                return Err(ExportError::Counted { items: dropped });
             }
             Ok(())
         })

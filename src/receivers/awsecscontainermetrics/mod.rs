@@ -5,10 +5,9 @@
 
 mod translate;
 
-use crate::config::{DecodeError, decode_section, duration};
+use crate::config::{ComponentSection, InvalidSetting, duration};
 use crate::pipeline::{Consumers, Shutdown};
 use serde::Deserialize;
-use serde_yaml_ng::Value;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -30,17 +29,19 @@ fn default_interval() -> Duration {
     Duration::from_secs(20)
 }
 
-impl AwsEcsContainerMetricsConfig {
-    pub fn decode(body: &Value) -> Result<Self, DecodeError> {
-        let config: Self = decode_section(body)?;
+impl ComponentSection for AwsEcsContainerMetricsConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<InvalidSetting>> {
         // The collector's ticker panics on zero; refusing it is kinder.
-        if config.collection_interval.is_zero() {
-            return Err(DecodeError::Invalid(vec![(
-                "collection_interval".into(),
-                "must be greater than zero".into(),
-            )]));
+        if self.collection_interval.is_zero() {
+            return Err(vec![InvalidSetting::shown(
+                "collection_interval",
+                duration::format_go_duration(self.collection_interval),
+                "a duration greater than zero",
+            )]);
         }
-        Ok(config)
+        Ok(self)
     }
 }
 
@@ -123,12 +124,15 @@ mod tests {
             "http://169.254.170.2/v4/x"
         );
         assert!(
-            AwsEcsContainerMetricsConfig::decode(
+            crate::config::decode_settings::<AwsEcsContainerMetricsConfig>(
                 &serde_yaml_ng::from_str("collection_interval: 0s").unwrap()
             )
             .is_err()
         );
-        let config = AwsEcsContainerMetricsConfig::decode(&Value::Null).unwrap();
+        let config = crate::config::decode_settings::<AwsEcsContainerMetricsConfig>(
+            &serde_yaml_ng::Value::Null,
+        )
+        .unwrap();
         assert_eq!(config.collection_interval, Duration::from_secs(20));
     }
 }

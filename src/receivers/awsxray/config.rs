@@ -1,7 +1,7 @@
 //! The `awsxray` receiver's section: the UDP endpoint and the sampling proxy, with the
 //! collector's defaults.
 
-use crate::config::{DecodeError, decode_section};
+use crate::config::{ComponentSection, InvalidSetting};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -58,21 +58,29 @@ fn default_service_name() -> String {
     "xray".into()
 }
 
-impl AwsXrayReceiverConfig {
-    pub fn decode(body: &Value) -> Result<Self, DecodeError> {
-        let config: AwsXrayReceiverConfig = decode_section(body)?;
-        if config.transport != "udp" {
-            return Err(DecodeError::Invalid(vec![(
-                "transport".into(),
-                "X-Ray receiver only supports ingesting spans through UDP".into(),
-            )]));
+impl ComponentSection for AwsXrayReceiverConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<InvalidSetting>> {
+        let mut invalid = Vec::new();
+        if self.transport != "udp" {
+            invalid.push(InvalidSetting::new(
+                "transport",
+                &self.transport,
+                "\"udp\": the X-Ray receiver only supports ingesting spans through UDP",
+            ));
         }
-        if !config.proxy_server.proxy_address.is_empty() {
-            return Err(DecodeError::Invalid(vec![(
-                "proxy_server.proxy_address".into(),
-                "not supported; use the HTTPS_PROXY environment variable".into(),
-            )]));
+        if !self.proxy_server.proxy_address.is_empty() {
+            invalid.push(InvalidSetting::new(
+                "proxy_server.proxy_address",
+                &self.proxy_server.proxy_address,
+                "no value: use the HTTPS_PROXY environment variable",
+            ));
         }
-        Ok(config)
+        if invalid.is_empty() {
+            Ok(self)
+        } else {
+            Err(invalid)
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The `otlp` receiver's section: protocols, endpoints and limits, with the collector's defaults.
 
-use crate::config::{DecodeError, decode_section, present_with_defaults};
+use crate::config::{ComponentSection, InvalidSetting, present_with_defaults};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -117,33 +117,34 @@ fn with_leading_slash(path: &mut String) {
     }
 }
 
-impl OtlpReceiverConfig {
-    pub fn decode(body: &Value) -> Result<Self, DecodeError> {
-        let mut config: OtlpReceiverConfig = decode_section(body)?;
-        if config.protocols.grpc.is_none() && config.protocols.http.is_none() {
-            return Err(DecodeError::Invalid(vec![(
-                "protocols".into(),
-                "must specify at least one protocol when using the OTLP receiver".into(),
-            )]));
+impl ComponentSection for OtlpReceiverConfig {
+    type Settings = Self;
+
+    fn validate(mut self) -> Result<Self, Vec<InvalidSetting>> {
+        let mut invalid = Vec::new();
+        if self.protocols.grpc.is_none() && self.protocols.http.is_none() {
+            invalid.push(InvalidSetting::rule(
+                "protocols",
+                "must specify at least one protocol when using the OTLP receiver",
+            ));
         }
-        if let Some(grpc) = &config.protocols.grpc {
+        if let Some(grpc) = &self.protocols.grpc {
             if !matches!(grpc.transport.as_str(), "tcp" | "tcp4" | "tcp6") {
-                return Err(DecodeError::Invalid(vec![(
-                    "protocols.grpc.transport".into(),
-                    format!(
-                        "transport {:?} is not supported (supported: tcp)",
-                        grpc.transport
-                    ),
-                )]));
+                invalid.push(InvalidSetting::new(
+                    "protocols.grpc.transport",
+                    &grpc.transport,
+                    "one of tcp, tcp4, tcp6",
+                ));
             }
             if grpc.max_recv_msg_size_mib == 0 {
-                return Err(DecodeError::Invalid(vec![(
-                    "protocols.grpc.max_recv_msg_size_mib".into(),
-                    "must be greater than 0".into(),
-                )]));
+                invalid.push(InvalidSetting::new(
+                    "protocols.grpc.max_recv_msg_size_mib",
+                    grpc.max_recv_msg_size_mib,
+                    "a size in MiB greater than 0",
+                ));
             }
         }
-        if let Some(http) = &mut config.protocols.http {
+        if let Some(http) = &mut self.protocols.http {
             with_leading_slash(&mut http.traces_url_path);
             with_leading_slash(&mut http.metrics_url_path);
             with_leading_slash(&mut http.logs_url_path);
@@ -151,6 +152,10 @@ impl OtlpReceiverConfig {
                 http.max_request_body_size = default_max_request_body_size();
             }
         }
-        Ok(config)
+        if invalid.is_empty() {
+            Ok(self)
+        } else {
+            Err(invalid)
+        }
     }
 }

@@ -4,7 +4,7 @@
 pub mod aggregate;
 pub mod parse;
 
-use crate::config::{DecodeError, decode_section, duration};
+use crate::config::{ComponentSection, InvalidSetting, duration};
 use crate::internal_events::{StatsdLinesSkipped, StatsdSkip};
 use crate::pipeline::{Consumers, Payload, Refused, Shutdown};
 use aggregate::{AggregationSettings, Aggregator, CounterType};
@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 pub struct StatsdReceiverConfig {
     #[serde(default = "default_endpoint")]
     pub endpoint: String,
-    #[serde(default = "default_transport")]
-    pub transport: String,
+    #[serde(default)]
+    pub transport: StatsdTransport,
     #[serde(
         default = "default_interval",
         deserialize_with = "duration::deserialize",
@@ -55,35 +55,37 @@ pub struct StatsdReceiverConfig {
 fn default_endpoint() -> String {
     "localhost:8125".into()
 }
-fn default_transport() -> String {
-    "udp".into()
-}
 fn default_interval() -> Duration {
     Duration::from_secs(60)
 }
 
-impl StatsdReceiverConfig {
-    pub fn decode(body: &Value) -> Result<Self, DecodeError> {
-        let config: StatsdReceiverConfig = decode_section(body)?;
-        let invalid = |key: &str, message: &str| {
-            Err(DecodeError::Invalid(vec![(key.into(), message.into())]))
-        };
-        if config.aggregation_interval.is_zero() {
-            return invalid(
+/// How StatsD arrives: datagrams, lines over TCP, or datagrams on a Unix socket. The IPv4 and
+/// IPv6 names are accepted as the collector's are; the endpoint's address decides the family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatsdTransport {
+    #[default]
+    Udp,
+    Udp4,
+    Udp6,
+    Tcp,
+    Tcp4,
+    Tcp6,
+    Unixgram,
+}
+
+impl ComponentSection for StatsdReceiverConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<InvalidSetting>> {
+        if self.aggregation_interval.is_zero() {
+            return Err(vec![InvalidSetting::shown(
                 "aggregation_interval",
-                "aggregation_interval must be a positive duration",
-            );
+                duration::format_go_duration(self.aggregation_interval),
+                "a positive duration",
+            )]);
         }
-        if !matches!(
-            config.transport.as_str(),
-            "udp" | "udp4" | "udp6" | "tcp" | "tcp4" | "tcp6" | "unixgram"
-        ) {
-            return invalid(
-                "transport",
-                "transport must be one of udp, udp4, udp6, tcp, tcp4, tcp6, unixgram",
-            );
-        }
-        Ok(config)
+        Ok(self)
     }
 }
 
@@ -115,8 +117,8 @@ pub async fn start(
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     let (chunks_tx, chunks_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNK_QUEUE);
     let mut tasks = Vec::new();
-    match config.transport.as_str() {
-        "tcp" | "tcp4" | "tcp6" => {
+    match config.transport {
+        StatsdTransport::Tcp | StatsdTransport::Tcp4 | StatsdTransport::Tcp6 => {
             let listener = crate::http_server::bind(&config.endpoint, id, "tcp").await?;
             tasks.push(tokio::spawn(accept_tcp(
                 id.to_string(),
@@ -125,7 +127,7 @@ pub async fn start(
                 shutdown.clone(),
             )));
         }
-        "unixgram" => {
+        StatsdTransport::Unixgram => {
             let path = if config.endpoint == default_endpoint() {
                 "/var/run/statsd-receiver.sock".to_string()
             } else {
@@ -140,7 +142,7 @@ pub async fn start(
                 shutdown.clone(),
             )));
         }
-        _ => {
+        StatsdTransport::Udp | StatsdTransport::Udp4 | StatsdTransport::Udp6 => {
             let address = crate::http_server::resolve_endpoint(&config.endpoint).await?;
             let socket = socket2::Socket::new(
                 socket2::Domain::for_address(address),
