@@ -93,6 +93,33 @@ impl EmfEventsDropped<'_> {
     }
 }
 
+/// Spans, data points or log records an OTLP exporter did not deliver: refused by the
+/// destination (a partial success, a permanent error) or out of retries.
+pub struct OtlpItemsDropped<'a> {
+    pub exporter: &'a str,
+    pub reason: DropReason,
+    pub items: u64,
+    pub error: &'a dyn Display,
+}
+
+impl OtlpItemsDropped<'_> {
+    pub fn emit(&self) {
+        static LOG: LogLimiter = LogLimiter::new(LOG_INTERVAL);
+        if self.items == 0 {
+            return;
+        }
+        metrics::counter!("otelsidecar_otlp_items_dropped", "exporter" => self.exporter.to_string(), "reason" => self.reason.as_str())
+            .increment(self.items);
+        if let Some(suppressed) = LOG.allow() {
+            let message = match self.reason {
+                DropReason::Rejected => "the OTLP destination rejected items (partial success)",
+                _ => "OTLP items dropped",
+            };
+            tracing::error!(exporter = %self.exporter, reason = self.reason.as_str(), items = self.items, error = %self.error, suppressed, "{message}");
+        }
+    }
+}
+
 /// An export that failed as a whole: the exporter-level count of what was not sent.
 pub struct ExportFailed<'a> {
     pub exporter: &'a str,

@@ -108,7 +108,7 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
                 continue;
             }
             let exporter_config = &config.exporters[id];
-            let exporter = Exporter::build(id, exporter_config, &reports)
+            let exporter = Exporter::build(id, exporter_config, &reports, &config.extensions)
                 .await
                 .map_err(|e| StartError::new(format!("exporters.{id}"), e))?;
             let recovered = open_persistent_queue(config, id, exporter_config)?;

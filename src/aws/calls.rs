@@ -16,11 +16,14 @@ use tokio::time::Instant;
 pub enum Answer<W> {
     /// Nothing left to send.
     Done { refused: u64 },
-    /// `rest` may pass later: the whole unit, or the part the answer said to send again.
+    /// `rest` may pass later: the whole unit, or the part the answer said to send again;
+    /// after `retry_after` when the answer said how long to wait (`Retry-After`), else after
+    /// the exporter's backoff.
     Again {
         rest: W,
         refused: u64,
         error: String,
+        retry_after: Option<std::time::Duration>,
     },
     /// The whole unit was refused for good.
     Failed { items: u64, error: String },
@@ -72,6 +75,7 @@ impl Retrying<'_> {
                     rest,
                     refused,
                     error,
+                    retry_after,
                 } => {
                     dropped += refused;
                     let items = rest.items();
@@ -89,7 +93,7 @@ impl Retrying<'_> {
                         );
                         return dropped + items;
                     }
-                    let wait = self.settings.backoff(attempt);
+                    let wait = retry_after.unwrap_or_else(|| self.settings.backoff(attempt));
                     tracing::warn!(exporter = %self.exporter, %error, items, wait = ?wait, "{} will be retried", self.call);
                     tokio::time::sleep(wait).await;
                     attempt += 1;
@@ -186,6 +190,7 @@ mod tests {
                             rest: unit[..2].to_vec(),
                             refused: 3,
                             error: "throttled".into(),
+                            retry_after: None,
                         },
                         _ => {
                             assert_eq!(unit, vec![0, 1], "only the rest is sent again");
@@ -215,6 +220,7 @@ mod tests {
                         rest: unit,
                         refused: 0,
                         error: "503".into(),
+                        retry_after: None,
                     }
                 }
             })
@@ -261,6 +267,7 @@ mod tests {
                     rest: unit,
                     refused: 0,
                     error: "503".into(),
+                    retry_after: None,
                 }
             })
             .await;

@@ -143,15 +143,116 @@ impl CallError {
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// Signs requests with SigV4 for one service and region, with credentials from a provider
+/// (the SDK's chain, or an assumed role), cached and fetched again shortly before they expire.
+/// The one signing layer: the hot AWS calls and the `sigv4auth` extension both use it.
+pub struct Signer {
+    region: String,
+    service: String,
+    credentials: SharedCredentialsProvider,
+    current: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+impl Signer {
+    pub fn new(
+        credentials: SharedCredentialsProvider,
+        region: impl Into<String>,
+        service: impl Into<String>,
+    ) -> Self {
+        Signer {
+            region: region.into(),
+            service: service.into(),
+            credentials,
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The SigV4 service name it signs for.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The region it signs for.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Forgets the cached credentials, so the next request reads them again (after AWS said
+    /// they expired).
+    pub async fn forget_credentials(&self) {
+        *self.current.lock().await = None;
+    }
+
+    /// The cached credentials, fetched again shortly before they expire.
+    async fn credentials(&self) -> Result<Credentials, CallError> {
+        let mut current = self.current.lock().await;
+        if let Some(credentials) = current.as_ref()
+            && credentials
+                .expiry()
+                .is_none_or(|expiry| expiry > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
+        {
+            return Ok(credentials.clone());
+        }
+        let fresh = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| CallError::transport(format!("no AWS credentials: {e}")))?;
+        *current = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Adds the SigV4 headers to `request`, whose body is `body`, as it will be sent: every
+    /// header already set is signed.
+    pub async fn sign(
+        &self,
+        request: &mut Request<Full<Bytes>>,
+        body: &[u8],
+    ) -> Result<(), CallError> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let identity: aws_smithy_runtime_api::client::identity::Identity =
+            self.credentials().await?.into();
+        let unsignable = |e: &dyn std::fmt::Display| CallError {
+            class: FailureClass::Permanent,
+            code: String::new(),
+            message: format!("cannot sign the request: {e}"),
+            status: None,
+        };
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(&self.service)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| unsignable(&e))?
+            .into();
+        let uri = request.uri().to_string();
+        let method = request.method().as_str().to_string();
+        let signable = SignableRequest::new(
+            &method,
+            &uri,
+            request
+                .headers()
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|e| unsignable(&e))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| unsignable(&e))?
+            .into_parts();
+        instructions.apply_to_request_http1x(request);
+        Ok(())
+    }
+}
+
 /// Signs and sends the hot calls of one exporter.
 pub struct SignedClient {
     http: HttpsClient,
     endpoint: String,
     authority: String,
-    region: String,
-    service: AwsService,
-    credentials: SharedCredentialsProvider,
-    current: tokio::sync::Mutex<Option<Credentials>>,
+    signer: Signer,
     timeout: Duration,
     attempts: u32,
 }
@@ -196,10 +297,7 @@ impl SignedClient {
             http,
             endpoint,
             authority,
-            region,
-            service,
-            credentials,
-            current: tokio::sync::Mutex::new(None),
+            signer: Signer::new(credentials, region, service.signing_name()),
             timeout,
             attempts: max_retries + 1,
         })
@@ -218,7 +316,7 @@ impl SignedClient {
             match &result {
                 Err(error) if error.code == "ExpiredTokenException" => {
                     // Read the credentials again before the next try.
-                    *self.current.lock().await = None;
+                    self.signer.forget_credentials().await;
                 }
                 _ => {}
             }
@@ -250,7 +348,7 @@ impl SignedClient {
         let mut request = request
             .body(Full::new(body.clone()))
             .map_err(|e| CallError::transport(format!("cannot build the request: {e}")))?;
-        self.sign(&mut request, &body).await?;
+        self.signer.sign(&mut request, &body).await?;
         let exchange = async {
             let response = self.http.request(request).await.map_err(|e| {
                 CallError::transport(format!("cannot reach {}: {e:#}", self.endpoint))
@@ -278,62 +376,6 @@ impl SignedClient {
             error_type,
             &answer,
         ))
-    }
-
-    /// The cached credentials, fetched again shortly before they expire.
-    async fn credentials(&self) -> Result<Credentials, CallError> {
-        let mut current = self.current.lock().await;
-        if let Some(credentials) = current.as_ref()
-            && credentials
-                .expiry()
-                .is_none_or(|expiry| expiry > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
-        {
-            return Ok(credentials.clone());
-        }
-        let fresh = self
-            .credentials
-            .provide_credentials()
-            .await
-            .map_err(|e| CallError::transport(format!("no AWS credentials: {e}")))?;
-        *current = Some(fresh.clone());
-        Ok(fresh)
-    }
-
-    async fn sign(&self, request: &mut Request<Full<Bytes>>, body: &[u8]) -> Result<(), CallError> {
-        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-        let identity: aws_smithy_runtime_api::client::identity::Identity =
-            self.credentials().await?.into();
-        let unsignable = |e: &dyn std::fmt::Display| CallError {
-            class: FailureClass::Permanent,
-            code: String::new(),
-            message: format!("cannot sign the request: {e}"),
-            status: None,
-        };
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(self.service.signing_name())
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| unsignable(&e))?
-            .into();
-        let uri = request.uri().to_string();
-        let signable = SignableRequest::new(
-            "POST",
-            &uri,
-            request
-                .headers()
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| unsignable(&e))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| unsignable(&e))?
-            .into_parts();
-        instructions.apply_to_request_http1x(request);
-        Ok(())
     }
 }
 

@@ -1,20 +1,30 @@
 //! Exporter types: decoding their sections and building them.
 
-use crate::config::{ComponentId, DecodeError, InvalidSetting, Signal, decode_section};
+use super::ExtensionConfig;
+use crate::config::{
+    ComponentId, DecodeError, InvalidSetting, Signal, decode_section, decode_settings,
+};
 use crate::exporters::{self, Export, ExportError, InFlight, QueueSettings};
 use crate::pipeline::Payload;
 use crate::telemetry::CardinalityReports;
 use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
 
 /// Exporter types otel-sidecar runs.
-pub const EXPORTER_TYPES: &[&str] = &["awsemf", "awsxray", "debug", "file"];
+pub const EXPORTER_TYPES: &[&str] = &[
+    "awsemf",
+    "awsxray",
+    "debug",
+    "file",
+    "otlp_http",
+    "otlphttp",
+];
 
 /// Collector exporter types outside otel-sidecar's scope, refused with a message saying so.
 const OUT_OF_SCOPE_EXPORTER_TYPES: &[&str] = &[
     "prometheusremotewrite",
     "prometheus",
     "otlp",
-    "otlphttp",
     "awsprometheusremotewrite",
 ];
 
@@ -25,15 +35,25 @@ pub enum ExporterConfig {
     AwsXray(Box<exporters::awsxray::AwsXrayExporterConfig>),
     Debug(exporters::debug::DebugExporterConfig),
     File(exporters::file::FileExporterConfig),
+    OtlpHttp(Box<exporters::otlphttp::OtlpHttpSettings>),
 }
 
 impl ExporterConfig {
-    /// Signals the exporter can carry.
-    pub fn signals(&self) -> &'static [Signal] {
+    /// Whether the exporter can carry `signal` (`otlp_http`: has a URL for it).
+    pub fn supports(&self, signal: Signal) -> bool {
         match self {
-            ExporterConfig::AwsXray(_) => &[Signal::Traces],
-            ExporterConfig::AwsEmf(_) => &[Signal::Metrics],
-            _ => &[Signal::Traces, Signal::Metrics, Signal::Logs],
+            ExporterConfig::AwsXray(_) => signal == Signal::Traces,
+            ExporterConfig::AwsEmf(_) => signal == Signal::Metrics,
+            ExporterConfig::OtlpHttp(c) => c.url(signal).is_some(),
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) => true,
+        }
+    }
+
+    /// The extension that signs its requests (`auth.authenticator`).
+    pub fn authenticator(&self) -> Option<&str> {
+        match self {
+            ExporterConfig::OtlpHttp(c) => c.config.auth.as_ref().map(|a| a.authenticator.as_str()),
+            _ => None,
         }
     }
 
@@ -44,6 +64,7 @@ impl ExporterConfig {
             ExporterConfig::AwsEmf(c) => &c.sending_queue,
             ExporterConfig::Debug(c) => &c.sending_queue,
             ExporterConfig::File(c) => &c.sending_queue,
+            ExporterConfig::OtlpHttp(c) => &c.config.sending_queue,
         }
     }
 
@@ -78,9 +99,9 @@ impl ExporterConfig {
     /// How many exports may be in flight at once.
     pub fn consumers(&self) -> usize {
         match self {
-            ExporterConfig::AwsXray(_) | ExporterConfig::AwsEmf(_) => {
-                self.sending_queue().num_consumers.max(1)
-            }
+            ExporterConfig::AwsXray(_)
+            | ExporterConfig::AwsEmf(_)
+            | ExporterConfig::OtlpHttp(_) => self.sending_queue().num_consumers.max(1),
             _ => 1,
         }
     }
@@ -105,6 +126,9 @@ pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
             config.validate()?;
             Ok(ExporterConfig::File(config))
         }
+        "otlp_http" | "otlphttp" => Ok(ExporterConfig::OtlpHttp(Box::new(decode_settings::<
+            exporters::otlphttp::OtlpHttpConfig,
+        >(body)?))),
         _ if OUT_OF_SCOPE_EXPORTER_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
         _ => Err(DecodeError::UnknownType(EXPORTER_TYPES)),
     }
@@ -116,15 +140,18 @@ pub enum Exporter {
     AwsXray(exporters::awsxray::AwsXrayExporter),
     Debug(exporters::debug::DebugExporter),
     File(exporters::file::FileExporter),
+    OtlpHttp(exporters::otlphttp::OtlpHttpExporter),
 }
 
 impl Exporter {
     /// Builds the exporter a validated config describes.
-    /// `reports` is where an `awsemf` budget publishes its `/cardinality` document.
+    /// `reports` is where an `awsemf` budget publishes its `/cardinality` document;
+    /// `extensions` holds the authenticator an `otlp_http` exporter names.
     pub async fn build(
         id: &ComponentId,
         config: &ExporterConfig,
         reports: &CardinalityReports,
+        extensions: &BTreeMap<ComponentId, ExtensionConfig>,
     ) -> Result<Self, ExportError> {
         Ok(match config {
             ExporterConfig::AwsEmf(c) => Exporter::AwsEmf(Box::new(
@@ -137,6 +164,35 @@ impl Exporter {
                 Exporter::Debug(exporters::debug::DebugExporter::new(id, c))
             }
             ExporterConfig::File(c) => Exporter::File(exporters::file::FileExporter::new(c)?),
+            ExporterConfig::OtlpHttp(c) => {
+                let authenticator = match config.authenticator() {
+                    None => None,
+                    Some(name) => match ComponentId::parse(name)
+                        .ok()
+                        .and_then(|id| extensions.get(&id))
+                    {
+                        Some(ExtensionConfig::Sigv4Auth(auth)) => Some(auth),
+                        _ => {
+                            return Err(ExportError::Setup(format!(
+                                "auth.authenticator {name:?} is not a sigv4auth extension in service.extensions"
+                            )));
+                        }
+                    },
+                };
+                let mut signers = Vec::new();
+                if let Some(auth) = authenticator {
+                    for signal in [Signal::Traces, Signal::Metrics, Signal::Logs] {
+                        if let Some(url) = c.url(signal) {
+                            let signer = auth
+                                .signer(url)
+                                .await
+                                .map_err(|e| ExportError::Setup(e.to_string()))?;
+                            signers.push((signal, signer));
+                        }
+                    }
+                }
+                Exporter::OtlpHttp(exporters::otlphttp::OtlpHttpExporter::new(id, c, signers)?)
+            }
         })
     }
 }
@@ -154,6 +210,7 @@ impl Export for Exporter {
                 let result = e.export(&payload).await;
                 Box::pin(std::future::ready(result))
             }
+            Exporter::OtlpHttp(e) => e.start(payload),
         }
     }
 
@@ -163,7 +220,10 @@ impl Export for Exporter {
 
     async fn shutdown(&mut self) -> Result<(), ExportError> {
         match self {
-            Exporter::AwsEmf(_) | Exporter::AwsXray(_) | Exporter::Debug(_) => Ok(()),
+            Exporter::AwsEmf(_)
+            | Exporter::AwsXray(_)
+            | Exporter::Debug(_)
+            | Exporter::OtlpHttp(_) => Ok(()),
             Exporter::File(e) => e.shutdown().await,
         }
     }

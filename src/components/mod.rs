@@ -92,6 +92,7 @@ impl SidecarConfig {
                 ExporterConfig::AwsXray(c) => yaml(c),
                 ExporterConfig::Debug(c) => yaml(c),
                 ExporterConfig::File(c) => yaml(c),
+                ExporterConfig::OtlpHttp(c) => yaml(&c.config),
             }),
         );
         root.insert(
@@ -99,6 +100,7 @@ impl SidecarConfig {
             section(&self.extensions, |c| match c {
                 ExtensionConfig::FileStorage(c) => yaml(c),
                 ExtensionConfig::HealthCheck(c) => yaml(c),
+                ExtensionConfig::Sigv4Auth(c) => yaml(c),
             }),
         );
         let mut service = serde_yaml_ng::Mapping::new();
@@ -361,6 +363,25 @@ fn validate(document: Document, errors: &mut Vec<ConfigError>) -> Option<Sidecar
         pipelines.insert(id, pipeline);
     }
 
+    // Only exporters a pipeline uses are built, so only theirs must exist (as in the collector).
+    let used: std::collections::BTreeSet<&ComponentId> =
+        pipelines.values().flat_map(|p| &p.exporters).collect();
+    for (id, exporter) in exporters.iter().filter(|(id, _)| used.contains(id)) {
+        if let Some(name) = exporter.authenticator() {
+            let enabled = ComponentId::parse(name)
+                .ok()
+                .and_then(|name| extensions.get(&name));
+            if !matches!(enabled, Some(ExtensionConfig::Sigv4Auth(_))) {
+                errors.push(ConfigError::new(
+                    format!("exporters.{id}.auth.authenticator"),
+                    format!(
+                        "{name:?}: expected a sigv4auth extension listed in service.extensions"
+                    ),
+                ));
+            }
+        }
+    }
+
     Some(SidecarConfig {
         receivers,
         processors,
@@ -397,7 +418,7 @@ fn check_signal_support(
     }
     for (i, eid) in pipeline.exporters.iter().enumerate() {
         if let Some(e) = exporters.get(eid)
-            && !e.signals().contains(&signal)
+            && !e.supports(signal)
         {
             errors.push(ConfigError::new(
                 format!("{path}.exporters[{i}]"),

@@ -166,7 +166,7 @@ fn unknown_component_type_lists_the_valid_ones() {
     assert_error(
         &yaml,
         "exporters.kafka",
-        "valid values: [awsemf awsxray debug file]",
+        "valid values: [awsemf awsxray debug file otlp_http otlphttp]",
     );
 }
 

@@ -5,6 +5,7 @@ pub mod awsxray;
 pub mod debug;
 pub mod embedded_json;
 pub mod file;
+pub mod otlphttp;
 pub mod persistent_queue;
 
 use crate::config::ComponentId;

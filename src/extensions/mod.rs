@@ -4,6 +4,7 @@
 
 pub mod file_storage;
 pub mod health_check;
+pub mod sigv4auth;
 
 pub use health_check::HealthState;
 

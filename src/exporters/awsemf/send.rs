@@ -164,6 +164,7 @@ impl LogsSender {
                 rest: batch,
                 refused: 0,
                 error: error.to_string(),
+                retry_after: None,
             },
         }
     }

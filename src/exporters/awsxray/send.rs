@@ -277,6 +277,7 @@ async fn put_trace_segments(sender: &XRaySender, call: Call) -> Answer<Call> {
                 rest: call,
                 refused: 0,
                 error: error.to_string(),
+                retry_after: None,
             };
         }
         Err(error) => {
@@ -323,6 +324,7 @@ async fn put_trace_segments(sender: &XRaySender, call: Call) -> Answer<Call> {
         },
         refused,
         error: retry_error,
+        retry_after: None,
     }
 }
 

@@ -1,0 +1,269 @@
+//! A batch as OTLP/HTTP requests: encoded once (protobuf or OTLP/JSON), split where the
+//! destination has per-request limits, compressed; retries send the same bytes again.
+
+use super::config::{Compression, Encoding, OtlpHttpConfig};
+use crate::exporters::ExportError;
+use crate::pipeline::Payload;
+use bytes::Bytes;
+use http_body_util::Full;
+use prost::Message;
+use std::io::Write;
+
+/// X-Ray's OTLP endpoint takes at most this many spans per request.
+pub const XRAY_MAX_SPANS: usize = 10_000;
+/// ... and at most this many bytes, uncompressed.
+pub const XRAY_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// What one request may hold at most (`usize::MAX`: no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub items: usize,
+    pub bytes: usize,
+}
+
+impl Limits {
+    /// X-Ray's documented limits on its OTLP endpoint (`xray.<region>.amazonaws.com`); none
+    /// elsewhere.
+    pub fn for_destination(url: &hyper::Uri) -> Self {
+        let host = url.host().unwrap_or("");
+        if host.starts_with("xray.") && host.ends_with(".amazonaws.com") {
+            Limits {
+                items: XRAY_MAX_SPANS,
+                bytes: XRAY_MAX_BYTES,
+            }
+        } else {
+            Limits {
+                items: usize::MAX,
+                bytes: usize::MAX,
+            }
+        }
+    }
+}
+
+/// One request's body, compressed as it is sent, and how many items it carries.
+#[derive(Debug, Clone)]
+pub struct PreparedRequest {
+    pub body: Bytes,
+    pub items: u64,
+}
+
+impl PreparedRequest {
+    /// The POST to `url`, with the config's encoding, compression and headers.
+    pub fn http_request(
+        &self,
+        url: &hyper::Uri,
+        config: &OtlpHttpConfig,
+    ) -> Result<hyper::Request<Full<Bytes>>, String> {
+        let mut builder = hyper::Request::builder()
+            .method("POST")
+            .uri(url.clone())
+            .header(
+                "content-type",
+                match config.encoding {
+                    Encoding::Proto => "application/x-protobuf",
+                    Encoding::Json => "application/json",
+                },
+            )
+            .header(
+                "user-agent",
+                concat!("otel-sidecar/", env!("CARGO_PKG_VERSION")),
+            );
+        if let Some(authority) = url.authority() {
+            builder = builder.header("host", authority.as_str());
+        }
+        match config.compression {
+            Compression::Gzip => builder = builder.header("content-encoding", "gzip"),
+            Compression::Zstd => builder = builder.header("content-encoding", "zstd"),
+            Compression::None => {}
+        }
+        for (name, value) in &config.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(Full::new(self.body.clone()))
+            .map_err(|e| format!("cannot build the request: {e}"))
+    }
+}
+
+/// The requests a batch becomes: each within `limits`, encoded and compressed.
+pub fn prepare(
+    mut payload: Payload,
+    config: &OtlpHttpConfig,
+    limits: Limits,
+) -> Result<Vec<PreparedRequest>, ExportError> {
+    let mut requests = Vec::new();
+    while !payload.is_empty() {
+        let part = if payload.item_count() > limits.items {
+            payload.split_off_front(limits.items)
+        } else {
+            let signal = payload.signal();
+            std::mem::replace(&mut payload, Payload::empty(signal))
+        };
+        prepare_within_bytes(part, config, limits.bytes, &mut requests)?;
+    }
+    Ok(requests)
+}
+
+/// Encodes `payload`; over `max_bytes`, halves it and tries each half.
+fn prepare_within_bytes(
+    mut payload: Payload,
+    config: &OtlpHttpConfig,
+    max_bytes: usize,
+    out: &mut Vec<PreparedRequest>,
+) -> Result<(), ExportError> {
+    let items = payload.item_count();
+    let encoded = encode(&payload, config.encoding)?;
+    if encoded.len() > max_bytes && items > 1 {
+        let front = payload.split_off_front(items / 2);
+        prepare_within_bytes(front, config, max_bytes, out)?;
+        return prepare_within_bytes(payload, config, max_bytes, out);
+    }
+    out.push(PreparedRequest {
+        body: compress(encoded, config.compression)?,
+        items: items as u64,
+    });
+    Ok(())
+}
+
+/// The export request of `payload` in `encoding`.
+fn encode(payload: &Payload, encoding: Encoding) -> Result<Vec<u8>, ExportError> {
+    Ok(match (payload, encoding) {
+        (Payload::Traces(resource_spans), Encoding::Proto) => encode_resources(resource_spans),
+        (Payload::Metrics(resource_metrics), Encoding::Proto) => encode_resources(resource_metrics),
+        (Payload::Logs(resource_logs), Encoding::Proto) => encode_resources(resource_logs),
+        (_, Encoding::Json) => {
+            let mut line = crate::exporters::file::FileExporter::encode_line(payload)?;
+            line.pop(); // the file exporter's newline
+            line
+        }
+    })
+}
+
+/// An export request of any signal: its resources are field 1, repeated. Encoded from the
+/// batch as it is, without building the request message around a copy of it.
+fn encode_resources<M: Message>(resources: &[M]) -> Vec<u8> {
+    let length = resources
+        .iter()
+        .map(|r| prost::encoding::message::encoded_len(1, r))
+        .sum();
+    let mut out = Vec::with_capacity(length);
+    for resource in resources {
+        prost::encoding::message::encode(1, resource, &mut out);
+    }
+    out
+}
+
+fn compress(encoded: Vec<u8>, compression: Compression) -> Result<Bytes, ExportError> {
+    let failed = |e: std::io::Error| ExportError::Setup(format!("cannot compress a request: {e}"));
+    Ok(match compression {
+        Compression::None => Bytes::from(encoded),
+        Compression::Gzip => {
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(encoded.len() / 4),
+                flate2::Compression::fast(),
+            );
+            encoder.write_all(&encoded).map_err(failed)?;
+            Bytes::from(encoder.finish().map_err(failed)?)
+        }
+        Compression::Zstd => Bytes::from(zstd::encode_all(&encoded[..], 1).map_err(failed)?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::test_spans;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+    fn config(yaml: &str) -> OtlpHttpConfig {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn xray_limits_apply_only_to_xray_hosts() {
+        let xray: hyper::Uri = "https://xray.us-east-1.amazonaws.com/v1/traces"
+            .parse()
+            .unwrap();
+        assert_eq!(Limits::for_destination(&xray).items, XRAY_MAX_SPANS);
+        let gateway: hyper::Uri = "http://gateway:4318/v1/traces".parse().unwrap();
+        assert_eq!(Limits::for_destination(&gateway).items, usize::MAX);
+    }
+
+    /// A batch over the item or byte limit becomes several requests, each within both, and
+    /// together they carry every span once.
+    #[test]
+    fn a_batch_is_split_at_the_limits() {
+        let none = config("{endpoint: 'http://x', compression: none}");
+        let by_items = prepare(
+            test_spans(25),
+            &none,
+            Limits {
+                items: 10,
+                bytes: usize::MAX,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            by_items.iter().map(|r| r.items).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        let whole = prepare(
+            test_spans(25),
+            &none,
+            Limits {
+                items: usize::MAX,
+                bytes: usize::MAX,
+            },
+        )
+        .unwrap();
+        let max_bytes = whole[0].body.len() / 3;
+        let by_bytes = prepare(
+            test_spans(25),
+            &none,
+            Limits {
+                items: usize::MAX,
+                bytes: max_bytes,
+            },
+        )
+        .unwrap();
+        assert!(by_bytes.len() >= 3, "{}", by_bytes.len());
+        assert!(by_bytes.iter().all(|r| r.body.len() <= max_bytes));
+        assert_eq!(by_bytes.iter().map(|r| r.items).sum::<u64>(), 25);
+        let spans = |requests: &[PreparedRequest]| -> Vec<Vec<u8>> {
+            requests
+                .iter()
+                .flat_map(|r| {
+                    ExportTraceServiceRequest::decode(&r.body[..])
+                        .unwrap()
+                        .resource_spans
+                        .into_iter()
+                        .flat_map(|rs| rs.scope_spans)
+                        .flat_map(|ss| ss.spans)
+                        .map(|s| s.span_id)
+                })
+                .collect()
+        };
+        assert_eq!(spans(&by_bytes), spans(&whole));
+    }
+
+    #[test]
+    fn gzip_bodies_decompress_to_the_request() {
+        let requests = prepare(
+            test_spans(3),
+            &config("{endpoint: 'http://x'}"),
+            Limits {
+                items: usize::MAX,
+                bytes: usize::MAX,
+            },
+        )
+        .unwrap();
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&requests[0].body[..]),
+            &mut decoded,
+        )
+        .unwrap();
+        let request = ExportTraceServiceRequest::decode(&decoded[..]).unwrap();
+        assert_eq!(request.resource_spans[0].scope_spans[0].spans.len(), 3);
+    }
+}
