@@ -78,6 +78,12 @@ fn the_valid_config_parses_with_defaults() {
 fn the_shipped_configs_are_understood() {
     let local = include_str!("../../config/local.yaml");
     parse_config(local, &no_env).unwrap();
+    let aws_otlp = include_str!("../../config/examples/aws-otlp-endpoints.yaml");
+    let region = |name: &str| (name == "AWS_REGION").then(|| "eu-west-1".to_string());
+    assert_eq!(
+        parse_config(aws_otlp, &region).unwrap().summary(),
+        "config ok: traces: [otlp,awsxray] -> [batch/traces] -> [otlp_http/traces]; metrics: [otlp] -> [batch/metrics] -> [awsemf]; logs: [otlp] -> [batch/logs] -> [otlp_http/logs]"
+    );
     // The seed ECS config, unchanged, is understood whole.
     let ecs = parse_config(crate::config::source::EMBEDDED_ECS_CONFIG, &no_env).unwrap();
     assert_eq!(

@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import json
 import threading
+import time
 from collections import defaultdict
 
 from botocore.auth import SigV4Auth
@@ -50,15 +51,15 @@ class _SignedAs(SigV4Auth):
         return hashlib.sha256(request.body or b"").hexdigest()
 
 
-def verify_signature(method, path, headers, body, keys, region):
+def verify_signature(method, path, headers, body, keys, region, service=None):
     """None when the request is signed by one of `keys` ({access key: (secret, token)}) for
-    the service its path belongs to in `region`; else why not."""
+    `service` (by default the one its OTLP path belongs to) in `region`; else why not."""
     authorization = headers.get("authorization", "")
     if not authorization.startswith("AWS4-HMAC-SHA256 "):
         return "not signed with SigV4"
     fields = dict(part.strip().split("=", 1) for part in authorization[len("AWS4-HMAC-SHA256 "):].split(","))
+    expected_service = service or SIGNALS.get(path.split("?")[0], (None,))[0]
     access_key, date, scope_region, service, terminal = fields["Credential"].split("/")
-    expected_service = SIGNALS.get(path, (None,))[0]
     if terminal != "aws4_request" or scope_region != region or service != expected_service:
         return f"credential scope {fields['Credential']} is not {region}/{expected_service}"
     if access_key not in keys:
@@ -86,8 +87,8 @@ def verify_signature(method, path, headers, body, keys, region):
 class AwsOtlpStandIn:
     """Start with the keys it accepts; `url` is its base, `received[path]` what it took."""
 
-    def __init__(self, keys, region="us-east-1", logs_client=None):
-        self.keys = dict(keys)
+    def __init__(self, keys, region="us-east-1", logs_client=None, tls=None):
+        self.keys = keys if isinstance(keys, LiveKeys) else dict(keys)
         self.region = region
         self.logs_client = logs_client
         self.received = defaultdict(list)  # path -> decoded requests taken
@@ -115,8 +116,19 @@ class AwsOtlpStandIn:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        scheme = "http"
+        if tls is not None:
+            # (certificate, key, client CA): HTTPS, and only clients with a certificate from it.
+            import ssl
+            certificate, key, client_ca = tls
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(certificate, key)
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(client_ca)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"{scheme}://localhost:{self.server.server_address[1]}"
 
     def close(self):
         self.server.shutdown()
@@ -189,3 +201,116 @@ class AwsOtlpStandIn:
     def metrics(self):
         return [metric for _, request in self.received["/v1/metrics"] for rm in request.resource_metrics
                 for sm in rm.scope_metrics for metric in sm.metrics]
+
+
+class RotatingContainerCredentials:
+    """The ECS container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`): it hands
+    out the current key, with an expiry a minute away (ECS's are hours away; a minute is inside
+    the window where clients fetch again). `rotate()` issues a new key and retires every older
+    one at once; `keys()` is what an AWS endpoint accepts: the current key, nothing else."""
+
+    def __init__(self):
+        self.issued = []  # (access key, secret, token)
+        self.served = 0
+        self.lock = threading.Lock()
+        self.rotate()
+        creds = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                import datetime
+                with creds.lock:
+                    key, secret, token = creds.issued[-1]
+                    creds.served += 1
+                expiration = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=1)
+                body = json.dumps({"AccessKeyId": key, "SecretAccessKey": secret, "Token": token,
+                                   "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v2/credentials/task-role"
+
+    def rotate(self):
+        import secrets
+        with self.lock:
+            n = len(self.issued)
+            self.issued.append((f"ASIAROTATING{n:08d}", secrets.token_hex(20), secrets.token_hex(16)))
+
+    def keys(self):
+        with self.lock:
+            key, secret, token = self.issued[-1]
+            return {key: (secret, token)}
+
+    def close(self):
+        self.server.shutdown()
+
+
+class LiveKeys:
+    """A key mapping read afresh at every check (the stand-in copies plain dicts)."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __contains__(self, key):
+        return key in self.source()
+
+    def __getitem__(self, key):
+        return self.source()[key]
+
+
+class VerifyingProxy:
+    """In front of moto (which never checks signatures): forwards a call only when its SigV4
+    signature is right for one of `keys` (read afresh per call) and `service`; else 403."""
+
+    def __init__(self, upstream, keys, service, region="us-east-1"):
+        import urllib.error
+        import urllib.request
+        self.refused, self.forwarded, self.access_keys = [], 0, []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                problem = verify_signature("POST", self.path, headers, body, keys, region, service)
+                if problem:
+                    proxy.refused.append(problem)
+                    status, reply, kind = 403, json.dumps({"__type": "InvalidSignatureException",
+                                                           "message": problem}).encode(), "application/json"
+                else:
+                    proxy.forwarded += 1
+                    proxy.access_keys.append(headers["authorization"].split("Credential=")[1].split("/")[0])
+                    forward = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                    request = urllib.request.Request(upstream + self.path, data=body, headers=forward, method="POST")
+                    try:
+                        with urllib.request.urlopen(request, timeout=30) as answer:
+                            status, reply, kind = answer.status, answer.read(), answer.headers.get("Content-Type", "")
+                    except urllib.error.HTTPError as error:
+                        status, reply, kind = error.code, error.read(), error.headers.get("Content-Type", "")
+                self.send_response(status)
+                self.send_header("Content-Type", kind or "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()

@@ -197,3 +197,136 @@ def test_an_authenticator_that_is_not_configured_is_refused_by_validate(tmp):
     assert result.returncode == 1
     assert ('exporters.otlp_http/traces.auth.authenticator: "sigv4auth/traces": expected a sigv4auth '
             'extension listed in service.extensions') in result.stderr, result.stderr
+
+
+def test_xray_sdk_segments_reach_the_xray_otlp_endpoint(start_sidecar, aws_env, standin):
+    from test_xray_receiver import flatten, run_xray_app
+
+    config = documented_config(standin.url, "/unused", "unused")
+    config["receivers"]["awsxray"] = {"endpoint": "127.0.0.1:0", "proxy_server": {"endpoint": "127.0.0.1:0"}}
+    config["service"]["pipelines"] = {
+        "traces": {"receivers": ["awsxray"], "processors": ["batch"], "exporters": ["otlp_http/traces"]}}
+    config["service"]["extensions"] = ["sigv4auth/traces"]
+    sidecar = start_sidecar(config, env=aws_env)
+    sent = [doc for top in run_xray_app(sidecar.address("awsxray", "udp")) for doc in flatten(top)]
+    wait_for(lambda: len(standin.spans()) >= len(sent) == 9, 30, "the segments as spans")
+    assert sidecar.terminate() == 0
+    assert standin.refused == []
+
+    def attributes(span):
+        def value(v):
+            kind = v.WhichOneof("value")
+            return list(value(x) for x in v.array_value.values) if kind == "array_value" else getattr(v, kind)
+        return {a.key: value(a.value) for a in span.attributes}
+
+    spans = {s.span_id.hex(): s for s in standin.spans()}
+    assert sorted(spans) == sorted(d["id"] for d in sent), "every segment and subsegment once, with its id"
+    for document in sent:
+        span, attrs = spans[document["id"]], attributes(spans[document["id"]])
+        # X-Ray trace ids `1-<8 hex time>-<24 hex>` are the 32 hex digits of the OTLP id.
+        assert span.trace_id.hex() == document["trace_id"].replace("1-", "", 1).replace("-", "")
+        assert span.name == document["name"]
+        if "parent_id" in document:
+            assert span.parent_span_id.hex() == document["parent_id"]
+        if document["name"] == "checkout":
+            assert attrs["tenant"] == "acme" and attrs["attempt"] == document["annotations"]["attempt"]
+            assert "tenant" in attrs["aws.xray.annotations"]
+            assert '"items"' in attrs["aws.xray.metadata.debug"]
+            assert (attrs["http.method"], attrs["http.status_code"]) == ("POST", 500)
+            assert attrs["aws.xray.fault"] is True
+        if document["name"] == "parse":
+            [event] = [e for e in span.events if e.name == "exception"]
+            message = {a.key: a.value.string_value for a in event.attributes}["exception.message"]
+            assert message == document["cause"]["exceptions"][0]["message"]
+
+
+def test_rotating_task_role_keys_sign_every_request(start_sidecar, aws_env, logs_client):
+    """Credentials as ECS hands them out: the task role from the container credentials endpoint,
+    rotated between rounds with the old key retired at once. Every request (OTLP to the
+    stand-in, PutTraceSegments and PutLogEvents through verifying proxies to moto) is signed
+    with the key current when it is sent."""
+    from aws_otlp_standin import LiveKeys, RotatingContainerCredentials, VerifyingProxy
+    from test_xray_export import fetch_documents, xray_client
+
+    creds = RotatingContainerCredentials()
+    live = LiveKeys(creds.keys)
+    standin = AwsOtlpStandIn(live)
+    xray_proxy = VerifyingProxy(aws_env["AWS_ENDPOINT_URL"], live, "xray")
+    logs_proxy = VerifyingProxy(aws_env["AWS_ENDPOINT_URL"], live, "logs")
+    group, stream = "/otel/e2e/rotation", "emf"
+    logs_client.create_log_group(logGroupName=group)
+    logs_client.create_log_stream(logGroupName=group, logStreamName=stream)
+    try:
+        config = documented_config(standin.url, "/unused", "unused", batch_timeout="100ms")
+        config["exporters"]["awsxray"] = {"endpoint": xray_proxy.url}
+        config["exporters"]["awsemf"] = {"endpoint": logs_proxy.url, "namespace": "E2E/Rotation",
+                                         "log_group_name": group, "log_stream_name": stream}
+        config["service"]["extensions"] = ["sigv4auth/traces"]
+        config["service"]["pipelines"] = {
+            "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["otlp_http/traces", "awsxray"]},
+            "metrics": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["awsemf"]},
+        }
+        env = {k: v for k, v in aws_env.items() if not k.startswith("AWS_ACCESS_KEY_ID") and k != "AWS_SECRET_ACCESS_KEY"}
+        env.update({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "",
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI": creds.url,
+                    "AWS_EC2_METADATA_DISABLED": "true", "AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"})
+        sidecar = start_sidecar(config, env=env)
+        sent = []
+        for round_ in range(3):
+            sent += send_spans_with_sdk(OTLPSpanExporter(endpoint=sidecar.address("otlp", "grpc"), insecure=True),
+                                        f"rotation{round_}", 6)
+            send_metrics(sidecar.address("otlp", "http"))
+            forwarded = (xray_proxy.forwarded, logs_proxy.forwarded)
+            wait_for(lambda: len(standin.spans()) >= len(sent), 30, f"round {round_}: spans at the OTLP endpoint")
+            wait_for(lambda: xray_proxy.forwarded > forwarded[0] and logs_proxy.forwarded > forwarded[1], 30,
+                     f"round {round_}: PutTraceSegments and PutLogEvents")
+            creds.rotate()
+        assert sidecar.terminate() == 0
+        assert standin.refused == [] and xray_proxy.refused == [] and logs_proxy.refused == [], (
+            standin.refused, xray_proxy.refused, logs_proxy.refused)
+        otlp_keys = {headers["authorization"].split("Credential=")[1].split("/")[0]
+                     for headers, _ in standin.received["/v1/traces"]}
+        assert len(otlp_keys) == 3, otlp_keys
+        assert len(set(xray_proxy.access_keys)) == 3 and len(set(logs_proxy.access_keys)) == 3
+        assert sorted(s.span_id.hex() for s in standin.spans()) == sorted(f"{s.context.span_id:016x}" for s in sent)
+        trace_ids = sorted({f"1-{s.context.trace_id:032x}"[:10] + "-" + f"{s.context.trace_id:032x}"[8:] for s in sent})
+        stored = fetch_documents(xray_client(aws_env["AWS_ENDPOINT_URL"]), trace_ids, expected=len(sent))
+        assert {d["id"] for d in stored} == {f"{s.context.span_id:016x}" for s in sent}
+    finally:
+        for server in (standin, xray_proxy, logs_proxy, creds):
+            server.close()
+
+
+def test_tls_with_a_test_ca_and_a_client_certificate(start_sidecar, aws_env, tmp):
+    """`tls.ca_file` is the only CA trusted (as in the collector), and `cert_file` / `key_file`
+    answer a server that asks for a client certificate: OTLP to a gateway over mutual TLS."""
+    import subprocess
+    d = tmp / "tls"
+    d.mkdir()
+    run = lambda *args: subprocess.run(args, cwd=d, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-subj", "/CN=e2e test CA", "-days", "1")
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}")
+        run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{name}.crt", "-days", "1", "-extfile", "san.ext")
+    gateway = AwsOtlpStandIn(KEYS, tls=(str(d / "server.crt"), str(d / "server.key"), str(d / "ca.crt")))
+    try:
+        config = {
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+            "exporters": {"otlp_http": {"endpoint": gateway.url, "tls": {
+                "ca_file": str(d / "ca.crt"), "cert_file": str(d / "client.crt"), "key_file": str(d / "client.key")},
+                "auth": {"authenticator": "sigv4auth"}}},
+            "extensions": {"sigv4auth": {"region": "us-east-1", "service": "xray"}},
+            "service": {"extensions": ["sigv4auth"],
+                        "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["otlp_http"]}}},
+        }
+        sidecar = start_sidecar(config, env=aws_env)
+        sent = send_spans_with_sdk(OTLPSpanExporter(endpoint=sidecar.address("otlp", "grpc"), insecure=True), "tls", 8)
+        wait_for(lambda: len(gateway.spans()) >= 8, 30, "spans over mutual TLS")
+        assert sorted(s.span_id.hex() for s in gateway.spans()) == sorted(f"{s.context.span_id:016x}" for s in sent)
+        assert sidecar.terminate() == 0
+    finally:
+        gateway.close()
