@@ -16,6 +16,7 @@ pub const EXPORTER_TYPES: &[&str] = &[
     "awsxray",
     "debug",
     "file",
+    "otlp",
     "otlp_http",
     "otlphttp",
 ];
@@ -24,7 +25,6 @@ pub const EXPORTER_TYPES: &[&str] = &[
 const OUT_OF_SCOPE_EXPORTER_TYPES: &[&str] = &[
     "prometheusremotewrite",
     "prometheus",
-    "otlp",
     "awsprometheusremotewrite",
 ];
 
@@ -36,6 +36,7 @@ pub enum ExporterConfig {
     Debug(exporters::debug::DebugExporterConfig),
     File(exporters::file::FileExporterConfig),
     OtlpHttp(Box<exporters::otlphttp::OtlpHttpSettings>),
+    Otlp(Box<exporters::otlp::OtlpGrpcSettings>),
 }
 
 impl ExporterConfig {
@@ -45,7 +46,7 @@ impl ExporterConfig {
             ExporterConfig::AwsXray(_) => signal == Signal::Traces,
             ExporterConfig::AwsEmf(_) => signal == Signal::Metrics,
             ExporterConfig::OtlpHttp(c) => c.url(signal).is_some(),
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) => true,
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Otlp(_) => true,
         }
     }
 
@@ -65,6 +66,7 @@ impl ExporterConfig {
             ExporterConfig::Debug(c) => &c.sending_queue,
             ExporterConfig::File(c) => &c.sending_queue,
             ExporterConfig::OtlpHttp(c) => &c.config.sending_queue,
+            ExporterConfig::Otlp(c) => &c.config.sending_queue,
         }
     }
 
@@ -101,7 +103,8 @@ impl ExporterConfig {
         match self {
             ExporterConfig::AwsXray(_)
             | ExporterConfig::AwsEmf(_)
-            | ExporterConfig::OtlpHttp(_) => self.sending_queue().num_consumers.max(1),
+            | ExporterConfig::OtlpHttp(_)
+            | ExporterConfig::Otlp(_) => self.sending_queue().num_consumers.max(1),
             _ => 1,
         }
     }
@@ -129,6 +132,9 @@ pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
         "otlp_http" | "otlphttp" => Ok(ExporterConfig::OtlpHttp(Box::new(decode_settings::<
             exporters::otlphttp::OtlpHttpConfig,
         >(body)?))),
+        "otlp" => Ok(ExporterConfig::Otlp(Box::new(decode_settings::<
+            exporters::otlp::OtlpGrpcConfig,
+        >(body)?))),
         _ if OUT_OF_SCOPE_EXPORTER_TYPES.contains(&kind) => Err(DecodeError::OutOfScope),
         _ => Err(DecodeError::UnknownType(EXPORTER_TYPES)),
     }
@@ -141,6 +147,7 @@ pub enum Exporter {
     Debug(exporters::debug::DebugExporter),
     File(exporters::file::FileExporter),
     OtlpHttp(exporters::otlphttp::OtlpHttpExporter),
+    Otlp(exporters::otlp::OtlpGrpcExporter),
 }
 
 impl Exporter {
@@ -164,6 +171,9 @@ impl Exporter {
                 Exporter::Debug(exporters::debug::DebugExporter::new(id, c))
             }
             ExporterConfig::File(c) => Exporter::File(exporters::file::FileExporter::new(c)?),
+            ExporterConfig::Otlp(c) => {
+                Exporter::Otlp(exporters::otlp::OtlpGrpcExporter::new(id, c)?)
+            }
             ExporterConfig::OtlpHttp(c) => {
                 let authenticator = match config.authenticator() {
                     None => None,
@@ -211,6 +221,7 @@ impl Export for Exporter {
                 Box::pin(std::future::ready(result))
             }
             Exporter::OtlpHttp(e) => e.start(payload),
+            Exporter::Otlp(e) => e.start(payload),
         }
     }
 
@@ -223,7 +234,8 @@ impl Export for Exporter {
             Exporter::AwsEmf(_)
             | Exporter::AwsXray(_)
             | Exporter::Debug(_)
-            | Exporter::OtlpHttp(_) => Ok(()),
+            | Exporter::OtlpHttp(_)
+            | Exporter::Otlp(_) => Ok(()),
             Exporter::File(e) => e.shutdown().await,
         }
     }

@@ -93,6 +93,7 @@ impl SidecarConfig {
                 ExporterConfig::Debug(c) => yaml(c),
                 ExporterConfig::File(c) => yaml(c),
                 ExporterConfig::OtlpHttp(c) => yaml(&c.config),
+                ExporterConfig::Otlp(c) => yaml(&c.config),
             }),
         );
         root.insert(

@@ -5,8 +5,10 @@ pub mod awsxray;
 pub mod debug;
 pub mod embedded_json;
 pub mod file;
+pub mod otlp;
 pub mod otlphttp;
 pub mod persistent_queue;
+pub mod tls;
 
 use crate::config::ComponentId;
 use crate::internal_events::{DropReason, ExportFailed};

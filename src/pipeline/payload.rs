@@ -85,6 +85,28 @@ impl Payload {
     pub fn is_empty(&self) -> bool {
         self.item_count() == 0
     }
+
+    /// The OTLP export request of this payload, protobuf-encoded: in every signal's request the
+    /// resources are field 1, repeated, so it is written from the resources as they are,
+    /// without building the request message around a copy of them.
+    pub fn encode_export_request(&self) -> Vec<u8> {
+        fn encode<M: prost::Message>(resources: &[M]) -> Vec<u8> {
+            let length = resources
+                .iter()
+                .map(|r| prost::encoding::message::encoded_len(1, r))
+                .sum();
+            let mut out = Vec::with_capacity(length);
+            for resource in resources {
+                prost::encoding::message::encode(1, resource, &mut out);
+            }
+            out
+        }
+        match self {
+            Payload::Traces(resources) => encode(resources),
+            Payload::Metrics(resources) => encode(resources),
+            Payload::Logs(resources) => encode(resources),
+        }
+    }
 }
 
 /// The attributes of each data point of a metric, whatever its type.

@@ -4,10 +4,10 @@
 use crate::aws::RetrySettings;
 use crate::config::{ComponentSection, InvalidSetting, Signal, duration};
 use crate::exporters::QueueSettings;
+use crate::exporters::tls::TlsSettings;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// `exporters.otlp_http` as written.
@@ -81,31 +81,6 @@ pub enum Encoding {
     #[default]
     Proto,
     Json,
-}
-
-/// The collector's client `tls` block.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSettings {
-    /// Certificates to trust besides the system's.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// A client certificate and its key, for servers that ask for one.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// Plain HTTP is sent to `http://` URLs whatever this says; accepted for compatibility.
-    #[serde(default)]
-    pub insecure: bool,
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    #[serde(default)]
-    pub server_name_override: String,
-    #[serde(default)]
-    pub min_version: Option<Value>,
-    #[serde(default)]
-    pub max_version: Option<Value>,
 }
 
 /// `auth`: the extension that signs the requests.
@@ -195,19 +170,7 @@ impl ComponentSection for OtlpHttpConfig {
                 "a duration greater than zero",
             ));
         }
-        if self.tls.insecure_skip_verify {
-            invalid.push(InvalidSetting::new(
-                "tls.insecure_skip_verify",
-                true,
-                "false: turning off certificate checks is not supported; name the server's CA in tls.ca_file",
-            ));
-        }
-        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
-            invalid.push(InvalidSetting::rule(
-                "tls",
-                "cert_file and key_file go together: give both or neither",
-            ));
-        }
+        invalid.extend(self.tls.check().into_iter().map(|i| i.below("tls")));
         for (name, value) in &self.headers {
             let valid = hyper::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
                 && hyper::header::HeaderValue::from_str(value).is_ok();

@@ -221,48 +221,10 @@ async fn call(
     }
 }
 
-/// The HTTP/1.1 client: the system's roots, or only `tls.ca_file`'s (as the collector does),
-/// and a client certificate when one is given. Plain HTTP for `http://` URLs.
-fn https_client(tls: &config::TlsSettings) -> Result<HttpsClient, String> {
-    use hyper_rustls::ConfigBuilderExt;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?;
-    let builder = match &tls.ca_file {
-        Some(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let certificates = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
-            for certificate in certificates {
-                let certificate =
-                    certificate.map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
-                roots
-                    .add(certificate)
-                    .map_err(|e| format!("tls.ca_file {}: {e}", path.display()))?;
-            }
-            builder.with_root_certificates(roots)
-        }
-        None => builder
-            .with_native_roots()
-            .map_err(|e| format!("cannot load the system's CA certificates: {e}"))?,
-    };
-    let config = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("tls.cert_file {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("tls.key_file {}: {e}", key.display()))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("tls.cert_file: {e}"))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
+/// The HTTP/1.1 client, TLS as `tls` says; plain HTTP for `http://` URLs.
+fn https_client(tls: &crate::exporters::tls::TlsSettings) -> Result<HttpsClient, String> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
+        .with_tls_config(tls.client_config()?)
         .https_or_http()
         .enable_http1()
         .build();

@@ -6,7 +6,6 @@ use crate::exporters::ExportError;
 use crate::pipeline::Payload;
 use bytes::Bytes;
 use http_body_util::Full;
-use prost::Message;
 use std::io::Write;
 
 /// X-Ray's OTLP endpoint takes at most this many spans per request.
@@ -128,29 +127,13 @@ fn prepare_within_bytes(
 /// The export request of `payload` in `encoding`.
 fn encode(payload: &Payload, encoding: Encoding) -> Result<Vec<u8>, ExportError> {
     Ok(match (payload, encoding) {
-        (Payload::Traces(resource_spans), Encoding::Proto) => encode_resources(resource_spans),
-        (Payload::Metrics(resource_metrics), Encoding::Proto) => encode_resources(resource_metrics),
-        (Payload::Logs(resource_logs), Encoding::Proto) => encode_resources(resource_logs),
+        (_, Encoding::Proto) => payload.encode_export_request(),
         (_, Encoding::Json) => {
             let mut line = crate::exporters::file::FileExporter::encode_line(payload)?;
             line.pop(); // the file exporter's newline
             line
         }
     })
-}
-
-/// An export request of any signal: its resources are field 1, repeated. Encoded from the
-/// batch as it is, without building the request message around a copy of it.
-fn encode_resources<M: Message>(resources: &[M]) -> Vec<u8> {
-    let length = resources
-        .iter()
-        .map(|r| prost::encoding::message::encoded_len(1, r))
-        .sum();
-    let mut out = Vec::with_capacity(length);
-    for resource in resources {
-        prost::encoding::message::encode(1, resource, &mut out);
-    }
-    out
 }
 
 fn compress(encoded: Vec<u8>, compression: Compression) -> Result<Bytes, ExportError> {
@@ -174,6 +157,7 @@ mod tests {
     use super::*;
     use crate::pipeline::test_spans;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
 
     fn config(yaml: &str) -> OtlpHttpConfig {
         serde_yaml_ng::from_str(yaml).unwrap()
