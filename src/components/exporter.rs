@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 /// Exporter types otel-sidecar runs.
 pub const EXPORTER_TYPES: &[&str] = &[
+    "awscloudwatchlogs",
     "awsemf",
     "awsxray",
     "debug",
@@ -37,6 +38,7 @@ pub enum ExporterConfig {
     File(exporters::file::FileExporterConfig),
     OtlpHttp(Box<exporters::otlphttp::OtlpHttpSettings>),
     Otlp(Box<exporters::otlp::OtlpGrpcSettings>),
+    AwsCloudWatchLogs(Box<exporters::awscloudwatchlogs::AwsCloudWatchLogsConfig>),
 }
 
 impl ExporterConfig {
@@ -45,6 +47,7 @@ impl ExporterConfig {
         match self {
             ExporterConfig::AwsXray(_) => signal == Signal::Traces,
             ExporterConfig::AwsEmf(_) => signal == Signal::Metrics,
+            ExporterConfig::AwsCloudWatchLogs(_) => signal == Signal::Logs,
             ExporterConfig::OtlpHttp(c) => c.url(signal).is_some(),
             ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Otlp(_) => true,
         }
@@ -67,6 +70,7 @@ impl ExporterConfig {
             ExporterConfig::File(c) => &c.sending_queue,
             ExporterConfig::OtlpHttp(c) => &c.config.sending_queue,
             ExporterConfig::Otlp(c) => &c.config.sending_queue,
+            ExporterConfig::AwsCloudWatchLogs(c) => &c.sending_queue,
         }
     }
 
@@ -104,7 +108,8 @@ impl ExporterConfig {
             ExporterConfig::AwsXray(_)
             | ExporterConfig::AwsEmf(_)
             | ExporterConfig::OtlpHttp(_)
-            | ExporterConfig::Otlp(_) => self.sending_queue().num_consumers.max(1),
+            | ExporterConfig::Otlp(_)
+            | ExporterConfig::AwsCloudWatchLogs(_) => self.sending_queue().num_consumers.max(1),
             _ => 1,
         }
     }
@@ -132,6 +137,9 @@ pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
         "otlp_http" | "otlphttp" => Ok(ExporterConfig::OtlpHttp(Box::new(decode_settings::<
             exporters::otlphttp::OtlpHttpConfig,
         >(body)?))),
+        "awscloudwatchlogs" => Ok(ExporterConfig::AwsCloudWatchLogs(Box::new(
+            decode_settings::<exporters::awscloudwatchlogs::AwsCloudWatchLogsConfig>(body)?,
+        ))),
         "otlp" => Ok(ExporterConfig::Otlp(Box::new(decode_settings::<
             exporters::otlp::OtlpGrpcConfig,
         >(body)?))),
@@ -148,6 +156,7 @@ pub enum Exporter {
     File(exporters::file::FileExporter),
     OtlpHttp(exporters::otlphttp::OtlpHttpExporter),
     Otlp(exporters::otlp::OtlpGrpcExporter),
+    AwsCloudWatchLogs(exporters::awscloudwatchlogs::AwsCloudWatchLogsExporter),
 }
 
 impl Exporter {
@@ -174,6 +183,9 @@ impl Exporter {
             ExporterConfig::Otlp(c) => {
                 Exporter::Otlp(exporters::otlp::OtlpGrpcExporter::new(id, c)?)
             }
+            ExporterConfig::AwsCloudWatchLogs(c) => Exporter::AwsCloudWatchLogs(
+                exporters::awscloudwatchlogs::AwsCloudWatchLogsExporter::new(id, c).await?,
+            ),
             ExporterConfig::OtlpHttp(c) => {
                 let authenticator = match config.authenticator() {
                     None => None,
@@ -222,6 +234,7 @@ impl Export for Exporter {
             }
             Exporter::OtlpHttp(e) => e.start(payload),
             Exporter::Otlp(e) => e.start(payload),
+            Exporter::AwsCloudWatchLogs(e) => e.start(&payload),
         }
     }
 
@@ -235,7 +248,8 @@ impl Export for Exporter {
             | Exporter::AwsXray(_)
             | Exporter::Debug(_)
             | Exporter::OtlpHttp(_)
-            | Exporter::Otlp(_) => Ok(()),
+            | Exporter::Otlp(_)
+            | Exporter::AwsCloudWatchLogs(_) => Ok(()),
             Exporter::File(e) => e.shutdown().await,
         }
     }

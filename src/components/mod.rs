@@ -94,6 +94,7 @@ impl SidecarConfig {
                 ExporterConfig::File(c) => yaml(c),
                 ExporterConfig::OtlpHttp(c) => yaml(&c.config),
                 ExporterConfig::Otlp(c) => yaml(&c.config),
+                ExporterConfig::AwsCloudWatchLogs(c) => yaml(c),
             }),
         );
         root.insert(

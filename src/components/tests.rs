@@ -172,7 +172,7 @@ fn unknown_component_type_lists_the_valid_ones() {
     assert_error(
         &yaml,
         "exporters.kafka",
-        "valid values: [awsemf awsxray debug file otlp otlp_http otlphttp]",
+        "valid values: [awscloudwatchlogs awsemf awsxray debug file otlp otlp_http otlphttp]",
     );
 }
 

@@ -1,5 +1,6 @@
 //! Exporters: the ends of pipelines. Each runs as one task behind its own bounded queue.
 
+pub mod awscloudwatchlogs;
 pub mod awsemf;
 pub mod awsxray;
 pub mod debug;

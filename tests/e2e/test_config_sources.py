@@ -35,7 +35,7 @@ def test_validate_reports_every_problem_with_its_path(tmp):
     for expected in (
         "receivers.otlp.protocols.grpc: unknown field `endpont`",
         "processors.batch.send_batch_max_size: 1: send_batch_max_size must be greater or equal to send_batch_size (10)",
-        'exporters.kafka: unknown type: "kafka" for id: "kafka" (valid values: [awsemf awsxray debug file otlp otlp_http otlphttp])',
+        'exporters.kafka: unknown type: "kafka" for id: "kafka" (valid values: [awscloudwatchlogs awsemf awsxray debug file otlp otlp_http otlphttp])',
         'service.pipelines.traces.exporters[1]: references exporter "awsxray" which is not configured',
     ):
         assert any(line.strip().startswith(expected) for line in lines), (expected, lines)

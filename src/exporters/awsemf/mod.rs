@@ -6,7 +6,7 @@ mod declaration;
 pub mod delta;
 pub mod fleet;
 pub mod labels;
-mod send;
+pub mod send;
 pub mod translate;
 
 use super::{ExportError, QueueSettings};
@@ -158,31 +158,39 @@ impl<'de> Deserialize<'de> for EmfVersion {
 
 impl AwsEmfExporterConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
-        let err = |key: &str, message: String| Err((key.to_string(), message));
         crate::config::reject_unknown_keys(&self.unknown)?;
         self.session.validate()?;
-        if !RETENTION_DAYS.contains(&self.log_retention) {
+        check_log_group_settings(self.log_retention, &self.tags)
+    }
+}
+
+/// `log_retention` and `tags` of the log groups an exporter creates, checked as the
+/// collector's AWS exporters do.
+pub fn check_log_group_settings(
+    log_retention: i32,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), (String, String)> {
+    let err = |key: &str, message: String| Err((key.to_string(), message));
+    if !RETENTION_DAYS.contains(&log_retention) {
+        return err(
+            "log_retention",
+            format!(
+                "{log_retention} is not a CloudWatch Logs retention period ({RETENTION_DAYS:?})"
+            ),
+        );
+    }
+    if tags.len() > 50 {
+        return err("tags", format!("{} tags: at most 50", tags.len()));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.len() > 128 || v.is_empty() || v.len() > 256 {
             return err(
-                "log_retention",
-                format!(
-                    "{} is not a CloudWatch Logs retention period ({RETENTION_DAYS:?})",
-                    self.log_retention
-                ),
+                "tags",
+                format!("tag {k:?}: keys must be 1-128 and values 1-256 characters"),
             );
         }
-        if self.tags.len() > 50 {
-            return err("tags", "at most 50 tags".into());
-        }
-        for (k, v) in &self.tags {
-            if k.is_empty() || k.len() > 128 || v.is_empty() || v.len() > 256 {
-                return err(
-                    "tags",
-                    format!("tag {k:?}: keys must be 1-128 and values 1-256 characters"),
-                );
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 pub struct AwsEmfExporter {
