@@ -330,3 +330,36 @@ def test_tls_with_a_test_ca_and_a_client_certificate(start_sidecar, aws_env, tmp
         assert sidecar.terminate() == 0
     finally:
         gateway.close()
+
+
+def test_assume_role_signs_with_the_role_moto_sts_issued(start_sidecar, aws_env):
+    """`assume_role`: the requests are signed with the keys moto's STS issued for the role and
+    session named, read back from moto's own record of them; the task's own key is refused."""
+    import json as json_module
+
+    from aws_otlp_standin import LiveKeys
+
+    def assumed_keys():
+        data = json_module.loads(urllib.request.urlopen(aws_env["AWS_ENDPOINT_URL"] + "/moto-api/data.json").read())
+        return {role["access_key_id"]: (role["secret_access_key"], role["session_token"])
+                for role in data.get("sts", {}).get("AssumedRole", [])
+                if role["role_arn"] == "arn:aws:iam::123456789012:role/otel-export"
+                and role["session_name"] == "otel-e2e"}
+
+    standin = AwsOtlpStandIn(LiveKeys(assumed_keys))
+    try:
+        config = documented_config(standin.url, "/unused", "unused")
+        config["extensions"]["sigv4auth/traces"]["assume_role"] = {
+            "arn": "arn:aws:iam::123456789012:role/otel-export", "session_name": "otel-e2e", "sts_region": "us-east-1"}
+        config["service"]["extensions"] = ["sigv4auth/traces"]
+        config["service"]["pipelines"] = {
+            "traces": {"receivers": ["otlp"], "processors": ["batch"], "exporters": ["otlp_http/traces"]}}
+        sidecar = start_sidecar(config, env=aws_env)
+        sent = send_spans_with_sdk(OTLPSpanExporter(endpoint=sidecar.address("otlp", "grpc"), insecure=True), "role", 10)
+        wait_for(lambda: len(standin.spans()) >= 10, 30, "spans signed as the assumed role")
+        assert sidecar.terminate() == 0
+        assert standin.refused == [], standin.refused
+        assert len(assumed_keys()) >= 1 and "testing" not in assumed_keys()
+        assert sorted(s.span_id.hex() for s in standin.spans()) == sorted(f"{s.context.span_id:016x}" for s in sent)
+    finally:
+        standin.close()
