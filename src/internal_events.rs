@@ -27,6 +27,9 @@ pub enum DropReason {
     TooLarge,
     /// A span that cannot become a segment document.
     Untranslatable,
+    /// Outside the time window the destination takes (X-Ray's OTLP endpoint: at most 2 hours
+    /// ahead, 14 days back): it would be refused.
+    OutsideTimeWindow,
     /// A filter condition failed on the data (the collector drops the batch too).
     ConditionError,
 }
@@ -40,6 +43,7 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::TooLarge => "too_large",
             DropReason::Untranslatable => "untranslatable",
+            DropReason::OutsideTimeWindow => "outside_time_window",
             DropReason::ConditionError => "condition_error",
         }
     }

@@ -76,7 +76,7 @@ impl OtlpHttpExporter {
     }
 
     /// Encodes the batch now (in order) and returns the sending, to be awaited.
-    pub fn start(&self, payload: Payload) -> InFlight {
+    pub fn start(&self, mut payload: Payload) -> InFlight {
         let signal = payload.signal();
         let destination = match signal {
             Signal::Traces => self.traces.clone(),
@@ -91,6 +91,16 @@ impl OtlpHttpExporter {
             })));
         };
         let limits = request::Limits::for_destination(&destination.url);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let outside = request::drop_outside_window(&mut payload, limits, now);
+        report_dropped(
+            &self.id,
+            DropReason::OutsideTimeWindow,
+            outside,
+            &"span times outside the window X-Ray's OTLP endpoint takes (2 h ahead, 14 days back)",
+        );
         let requests = match request::prepare(payload, &self.settings.config, limits) {
             Ok(requests) => requests,
             Err(error) => return Box::pin(std::future::ready(Err(error))),
@@ -120,6 +130,7 @@ impl OtlpHttpExporter {
                     })
                     .await;
             }
+            let dropped = dropped + outside;
             if dropped > 0 {
                 return Err(ExportError::Counted { items: dropped });
             }

@@ -13,11 +13,18 @@ pub const XRAY_MAX_SPANS: usize = 10_000;
 /// ... and at most this many bytes, uncompressed.
 pub const XRAY_MAX_BYTES: usize = 5 * 1024 * 1024;
 
-/// What one request may hold at most (`usize::MAX`: no limit).
+/// X-Ray's OTLP endpoint refuses spans that start more than this far ahead...
+pub const XRAY_MAX_AHEAD: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+/// ... or ended more than this long ago.
+pub const XRAY_MAX_BEHIND: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
+/// What one request may hold at most (`usize::MAX`: no limit), and the span times the
+/// destination takes (`None`: any).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub items: usize,
     pub bytes: usize,
+    pub window: Option<(std::time::Duration, std::time::Duration)>,
 }
 
 impl Limits {
@@ -29,14 +36,35 @@ impl Limits {
             Limits {
                 items: XRAY_MAX_SPANS,
                 bytes: XRAY_MAX_BYTES,
+                window: Some((XRAY_MAX_BEHIND, XRAY_MAX_AHEAD)),
             }
         } else {
             Limits {
                 items: usize::MAX,
                 bytes: usize::MAX,
+                window: None,
             }
         }
     }
+}
+
+/// Removes the spans outside the destination's time window (ended more than `behind` before
+/// `now_nanos`, or starting more than `ahead` after it); returns how many it removed.
+pub fn drop_outside_window(payload: &mut Payload, limits: Limits, now_nanos: u64) -> u64 {
+    let (Some((behind, ahead)), Payload::Traces(resources)) = (limits.window, payload) else {
+        return 0;
+    };
+    let earliest = now_nanos.saturating_sub(behind.as_nanos() as u64);
+    let latest = now_nanos.saturating_add(ahead.as_nanos() as u64);
+    let mut removed = 0;
+    for scope in resources.iter_mut().flat_map(|r| &mut r.scope_spans) {
+        let before = scope.spans.len();
+        scope
+            .spans
+            .retain(|s| s.start_time_unix_nano <= latest && s.end_time_unix_nano >= earliest);
+        removed += (before - scope.spans.len()) as u64;
+    }
+    removed
 }
 
 /// One request's body, compressed as it is sent, and how many items it carries.
@@ -184,6 +212,7 @@ mod tests {
             Limits {
                 items: 10,
                 bytes: usize::MAX,
+                window: None,
             },
         )
         .unwrap();
@@ -197,6 +226,7 @@ mod tests {
             Limits {
                 items: usize::MAX,
                 bytes: usize::MAX,
+                window: None,
             },
         )
         .unwrap();
@@ -207,6 +237,7 @@ mod tests {
             Limits {
                 items: usize::MAX,
                 bytes: max_bytes,
+                window: None,
             },
         )
         .unwrap();
@@ -230,6 +261,41 @@ mod tests {
         assert_eq!(spans(&by_bytes), spans(&whole));
     }
 
+    /// Spans X-Ray's endpoint would refuse for their times are taken out and counted; the
+    /// window's edges are inside it.
+    #[test]
+    fn spans_outside_xrays_window_are_removed_and_counted() {
+        let xray = Limits::for_destination(
+            &"https://xray.eu-west-1.amazonaws.com/v1/traces"
+                .parse()
+                .unwrap(),
+        );
+        let now: u64 = 1_800_000_000_000_000_000;
+        let mut payload = test_spans(5);
+        let Payload::Traces(resources) = &mut payload else {
+            unreachable!()
+        };
+        let spans = &mut resources[0].scope_spans[0].spans;
+        let ahead = XRAY_MAX_AHEAD.as_nanos() as u64;
+        let behind = XRAY_MAX_BEHIND.as_nanos() as u64;
+        let times = [
+            (now - 1, now),                       // now: kept
+            (now + ahead, now + ahead + 1),       // starts at the edge ahead: kept
+            (now + ahead + 1, now + ahead + 2),   // beyond it: removed
+            (now - behind - 5, now - behind),     // ends at the edge behind: kept
+            (now - behind - 5, now - behind - 1), // before it: removed
+        ];
+        for (span, (start, end)) in spans.iter_mut().zip(times) {
+            span.start_time_unix_nano = start;
+            span.end_time_unix_nano = end;
+        }
+        assert_eq!(drop_outside_window(&mut payload, xray, now), 2);
+        assert_eq!(payload.item_count(), 3);
+        let mut elsewhere = test_spans(2);
+        let gateway = Limits::for_destination(&"http://gw:4318/v1/traces".parse().unwrap());
+        assert_eq!(drop_outside_window(&mut elsewhere, gateway, now), 0);
+    }
+
     #[test]
     fn gzip_bodies_decompress_to_the_request() {
         let requests = prepare(
@@ -238,6 +304,7 @@ mod tests {
             Limits {
                 items: usize::MAX,
                 bytes: usize::MAX,
+                window: None,
             },
         )
         .unwrap();
