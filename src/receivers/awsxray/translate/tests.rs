@@ -2,6 +2,10 @@
 
 use super::*;
 use crate::exporters::awsxray::translate::{TranslateSettings, span_to_documents};
+use crate::xray::*;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
+use serde_json::Value;
 use serde_json::json;
 
 const HEADER: &str = "{\"format\":\"json\",\"version\":1}\n";
