@@ -88,3 +88,38 @@ def test_raw_log_emf_bodies_land_in_the_group_their_aws_block_names(start_sideca
     assert json.loads(emf_event["message"]) == json.loads(emf), "the body as it was"
     [plain] = events(client, "/e2e/raw/default", "app")
     assert plain["message"] == "plain line"
+
+
+def test_logs_pass_through_memory_limiter_resource_attributes_and_batch(start_sidecar, tmp):
+    from conftest import read_file_export
+
+    out = tmp / "logs.jsonl"
+    config = {
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}}},
+        "processors": {
+            "memory_limiter": {"check_interval": "1s", "limit_mib": 512},
+            "resource": {"attributes": [{"key": "deployment.environment", "value": "e2e", "action": "upsert"}]},
+            "attributes": {"actions": [{"key": "tenant", "action": "delete"},
+                                       {"key": "pipeline", "value": "logs", "action": "insert"}]},
+            "batch": {"timeout": "100ms"},
+        },
+        "exporters": {"file": {"path": str(out)}},
+        "service": {"pipelines": {"logs": {"receivers": ["otlp"],
+                                           "processors": ["memory_limiter", "resource", "attributes", "batch"],
+                                           "exporters": ["file"]}}},
+    }
+    sidecar = start_sidecar(config)
+    log_lines(sidecar.address("otlp", "http"), [f"line {n}" for n in range(5)])
+
+    def records():
+        return [(rl, r) for line in read_file_export(out) for rl in line.get("resourceLogs", [])
+                for sl in rl.get("scopeLogs", []) for r in sl.get("logRecords", [])]
+
+    wait_for(lambda: len(records()) >= 5, 30, "the log records in the file")
+    assert sidecar.terminate() == 0
+    for resource_logs, record in records():
+        resource = {a["key"]: a["value"] for a in resource_logs["resource"]["attributes"]}
+        attributes = {a["key"]: a["value"] for a in record.get("attributes", [])}
+        assert resource["deployment.environment"] == {"stringValue": "e2e"}
+        assert "tenant" not in attributes and attributes["pipeline"] == {"stringValue": "logs"}
+    assert sorted(r["body"]["stringValue"] for _, r in records()) == [f"line {n}" for n in range(5)]
