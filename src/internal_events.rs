@@ -124,6 +124,17 @@ impl OtlpItemsDropped<'_> {
     }
 }
 
+/// [`OtlpItemsDropped`] in the shape the AWS retry loop reports drops with.
+pub fn report_otlp_dropped(exporter: &str, reason: DropReason, items: u64, error: &dyn Display) {
+    OtlpItemsDropped {
+        exporter,
+        reason,
+        items,
+        error,
+    }
+    .emit();
+}
+
 /// An export that failed as a whole: the exporter-level count of what was not sent.
 pub struct ExportFailed<'a> {
     pub exporter: &'a str,

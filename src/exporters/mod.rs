@@ -3,13 +3,13 @@
 pub mod awscloudwatchlogs;
 pub mod awsemf;
 pub mod awsxray;
+pub mod client;
 pub mod debug;
 pub mod embedded_json;
 pub mod file;
 pub mod otlp;
 pub mod otlphttp;
 pub mod persistent_queue;
-pub mod tls;
 
 use crate::config::ComponentId;
 use crate::internal_events::{DropReason, ExportFailed};

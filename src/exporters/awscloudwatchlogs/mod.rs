@@ -25,25 +25,14 @@ impl AwsCloudWatchLogsExporter {
         id: &ComponentId,
         config: &AwsCloudWatchLogsConfig,
     ) -> Result<Self, ExportError> {
-        let sdk = config
-            .session
-            .sdk_config()
-            .await
-            .map_err(|e| ExportError::Setup(e.to_string()))?;
-        let signed = config
-            .session
-            .signed_client(&sdk, crate::aws::signed::AwsService::Logs)
-            .await
-            .map_err(ExportError::Setup)?;
-        let sender = LogsSender {
-            exporter: id.to_string(),
-            client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
-            signed,
-            retry: config.retry_on_failure.clone(),
-            workers: config.session.num_workers.max(1),
-            retention_days: config.log_retention,
-            tags: config.tags.clone(),
-        };
+        let sender = LogsSender::new(
+            &id.to_string(),
+            &config.session,
+            &config.retry_on_failure,
+            config.log_retention,
+            &config.tags,
+        )
+        .await?;
         Ok(AwsCloudWatchLogsExporter {
             config: Arc::new(config.clone()),
             sender: Arc::new(sender),

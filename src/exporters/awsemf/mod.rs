@@ -326,25 +326,16 @@ impl AwsEmfExporter {
         let sender = if config.output_destination == OutputDestination::Stdout {
             None
         } else {
-            let sdk = config
-                .session
-                .sdk_config()
-                .await
-                .map_err(|e| ExportError::Setup(e.to_string()))?;
-            let signed = config
-                .session
-                .signed_client(&sdk, crate::aws::signed::AwsService::Logs)
-                .await
-                .map_err(ExportError::Setup)?;
-            Some(std::sync::Arc::new(send::LogsSender {
-                exporter: id.to_string(),
-                client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
-                signed,
-                retry: config.retry_on_failure.clone(),
-                workers: config.session.num_workers.max(1),
-                retention_days: config.log_retention,
-                tags: config.tags.clone(),
-            }))
+            Some(std::sync::Arc::new(
+                send::LogsSender::new(
+                    &id.to_string(),
+                    &config.session,
+                    &config.retry_on_failure,
+                    config.log_retention,
+                    &config.tags,
+                )
+                .await?,
+            ))
         };
         let mut store = None;
         let budget = match config.cardinality_budget.clone() {

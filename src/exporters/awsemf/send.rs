@@ -85,6 +85,37 @@ pub struct LogsSender {
     pub tags: BTreeMap<String, String>,
 }
 
+impl LogsSender {
+    /// A sender with the exporter's AWS session (region, credentials, endpoint, workers),
+    /// `retry_on_failure`, and the retention and tags of the groups it creates.
+    pub async fn new(
+        exporter: &str,
+        session: &crate::aws::AwsSessionSettings,
+        retry: &RetrySettings,
+        retention_days: i32,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Self, crate::exporters::ExportError> {
+        use crate::exporters::ExportError;
+        let sdk = session
+            .sdk_config()
+            .await
+            .map_err(|e| ExportError::Setup(e.to_string()))?;
+        let signed = session
+            .signed_client(&sdk, crate::aws::signed::AwsService::Logs)
+            .await
+            .map_err(ExportError::Setup)?;
+        Ok(LogsSender {
+            exporter: exporter.to_string(),
+            client: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+            signed,
+            retry: retry.clone(),
+            workers: session.num_workers.max(1),
+            retention_days,
+            tags: tags.clone(),
+        })
+    }
+}
+
 /// The part of PutLogEvents' answer that matters: which events were refused.
 #[derive(serde::Deserialize, Default)]
 struct PutLogEventsAnswer {

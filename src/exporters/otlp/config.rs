@@ -3,7 +3,7 @@
 use crate::aws::RetrySettings;
 use crate::config::{ComponentSection, InvalidSetting, duration};
 use crate::exporters::QueueSettings;
-use crate::exporters::tls::TlsSettings;
+use crate::exporters::client::{Compression, TlsSettings};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ pub struct OtlpGrpcConfig {
     /// `host:port` (TLS unless `tls.insecure`), or an `http://` / `https://` URL.
     pub endpoint: String,
     #[serde(default)]
-    pub compression: GrpcCompression,
+    pub compression: Compression,
     /// Sent as gRPC metadata with every call.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -53,16 +53,6 @@ pub struct OtlpGrpcConfig {
 /// The exporterhelper's default timeout per export.
 fn default_timeout() -> Duration {
     Duration::from_secs(5)
-}
-
-/// `compression`: gzip by default, as in current collectors.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GrpcCompression {
-    #[default]
-    Gzip,
-    Zstd,
-    None,
 }
 
 /// The validated section: the URL the channel connects to.
@@ -161,7 +151,7 @@ mod tests {
             "http://127.0.0.1:4317"
         );
         let defaults = settings("endpoint: gw:4317").unwrap().config;
-        assert_eq!(defaults.compression, GrpcCompression::Gzip);
+        assert_eq!(defaults.compression, Compression::Gzip);
         assert_eq!(defaults.timeout, Duration::from_secs(5));
     }
 

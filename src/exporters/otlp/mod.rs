@@ -9,10 +9,10 @@ pub use config::{OtlpGrpcConfig, OtlpGrpcSettings};
 use super::{ExportError, InFlight};
 use crate::aws::calls::{Answer, Retrying, Unit};
 use crate::config::{ComponentId, Signal};
-use crate::internal_events::{DropReason, OtlpItemsDropped};
+use crate::exporters::client::Compression;
+use crate::internal_events::{DropReason, report_otlp_dropped as report_dropped};
 use crate::pipeline::Payload;
 use bytes::{BufMut, Bytes};
-use config::GrpcCompression;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
@@ -116,16 +116,6 @@ impl OtlpGrpcExporter {
     }
 }
 
-fn report_dropped(exporter: &str, reason: DropReason, items: u64, error: &dyn std::fmt::Display) {
-    OtlpItemsDropped {
-        exporter,
-        reason,
-        items,
-        error,
-    }
-    .emit();
-}
-
 /// One Export call; the answer as the retry loop reads it.
 async fn call(
     channel: Channel,
@@ -213,7 +203,7 @@ async fn call(
 /// A unary Export call at `path` sending `body`, an encoded export request.
 async fn export<R>(
     channel: Channel,
-    compression: GrpcCompression,
+    compression: Compression,
     metadata: &MetadataMap,
     body: Bytes,
     path: &'static str,
@@ -223,13 +213,13 @@ where
 {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc = match compression {
-        GrpcCompression::Gzip => grpc
+        Compression::Gzip => grpc
             .send_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Gzip),
-        GrpcCompression::Zstd => grpc
+        Compression::Zstd => grpc
             .send_compressed(CompressionEncoding::Zstd)
             .accept_compressed(CompressionEncoding::Zstd),
-        GrpcCompression::None => grpc,
+        Compression::None => grpc,
     };
     grpc.ready()
         .await

@@ -4,7 +4,7 @@
 use crate::aws::RetrySettings;
 use crate::config::{ComponentSection, InvalidSetting, Signal, duration};
 use crate::exporters::QueueSettings;
-use crate::exporters::tls::TlsSettings;
+use crate::exporters::client::{Compression, TlsSettings};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
@@ -62,16 +62,6 @@ pub struct OtlpHttpConfig {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
-}
-
-/// `compression`: gzip by default, as in current collectors.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    #[default]
-    Gzip,
-    Zstd,
-    None,
 }
 
 /// `encoding`: protobuf by default.

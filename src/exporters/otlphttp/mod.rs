@@ -13,7 +13,7 @@ use super::{ExportError, InFlight};
 use crate::aws::calls::{Answer, Retrying, Unit};
 use crate::aws::signed::Signer;
 use crate::config::{ComponentId, Signal};
-use crate::internal_events::{DropReason, OtlpItemsDropped};
+use crate::internal_events::{DropReason, report_otlp_dropped as report_dropped};
 use crate::pipeline::Payload;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -139,16 +139,6 @@ impl OtlpHttpExporter {
     }
 }
 
-fn report_dropped(exporter: &str, reason: DropReason, items: u64, error: &dyn std::fmt::Display) {
-    OtlpItemsDropped {
-        exporter,
-        reason,
-        items,
-        error,
-    }
-    .emit();
-}
-
 impl Unit for PreparedRequest {
     fn items(&self) -> u64 {
         self.items
@@ -233,7 +223,7 @@ async fn call(
 }
 
 /// The HTTP/1.1 client, TLS as `tls` says; plain HTTP for `http://` URLs.
-fn https_client(tls: &crate::exporters::tls::TlsSettings) -> Result<HttpsClient, String> {
+fn https_client(tls: &crate::exporters::client::TlsSettings) -> Result<HttpsClient, String> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls.client_config()?)
         .https_or_http()

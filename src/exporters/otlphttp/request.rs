@@ -1,8 +1,9 @@
 //! A batch as OTLP/HTTP requests: encoded once (protobuf or OTLP/JSON), split where the
 //! destination has per-request limits, compressed; retries send the same bytes again.
 
-use super::config::{Compression, Encoding, OtlpHttpConfig};
+use super::config::{Encoding, OtlpHttpConfig};
 use crate::exporters::ExportError;
+use crate::exporters::client::Compression;
 use crate::pipeline::Payload;
 use bytes::Bytes;
 use http_body_util::Full;

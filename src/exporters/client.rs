@@ -1,10 +1,21 @@
-//! The collector's client `tls` block, shared by the OTLP exporters, as a rustls client config.
+//! What the OTLP exporters' clients share: the collector's `tls` block, as a rustls client
+//! config, and `compression`.
 
 use crate::config::InvalidSetting;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// `compression`: gzip by default, as in current collectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
 
 /// The collector's client `tls` block.
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
