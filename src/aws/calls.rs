@@ -83,7 +83,7 @@ impl Retrying<'_> {
                         return dropped;
                     }
                     let budget = self.settings.max_elapsed_time;
-                    if !self.settings.enabled || (!budget.is_zero() && started.elapsed() >= budget)
+                    if !self.settings.enabled || (!budget.is_zero() && started.elapsed() >= *budget)
                     {
                         (self.report_dropped)(
                             self.exporter,
@@ -151,9 +151,9 @@ mod tests {
 
     fn settings(max_elapsed: Duration) -> RetrySettings {
         RetrySettings {
-            initial_interval: Duration::from_secs(1),
-            max_interval: Duration::from_secs(1),
-            max_elapsed_time: max_elapsed,
+            initial_interval: crate::config::duration::GoDuration::from_secs(1),
+            max_interval: crate::config::duration::GoDuration::from_secs(1),
+            max_elapsed_time: max_elapsed.into(),
             ..RetrySettings::default()
         }
     }

@@ -5,7 +5,7 @@
 pub mod calls;
 pub mod signed;
 
-use crate::config::duration;
+use crate::config::duration::GoDuration;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -66,25 +66,13 @@ fn default_max_retries() -> u32 {
 pub struct RetrySettings {
     #[serde(default = "default_true")]
     pub enabled: bool,
-    #[serde(
-        default = "default_initial_interval",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub initial_interval: Duration,
-    #[serde(
-        default = "default_max_interval",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub max_interval: Duration,
+    #[serde(default = "default_initial_interval")]
+    pub initial_interval: GoDuration,
+    #[serde(default = "default_max_interval")]
+    pub max_interval: GoDuration,
     /// After this long a batch is given up (counted and logged); 0 means never.
-    #[serde(
-        default = "default_max_elapsed_time",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub max_elapsed_time: Duration,
+    #[serde(default = "default_max_elapsed_time")]
+    pub max_elapsed_time: GoDuration,
     #[serde(default = "default_multiplier")]
     pub multiplier: f64,
     #[serde(default = "default_randomization_factor")]
@@ -100,14 +88,14 @@ impl Default for RetrySettings {
 fn default_true() -> bool {
     true
 }
-fn default_initial_interval() -> Duration {
-    Duration::from_secs(5)
+fn default_initial_interval() -> GoDuration {
+    GoDuration::from_secs(5)
 }
-fn default_max_interval() -> Duration {
-    Duration::from_secs(30)
+fn default_max_interval() -> GoDuration {
+    GoDuration::from_secs(30)
 }
-fn default_max_elapsed_time() -> Duration {
-    Duration::from_secs(300)
+fn default_max_elapsed_time() -> GoDuration {
+    GoDuration::from_secs(300)
 }
 fn default_multiplier() -> f64 {
     1.5
@@ -343,7 +331,7 @@ mod tests {
     #[test]
     fn backoff_grows_to_the_cap_with_jitter() {
         let retry = RetrySettings::default();
-        assert_eq!(retry.initial_interval, Duration::from_secs(5));
+        assert_eq!(*retry.initial_interval, Duration::from_secs(5));
         for attempt in 0..20 {
             let wait = retry.backoff(attempt).as_secs_f64();
             let base = (5.0 * 1.5f64.powi(attempt as i32)).min(30.0);

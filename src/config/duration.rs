@@ -86,41 +86,70 @@ fn trim_fraction(value: f64) -> String {
     text.to_string()
 }
 
-/// Serde helper: a duration written back the way the collector's configs write it (`200ms`).
-pub fn serialize<S: serde::Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&format_go_duration(*value))
-}
+/// A duration as collector configs write it: read from a Go duration string (`200ms`) or a
+/// plain integer of nanoseconds (as the collector's decoder also accepts), written back as Go
+/// prints it. Every duration key of every section has this type, so they all parse alike.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GoDuration(pub Duration);
 
-/// [`serialize`] for an optional key.
-pub fn serialize_option<S: serde::Serializer>(
-    value: &Option<Duration>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(value) => serialize(value, serializer),
-        None => serializer.serialize_none(),
+impl GoDuration {
+    pub const ZERO: GoDuration = GoDuration(Duration::ZERO);
+
+    pub const fn from_secs(secs: u64) -> Self {
+        GoDuration(Duration::from_secs(secs))
+    }
+
+    pub const fn from_millis(millis: u64) -> Self {
+        GoDuration(Duration::from_millis(millis))
     }
 }
 
-/// [`deserialize`] for an optional key (`#[serde(default)]` gives `None` when it is absent).
-pub fn deserialize_option<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Duration>, D::Error> {
-    deserialize(deserializer).map(Some)
+impl std::ops::Deref for GoDuration {
+    type Target = Duration;
+
+    fn deref(&self) -> &Duration {
+        &self.0
+    }
 }
 
-/// Serde helper: a Go duration string, or a plain integer of nanoseconds (as the collector's
-/// decoder also accepts).
-pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Text(String),
-        Nanos(u64),
+impl From<Duration> for GoDuration {
+    fn from(duration: Duration) -> Self {
+        GoDuration(duration)
     }
-    match Raw::deserialize(deserializer)? {
-        Raw::Text(text) => parse_go_duration(&text).map_err(de::Error::custom),
-        Raw::Nanos(n) => Ok(Duration::from_nanos(n)),
+}
+
+impl From<GoDuration> for Duration {
+    fn from(duration: GoDuration) -> Self {
+        duration.0
+    }
+}
+
+impl std::fmt::Display for GoDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_go_duration(self.0))
+    }
+}
+
+impl serde::Serialize for GoDuration {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_go_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Nanos(u64),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Text(text) => parse_go_duration(&text)
+                .map(GoDuration)
+                .map_err(de::Error::custom),
+            Raw::Nanos(n) => Ok(GoDuration(Duration::from_nanos(n))),
+        }
     }
 }
 
@@ -160,5 +189,27 @@ mod tests {
         for (d, want) in cases {
             assert_eq!(format_go_duration(d), want);
         }
+    }
+
+    #[test]
+    fn go_duration_reads_text_or_nanoseconds_and_writes_go_text() {
+        let read: Vec<GoDuration> = serde_yaml_ng::from_str("[200ms, 1m30s, 1000000]").unwrap();
+        assert_eq!(
+            read,
+            [
+                GoDuration::from_millis(200),
+                GoDuration::from_secs(90),
+                GoDuration::from_millis(1)
+            ]
+        );
+        assert_eq!(
+            serde_yaml_ng::to_string(&read).unwrap(),
+            "- 200ms\n- 1m30s\n- 1ms\n"
+        );
+        let refused = serde_yaml_ng::from_str::<GoDuration>("5x").unwrap_err();
+        assert!(
+            refused.to_string().contains("unknown unit \"x\""),
+            "{refused}"
+        );
     }
 }

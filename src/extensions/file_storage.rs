@@ -3,11 +3,10 @@
 //! of the container (ECS keeps the task's volume). The queue files themselves are written by
 //! `exporters::persistent_queue`.
 
-use crate::config::duration;
+use crate::config::duration::GoDuration;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// `extensions.file_storage`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -24,12 +23,8 @@ pub struct FileStorageConfig {
     #[serde(default)]
     pub fsync: bool,
     /// Accepted for compatibility (the collector's lock timeout on its database file).
-    #[serde(
-        default = "default_timeout",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub timeout: Duration,
+    #[serde(default = "default_timeout")]
+    pub timeout: GoDuration,
     /// Accepted for compatibility: the collector's database compaction. One file per batch,
     /// deleted once exported, needs none.
     #[serde(default)]
@@ -44,8 +39,8 @@ fn default_directory() -> PathBuf {
     PathBuf::from("/var/lib/otelcol/file_storage")
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(1)
+fn default_timeout() -> GoDuration {
+    GoDuration::from_secs(1)
 }
 
 impl FileStorageConfig {
@@ -76,7 +71,7 @@ mod tests {
         let c: FileStorageConfig = serde_yaml_ng::from_str("{}").unwrap();
         assert_eq!(c.directory, PathBuf::from("/var/lib/otelcol/file_storage"));
         assert!(!c.create_directory && !c.fsync);
-        assert_eq!(c.timeout, Duration::from_secs(1));
+        assert_eq!(c.timeout, GoDuration::from_secs(1));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! timer (`timeout`, reset after every send), an optional cap per sent batch
 //! (`send_batch_max_size`), and a full flush when the pipeline closes.
 
-use crate::config::{InvalidSetting, duration};
+use crate::config::{InvalidSetting, duration::GoDuration};
 use crate::pipeline::{Delivery, Payload, Signal};
 use serde::Deserialize;
 use std::time::Duration;
@@ -13,12 +13,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
-    #[serde(
-        default = "default_timeout",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub timeout: Duration,
+    #[serde(default = "default_timeout")]
+    pub timeout: GoDuration,
     #[serde(default = "default_send_batch_size")]
     pub send_batch_size: usize,
     /// 0 means no cap.
@@ -30,8 +26,8 @@ pub struct BatchConfig {
     pub metadata_cardinality_limit: u32,
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_millis(200)
+fn default_timeout() -> GoDuration {
+    GoDuration::from_millis(200)
 }
 fn default_send_batch_size() -> usize {
     8192
@@ -114,7 +110,7 @@ impl BatchProcessor {
         mut input: mpsc::Receiver<Delivery>,
         output: mpsc::Sender<Delivery>,
     ) {
-        let mut deadline = Instant::now() + self.config.timeout;
+        let mut deadline = Instant::now() + *self.config.timeout;
         loop {
             tokio::select! {
                 biased;
@@ -125,7 +121,7 @@ impl BatchProcessor {
                         continue;
                     }
                     if self.pending_items == 0 {
-                        deadline = next_tick(deadline, self.config.timeout, Instant::now());
+                        deadline = next_tick(deadline, *self.config.timeout, Instant::now());
                     }
                     self.pending.append(payload);
                     self.pending_items += items;
@@ -133,13 +129,13 @@ impl BatchProcessor {
                         && (!self.timer_enabled() || self.pending_items >= self.config.send_batch_size)
                     {
                         self.send_one(Trigger::Size, &output).await;
-                        deadline = Instant::now() + self.config.timeout;
+                        deadline = Instant::now() + *self.config.timeout;
                     }
                 }
                 // Armed only while a batch is pending: an idle sidecar has no timer to wake it.
                 _ = tokio::time::sleep_until(deadline), if self.timer_enabled() && self.pending_items > 0 => {
                     self.send_one(Trigger::Timeout, &output).await;
-                    deadline = Instant::now() + self.config.timeout;
+                    deadline = Instant::now() + *self.config.timeout;
                 }
             }
         }
@@ -214,7 +210,7 @@ mod tests {
     #[test]
     fn defaults_match_the_collector() {
         let c = config("{}");
-        assert_eq!(c.timeout, Duration::from_millis(200));
+        assert_eq!(*c.timeout, Duration::from_millis(200));
         assert_eq!(c.send_batch_size, 8192);
         assert_eq!(c.send_batch_max_size, 0);
         let bad = config("send_batch_size: 100\nsend_batch_max_size: 99");

@@ -9,7 +9,7 @@
 //! `*_gc_interval_*` keys are accepted and have no effect.
 
 use crate::config::InvalidSetting;
-use crate::config::duration::{self, format_go_duration};
+use crate::config::duration::GoDuration;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,12 +19,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryLimiterSection {
-    #[serde(
-        default,
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    check_interval: Duration,
+    #[serde(default)]
+    check_interval: GoDuration,
     #[serde(default)]
     limit_mib: u32,
     #[serde(default)]
@@ -33,33 +29,15 @@ pub struct MemoryLimiterSection {
     limit_percentage: u32,
     #[serde(default)]
     spike_limit_percentage: u32,
-    #[serde(
-        default,
-        deserialize_with = "duration::deserialize_option",
-        serialize_with = "duration::serialize_option"
-    )]
-    min_gc_interval_when_soft_limited: Option<Duration>,
-    #[serde(
-        default,
-        deserialize_with = "duration::deserialize_option",
-        serialize_with = "duration::serialize_option"
-    )]
-    min_gc_interval_when_hard_limited: Option<Duration>,
+    #[serde(default)]
+    min_gc_interval_when_soft_limited: Option<GoDuration>,
+    #[serde(default)]
+    min_gc_interval_when_hard_limited: Option<GoDuration>,
     /// Accepted with no effect: there is no garbage collector to pace.
-    #[serde(
-        default,
-        deserialize_with = "duration::deserialize_option",
-        serialize_with = "duration::serialize_option",
-        rename = "max_gc_interval_when_soft_limited"
-    )]
-    _max_gc_interval_when_soft_limited: Option<Duration>,
-    #[serde(
-        default,
-        deserialize_with = "duration::deserialize_option",
-        serialize_with = "duration::serialize_option",
-        rename = "max_gc_interval_when_hard_limited"
-    )]
-    _max_gc_interval_when_hard_limited: Option<Duration>,
+    #[serde(default, rename = "max_gc_interval_when_soft_limited")]
+    _max_gc_interval_when_soft_limited: Option<GoDuration>,
+    #[serde(default, rename = "max_gc_interval_when_hard_limited")]
+    _max_gc_interval_when_hard_limited: Option<GoDuration>,
 }
 
 /// The limit as configured: fixed, or a share of the memory the container may use.
@@ -88,7 +66,7 @@ impl MemoryLimiterSection {
         if self.check_interval.is_zero() {
             return err(
                 "check_interval",
-                format_go_duration(self.check_interval),
+                self.check_interval.to_string(),
                 "'check_interval' must be greater than zero",
             );
         }
@@ -99,10 +77,10 @@ impl MemoryLimiterSection {
         {
             return err(
                 "min_gc_interval_when_soft_limited",
-                format_go_duration(soft),
+                soft.to_string(),
                 &format!(
                     "'min_gc_interval_when_soft_limited' should be larger than 'min_gc_interval_when_hard_limited' ({})",
-                    format_go_duration(hard)
+                    hard
                 ),
             );
         }
@@ -158,7 +136,7 @@ impl MemoryLimiterSection {
         };
         Ok(MemoryLimiterConfig {
             written: Box::new(self.clone()),
-            check_interval: self.check_interval,
+            check_interval: *self.check_interval,
             limit,
         })
     }

@@ -9,7 +9,7 @@
 //! expire after two hours. Admission is one Lua script per export batch; a sidecar caches what
 //! the fleet admitted and refused, so a known identity costs no round trip.
 
-use crate::config::duration;
+use crate::config::duration::GoDuration;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
@@ -70,12 +70,8 @@ pub struct SharedBudgetConfig {
     /// Sidecars with the same fleet name share one budget; default: namespace and log group.
     #[serde(default)]
     pub fleet: String,
-    #[serde(
-        default = "default_timeout",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub timeout: Duration,
+    #[serde(default = "default_timeout")]
+    pub timeout: GoDuration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -89,8 +85,8 @@ fn default_prefix() -> String {
     "otel-sidecar:budget".into()
 }
 
-fn default_timeout() -> Duration {
-    MAX_STORE_TIMEOUT
+fn default_timeout() -> GoDuration {
+    GoDuration(MAX_STORE_TIMEOUT)
 }
 
 impl SharedBudgetConfig {
@@ -120,7 +116,7 @@ impl SharedBudgetConfig {
                 format!("{:?} is not a redis:// or rediss:// URL", self.endpoint),
             ));
         }
-        if self.timeout.is_zero() || self.timeout > MAX_STORE_TIMEOUT {
+        if self.timeout.is_zero() || *self.timeout > MAX_STORE_TIMEOUT {
             return Err((
                 "timeout".into(),
                 format!(
@@ -514,7 +510,7 @@ mod tests {
         }
         assert!(last.ends_with(":seen:9"));
         let bad = SharedBudgetConfig {
-            timeout: Duration::from_secs(1),
+            timeout: GoDuration::from_secs(1),
             ..config.clone()
         };
         assert_eq!(bad.validate().unwrap_err().0, "timeout");

@@ -352,7 +352,7 @@ impl AwsEmfExporter {
                         address,
                         &shared.key_prefix,
                         &fleet_name,
-                        shared.timeout,
+                        *shared.timeout,
                         budget.limit(),
                         budget.max_metrics_per_name,
                         budget.on_exceed == budget::OnExceed::Fold,

@@ -1,13 +1,12 @@
 //! The `otlp` (gRPC) exporter's section, with the Go exporter's keys and defaults.
 
 use crate::aws::RetrySettings;
-use crate::config::{ComponentSection, InvalidSetting, duration};
+use crate::config::{ComponentSection, InvalidSetting, duration::GoDuration};
 use crate::exporters::QueueSettings;
 use crate::exporters::client::{Compression, TlsSettings};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// `exporters.otlp` as written.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -22,12 +21,8 @@ pub struct OtlpGrpcConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub tls: TlsSettings,
-    #[serde(
-        default = "default_timeout",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub timeout: Duration,
+    #[serde(default = "default_timeout")]
+    pub timeout: GoDuration,
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
     #[serde(default)]
@@ -51,8 +46,8 @@ pub struct OtlpGrpcConfig {
 }
 
 /// The exporterhelper's default timeout per export.
-fn default_timeout() -> Duration {
-    Duration::from_secs(5)
+fn default_timeout() -> GoDuration {
+    GoDuration::from_secs(5)
 }
 
 /// The validated section: the URL the channel connects to.
@@ -94,7 +89,7 @@ impl ComponentSection for OtlpGrpcConfig {
         if self.timeout.is_zero() {
             invalid.push(InvalidSetting::shown(
                 "timeout",
-                duration::format_go_duration(self.timeout),
+                self.timeout.to_string(),
                 "a duration greater than zero",
             ));
         }
@@ -152,7 +147,7 @@ mod tests {
         );
         let defaults = settings("endpoint: gw:4317").unwrap().config;
         assert_eq!(defaults.compression, Compression::Gzip);
-        assert_eq!(defaults.timeout, Duration::from_secs(5));
+        assert_eq!(defaults.timeout, GoDuration::from_secs(5));
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl OtlpGrpcExporter {
             .build();
         let channel = tonic::transport::Endpoint::from_shared(settings.url.clone())
             .map_err(|e| ExportError::Setup(format!("endpoint {}: {e}", settings.url)))?
-            .timeout(settings.config.timeout)
+            .timeout(*settings.config.timeout)
             .connect_with_connector_lazy(connector);
         let mut metadata = MetadataMap::new();
         for (name, value) in &settings.config.headers {

@@ -2,13 +2,12 @@
 //! URL of each signal and the request settings.
 
 use crate::aws::RetrySettings;
-use crate::config::{ComponentSection, InvalidSetting, Signal, duration};
+use crate::config::{ComponentSection, InvalidSetting, Signal, duration::GoDuration};
 use crate::exporters::QueueSettings;
 use crate::exporters::client::{Compression, TlsSettings};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// `exporters.otlp_http` as written.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -31,12 +30,8 @@ pub struct OtlpHttpConfig {
     /// Sent with every request (and signed with it when an authenticator signs).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    #[serde(
-        default = "default_timeout",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub timeout: Duration,
+    #[serde(default = "default_timeout")]
+    pub timeout: GoDuration,
     #[serde(default)]
     pub tls: TlsSettings,
     #[serde(default)]
@@ -60,8 +55,8 @@ pub struct OtlpHttpConfig {
     pub disable_keep_alives: Option<Value>,
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
+fn default_timeout() -> GoDuration {
+    GoDuration::from_secs(30)
 }
 
 /// `encoding`: protobuf by default.
@@ -156,7 +151,7 @@ impl ComponentSection for OtlpHttpConfig {
         if self.timeout.is_zero() {
             invalid.push(InvalidSetting::shown(
                 "timeout",
-                duration::format_go_duration(self.timeout),
+                self.timeout.to_string(),
                 "a duration greater than zero",
             ));
         }
@@ -219,7 +214,7 @@ mod tests {
         );
         assert_eq!(s.config.compression, Compression::Gzip);
         assert_eq!(s.config.encoding, Encoding::Proto);
-        assert_eq!(s.config.timeout, Duration::from_secs(30));
+        assert_eq!(s.config.timeout, GoDuration::from_secs(30));
         let only_traces =
             settings("traces_endpoint: https://xray.us-east-1.amazonaws.com/v1/traces").unwrap();
         assert!(only_traces.url(Signal::Logs).is_none());

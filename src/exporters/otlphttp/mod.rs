@@ -187,7 +187,7 @@ async fn call(
             .to_bytes();
         Ok::<_, String>((parts, body))
     };
-    let (parts, body) = match tokio::time::timeout(settings.config.timeout, exchange).await {
+    let (parts, body) = match tokio::time::timeout(*settings.config.timeout, exchange).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(error)) => return again(prepared, error),
         Err(_) => {

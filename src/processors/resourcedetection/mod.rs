@@ -7,13 +7,12 @@ mod ec2;
 pub mod ecs;
 mod system;
 
-use crate::config::duration;
+use crate::config::duration::GoDuration;
 use crate::pipeline::{Delivery, Payload};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
-use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// `processors.resourcedetection`.
@@ -22,12 +21,8 @@ use tokio::sync::mpsc;
 pub struct ResourceDetectionConfig {
     #[serde(default)]
     pub detectors: Vec<String>,
-    #[serde(
-        default = "default_timeout",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub timeout: Duration,
+    #[serde(default = "default_timeout")]
+    pub timeout: GoDuration,
     /// Detected values replace attributes the data already has.
     #[serde(default = "default_override", rename = "override")]
     pub override_existing: bool,
@@ -47,8 +42,8 @@ pub struct ResourceDetectionConfig {
     pub attributes: Option<Value>,
 }
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(5)
+fn default_timeout() -> GoDuration {
+    GoDuration::from_secs(5)
 }
 fn default_override() -> bool {
     true
@@ -114,7 +109,7 @@ fn percent_decode(text: &str) -> String {
 /// Runs the detectors in order, all within `timeout`; later detectors do not overwrite
 /// earlier ones.
 pub async fn detect(config: &ResourceDetectionConfig) -> Vec<(String, String)> {
-    let deadline = tokio::time::Instant::now() + config.timeout;
+    let deadline = tokio::time::Instant::now() + *config.timeout;
     let mut found: Vec<(String, String)> = Vec::new();
     for detector in &config.detectors {
         let timed_out = || Err(format!("no answer within {:?}", config.timeout));

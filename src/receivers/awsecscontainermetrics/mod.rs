@@ -5,10 +5,9 @@
 
 mod translate;
 
-use crate::config::{ComponentSection, InvalidSetting, duration};
+use crate::config::{ComponentSection, InvalidSetting, duration::GoDuration};
 use crate::pipeline::{Consumers, Shutdown};
 use serde::Deserialize;
-use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use translate::{EcsMetrics, translate};
@@ -17,16 +16,12 @@ pub use translate::{EcsMetrics, translate};
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsEcsContainerMetricsConfig {
-    #[serde(
-        default = "default_interval",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub collection_interval: Duration,
+    #[serde(default = "default_interval")]
+    pub collection_interval: GoDuration,
 }
 
-fn default_interval() -> Duration {
-    Duration::from_secs(20)
+fn default_interval() -> GoDuration {
+    GoDuration::from_secs(20)
 }
 
 impl ComponentSection for AwsEcsContainerMetricsConfig {
@@ -37,7 +32,7 @@ impl ComponentSection for AwsEcsContainerMetricsConfig {
         if self.collection_interval.is_zero() {
             return Err(vec![InvalidSetting::shown(
                 "collection_interval",
-                duration::format_go_duration(self.collection_interval),
+                self.collection_interval.to_string(),
                 "a duration greater than zero",
             )]);
         }
@@ -80,7 +75,8 @@ pub async fn start(
     let id = id.to_string();
     let interval = config.collection_interval;
     let task = tokio::spawn(async move {
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::now() + *interval, *interval);
         let stop = shutdown.wait();
         tokio::pin!(stop);
         loop {
@@ -133,6 +129,6 @@ mod tests {
             &serde_yaml_ng::Value::Null,
         )
         .unwrap();
-        assert_eq!(config.collection_interval, Duration::from_secs(20));
+        assert_eq!(config.collection_interval, GoDuration::from_secs(20));
     }
 }

@@ -4,7 +4,7 @@
 pub mod aggregate;
 pub mod parse;
 
-use crate::config::{ComponentSection, InvalidSetting, duration};
+use crate::config::{ComponentSection, InvalidSetting, duration::GoDuration};
 use crate::internal_events::{StatsdLinesSkipped, StatsdSkip};
 use crate::pipeline::{Consumers, Payload, Refused, Shutdown};
 use aggregate::{AggregationSettings, Aggregator, CounterType};
@@ -23,12 +23,8 @@ pub struct StatsdReceiverConfig {
     pub endpoint: String,
     #[serde(default)]
     pub transport: StatsdTransport,
-    #[serde(
-        default = "default_interval",
-        deserialize_with = "duration::deserialize",
-        serialize_with = "duration::serialize"
-    )]
-    pub aggregation_interval: Duration,
+    #[serde(default = "default_interval")]
+    pub aggregation_interval: GoDuration,
     #[serde(default)]
     pub enable_metric_type: bool,
     #[serde(default)]
@@ -55,8 +51,8 @@ pub struct StatsdReceiverConfig {
 fn default_endpoint() -> String {
     "localhost:8125".into()
 }
-fn default_interval() -> Duration {
-    Duration::from_secs(60)
+fn default_interval() -> GoDuration {
+    GoDuration::from_secs(60)
 }
 
 /// How StatsD arrives: datagrams, lines over TCP, or datagrams on a Unix socket. The IPv4 and
@@ -81,7 +77,7 @@ impl ComponentSection for StatsdReceiverConfig {
         if self.aggregation_interval.is_zero() {
             return Err(vec![InvalidSetting::shown(
                 "aggregation_interval",
-                duration::format_go_duration(self.aggregation_interval),
+                self.aggregation_interval.to_string(),
                 "a positive duration",
             )]);
         }
@@ -320,8 +316,8 @@ async fn run(
     consumers: Consumers,
 ) {
     let mut ticker = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.aggregation_interval,
-        config.aggregation_interval,
+        tokio::time::Instant::now() + *config.aggregation_interval,
+        *config.aggregation_interval,
     );
     loop {
         tokio::select! {
