@@ -26,11 +26,13 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 mod dimensions;
+mod event;
 mod points;
 mod render;
 
 pub use dimensions::dimension_sets;
 use dimensions::*;
+use event::*;
 pub use points::exponential_values;
 use points::*;
 pub use render::MAX_EVENT_BYTES;
