@@ -1,9 +1,7 @@
 //! Exporter types: decoding their sections and building them.
 
 use super::ExtensionConfig;
-use crate::config::{
-    ComponentId, DecodeError, InvalidSetting, Signal, decode_section, decode_settings,
-};
+use crate::config::{ComponentId, DecodeError, InvalidSetting, Signal, decode_settings};
 use crate::exporters::{self, Export, ExportError, InFlight, QueueSettings};
 use crate::pipeline::Payload;
 use crate::telemetry::CardinalityReports;
@@ -118,22 +116,18 @@ impl ExporterConfig {
 /// Decodes the body of an `exporters.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ExporterConfig, DecodeError> {
     match kind {
-        "awsemf" => {
-            let config: exporters::awsemf::AwsEmfExporterConfig = decode_section(body)?;
-            config.validate()?;
-            Ok(ExporterConfig::AwsEmf(Box::new(config)))
-        }
-        "awsxray" => {
-            let config: exporters::awsxray::AwsXrayExporterConfig = decode_section(body)?;
-            config.validate()?;
-            Ok(ExporterConfig::AwsXray(Box::new(config)))
-        }
-        "debug" => Ok(ExporterConfig::Debug(decode_section(body)?)),
-        "file" => {
-            let config: exporters::file::FileExporterConfig = decode_section(body)?;
-            config.validate()?;
-            Ok(ExporterConfig::File(config))
-        }
+        "awsemf" => Ok(ExporterConfig::AwsEmf(Box::new(decode_settings::<
+            exporters::awsemf::AwsEmfExporterConfig,
+        >(body)?))),
+        "awsxray" => Ok(ExporterConfig::AwsXray(Box::new(decode_settings::<
+            exporters::awsxray::AwsXrayExporterConfig,
+        >(body)?))),
+        "debug" => Ok(ExporterConfig::Debug(decode_settings::<
+            exporters::debug::DebugExporterConfig,
+        >(body)?)),
+        "file" => Ok(ExporterConfig::File(decode_settings::<
+            exporters::file::FileExporterConfig,
+        >(body)?)),
         "otlp_http" | "otlphttp" => Ok(ExporterConfig::OtlpHttp(Box::new(decode_settings::<
             exporters::otlphttp::OtlpHttpConfig,
         >(body)?))),

@@ -1,6 +1,6 @@
 //! Extension types: decoding their sections and starting them.
 
-use crate::config::{ComponentId, DecodeError, decode_section, decode_settings};
+use crate::config::{ComponentId, DecodeError, decode_settings};
 use crate::extensions::{self, HealthState};
 use crate::pipeline::Shutdown;
 use serde_yaml_ng::Value;
@@ -23,8 +23,12 @@ pub enum ExtensionConfig {
 /// Decodes the body of an `extensions.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ExtensionConfig, DecodeError> {
     match kind {
-        "file_storage" => Ok(ExtensionConfig::FileStorage(decode_section(body)?)),
-        "health_check" => Ok(ExtensionConfig::HealthCheck(decode_section(body)?)),
+        "file_storage" => Ok(ExtensionConfig::FileStorage(decode_settings::<
+            extensions::file_storage::FileStorageConfig,
+        >(body)?)),
+        "health_check" => Ok(ExtensionConfig::HealthCheck(decode_settings::<
+            extensions::health_check::HealthCheckConfig,
+        >(body)?)),
         "sigv4auth" => Ok(ExtensionConfig::Sigv4Auth(decode_settings::<
             extensions::sigv4auth::Sigv4AuthConfig,
         >(body)?)),

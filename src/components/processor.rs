@@ -1,6 +1,6 @@
 //! Processor types: decoding their sections and starting them in a pipeline.
 
-use crate::config::{ComponentId, DecodeError, InvalidSetting, Signal, decode_section};
+use crate::config::{ComponentId, DecodeError, Signal, decode_settings};
 use crate::internal_events::{DropReason, ProcessorItemsDropped};
 use crate::pipeline::Delivery;
 use crate::processors;
@@ -33,44 +33,33 @@ pub enum ProcessorConfig {
     ResourceDetection(Box<processors::resourcedetection::ResourceDetectionConfig>),
 }
 
-fn invalid(e: impl Into<InvalidSetting>) -> DecodeError {
-    DecodeError::from(e.into())
-}
-
 /// Decodes the body of a `processors.<id>` entry of type `kind`.
 pub fn decode(kind: &str, body: &Value) -> Result<ProcessorConfig, DecodeError> {
     Ok(match kind {
-        "attributes" => {
-            let section: processors::attributes::AttributesProcessorSection = decode_section(body)?;
-            ProcessorConfig::Attributes(Box::new(section.validate().map_err(invalid)?))
-        }
+        "attributes" => ProcessorConfig::Attributes(Box::new(decode_settings::<
+            processors::attributes::AttributesProcessorSection,
+        >(body)?)),
         "batch" => {
-            let config: processors::batch::BatchConfig = decode_section(body)?;
-            config.validate().map_err(invalid)?;
-            ProcessorConfig::Batch(config)
+            ProcessorConfig::Batch(decode_settings::<processors::batch::BatchSection>(body)?)
         }
-        "filter" => {
-            let section: processors::filter::FilterProcessorSection = decode_section(body)?;
-            ProcessorConfig::Filter(Box::new(section.validate().map_err(invalid)?))
-        }
-        "memory_limiter" => {
-            let section: processors::memory_limiter::MemoryLimiterSection = decode_section(body)?;
-            ProcessorConfig::MemoryLimiter(section.validate().map_err(invalid)?)
-        }
+        "filter" => ProcessorConfig::Filter(Box::new(decode_settings::<
+            processors::filter::FilterProcessorSection,
+        >(body)?)),
+        "memory_limiter" => ProcessorConfig::MemoryLimiter(decode_settings::<
+            processors::memory_limiter::MemoryLimiterSection,
+        >(body)?),
         "metricstransform" | "metrics_transform" => {
-            let section: processors::metricstransform::MetricsTransformSection =
-                decode_section(body)?;
-            ProcessorConfig::MetricsTransform(Box::new(section.validate().map_err(invalid)?))
+            ProcessorConfig::MetricsTransform(Box::new(decode_settings::<
+                processors::metricstransform::MetricsTransformSection,
+            >(body)?))
         }
-        "resource" => {
-            let section: processors::resource::ResourceProcessorSection = decode_section(body)?;
-            ProcessorConfig::Resource(Box::new(section.validate().map_err(invalid)?))
-        }
+        "resource" => ProcessorConfig::Resource(Box::new(decode_settings::<
+            processors::resource::ResourceProcessorSection,
+        >(body)?)),
         "resourcedetection" | "resource_detection" => {
-            let config: processors::resourcedetection::ResourceDetectionConfig =
-                decode_section(body)?;
-            config.validate().map_err(invalid)?;
-            ProcessorConfig::ResourceDetection(Box::new(config))
+            ProcessorConfig::ResourceDetection(Box::new(decode_settings::<
+                processors::resourcedetection::ResourceDetectionConfig,
+            >(body)?))
         }
         _ => return Err(DecodeError::UnknownType(PROCESSOR_TYPES)),
     })

@@ -586,6 +586,22 @@ fn each_component_type_names_path_value_and_expectation() {
             "expected a duration greater than zero",
         ),
         (
+            "receiver",
+            "otlp",
+            "protocols:\n  http:\n    endpoint: localhost:431800",
+            "receivers.otlp.protocols.http.endpoint",
+            "\"localhost:431800\"",
+            "expected host:port with a port from 0 to 65535",
+        ),
+        (
+            "extension",
+            "health_check",
+            "endpoint: localhost",
+            "extensions.health_check.endpoint",
+            "\"localhost\"",
+            "expected host:port with a port from 0 to 65535",
+        ),
+        (
             "processor",
             "batch",
             "send_batch_size: 10\nsend_batch_max_size: 5",

@@ -174,6 +174,16 @@ impl InvalidSetting {
     }
 }
 
+/// Checks a listening endpoint as the collector writes it (`localhost:4318`, `0.0.0.0:2000`,
+/// `:8888`, `[::1]:4317`): a host (possibly empty) and a port number, so a typo is refused by
+/// `validate` rather than when the listener is bound.
+pub fn check_listen_endpoint(path: &str, endpoint: &str) -> Option<InvalidSetting> {
+    let port_ok = endpoint.rsplit_once(':').is_some_and(|(host, port)| {
+        port.parse::<u16>().is_ok() && !host.contains(char::is_whitespace)
+    });
+    (!port_ok).then(|| InvalidSetting::new(path, endpoint, "host:port with a port from 0 to 65535"))
+}
+
 /// `(path, message)` from checks that state the value in their message.
 impl From<(String, String)> for InvalidSetting {
     fn from((path, message): (String, String)) -> Self {

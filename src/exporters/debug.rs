@@ -23,6 +23,15 @@ pub struct DebugExporterConfig {
     pub sending_queue: QueueSettings,
 }
 
+/// Every value serde accepts is valid (`verbosity` is an enum).
+impl crate::config::ComponentSection for DebugExporterConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<crate::config::InvalidSetting>> {
+        Ok(self)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Verbosity {

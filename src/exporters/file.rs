@@ -30,8 +30,19 @@ fn default_format() -> String {
     "json".into()
 }
 
+impl crate::config::ComponentSection for FileExporterConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<crate::config::InvalidSetting>> {
+        match self.check() {
+            Ok(()) => Ok(self),
+            Err(problem) => Err(vec![problem.into()]),
+        }
+    }
+}
+
 impl FileExporterConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    fn check(&self) -> Result<(), (String, String)> {
         if self.path.as_os_str().is_empty() {
             return Err(("path".into(), "path must be non-empty".into()));
         }

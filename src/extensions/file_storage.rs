@@ -35,6 +35,22 @@ pub struct FileStorageConfig {
 }
 
 /// The collector's default on Linux.
+/// The directory is checked when the extension starts (it may be created then).
+impl crate::config::ComponentSection for FileStorageConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<crate::config::InvalidSetting>> {
+        if self.directory.as_os_str().is_empty() {
+            return Err(vec![crate::config::InvalidSetting::new(
+                "directory",
+                &self.directory,
+                "a directory path",
+            )]);
+        }
+        Ok(self)
+    }
+}
+
 fn default_directory() -> PathBuf {
     PathBuf::from("/var/lib/otelcol/file_storage")
 }

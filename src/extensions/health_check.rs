@@ -45,6 +45,28 @@ pub const DEFAULT_ENDPOINT: &str = "localhost:13133";
 /// The port ADOT's `/healthcheck` probes by default.
 pub const DEFAULT_PORT: u16 = 13133;
 
+impl crate::config::ComponentSection for HealthCheckConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<crate::config::InvalidSetting>> {
+        let mut invalid: Vec<_> = crate::config::check_listen_endpoint("endpoint", &self.endpoint)
+            .into_iter()
+            .collect();
+        if !self.path.starts_with('/') {
+            invalid.push(crate::config::InvalidSetting::new(
+                "path",
+                &self.path,
+                "a URL path starting with /",
+            ));
+        }
+        if invalid.is_empty() {
+            Ok(self)
+        } else {
+            Err(invalid)
+        }
+    }
+}
+
 fn default_endpoint() -> String {
     DEFAULT_ENDPOINT.into()
 }

@@ -32,8 +32,16 @@ pub struct AttributesProcessorConfig {
     exclude: Option<MatchConfig>,
 }
 
+impl crate::config::ComponentSection for AttributesProcessorSection {
+    type Settings = AttributesProcessorConfig;
+
+    fn validate(self) -> Result<AttributesProcessorConfig, Vec<crate::config::InvalidSetting>> {
+        self.settings().map_err(|problem| vec![problem])
+    }
+}
+
 impl AttributesProcessorSection {
-    pub fn validate(&self) -> Result<AttributesProcessorConfig, InvalidSetting> {
+    fn settings(&self) -> Result<AttributesProcessorConfig, InvalidSetting> {
         Ok(AttributesProcessorConfig {
             written: Box::new(self.clone()),
             actions: validate_actions("actions", &self.actions)?,
@@ -141,7 +149,7 @@ mod tests {
     fn processor(yaml: &str) -> AttributesProcessorConfig {
         serde_yaml_ng::from_str::<AttributesProcessorSection>(yaml)
             .unwrap()
-            .validate()
+            .settings()
             .unwrap()
     }
 

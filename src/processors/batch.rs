@@ -2,17 +2,17 @@
 //! timer (`timeout`, reset after every send), an optional cap per sent batch
 //! (`send_batch_max_size`), and a full flush when the pipeline closes.
 
-use crate::config::{InvalidSetting, duration::GoDuration};
+use crate::config::{ComponentSection, InvalidSetting, duration::GoDuration};
 use crate::pipeline::{Delivery, Payload, Signal};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// `processors.batch`.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+/// `processors.batch` as written.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BatchConfig {
+pub struct BatchSection {
     #[serde(default = "default_timeout")]
     pub timeout: GoDuration,
     #[serde(default = "default_send_batch_size")]
@@ -36,27 +36,42 @@ fn default_metadata_cardinality_limit() -> u32 {
     1000
 }
 
-impl BatchConfig {
-    /// The collector's checks; returns `(key, message)`.
-    pub fn validate(&self) -> Result<(), InvalidSetting> {
+/// A validated `batch` processor: what it runs with, and what `validate --print` shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BatchConfig {
+    pub timeout: GoDuration,
+    pub send_batch_size: usize,
+    /// 0 means no cap.
+    pub send_batch_max_size: usize,
+}
+
+impl ComponentSection for BatchSection {
+    type Settings = BatchConfig;
+
+    /// The collector's checks.
+    fn validate(self) -> Result<BatchConfig, Vec<InvalidSetting>> {
         if self.send_batch_max_size > 0 && self.send_batch_max_size < self.send_batch_size {
-            return Err(InvalidSetting::collector(
+            return Err(vec![InvalidSetting::collector(
                 "send_batch_max_size",
                 self.send_batch_max_size.to_string(),
                 &format!(
                     "send_batch_max_size must be greater or equal to send_batch_size ({})",
                     self.send_batch_size
                 ),
-            ));
+            )]);
         }
         if !self.metadata_keys.is_empty() {
-            return Err(InvalidSetting::new(
+            return Err(vec![InvalidSetting::new(
                 "metadata_keys",
                 &self.metadata_keys,
                 "none: batching by client metadata is not supported by otel-sidecar",
-            ));
+            )]);
         }
-        Ok(())
+        Ok(BatchConfig {
+            timeout: self.timeout,
+            send_batch_size: self.send_batch_size,
+            send_batch_max_size: self.send_batch_max_size,
+        })
     }
 }
 
@@ -181,8 +196,12 @@ mod tests {
 
     use crate::pipeline::test_spans as spans;
 
-    fn config(yaml: &str) -> BatchConfig {
+    fn section(yaml: &str) -> BatchSection {
         serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    fn config(yaml: &str) -> BatchConfig {
+        section(yaml).validate().unwrap()
     }
 
     /// The processor between two plain payload queues.
@@ -213,15 +232,14 @@ mod tests {
         assert_eq!(*c.timeout, Duration::from_millis(200));
         assert_eq!(c.send_batch_size, 8192);
         assert_eq!(c.send_batch_max_size, 0);
-        let bad = config("send_batch_size: 100\nsend_batch_max_size: 99");
+        let bad = section("send_batch_size: 100\nsend_batch_max_size: 99");
         assert!(
-            bad.validate()
-                .unwrap_err()
+            bad.validate().unwrap_err()[0]
                 .expected
                 .contains("greater or equal")
         );
         assert!(
-            config("send_batch_size: 100\nsend_batch_max_size: 100")
+            section("send_batch_size: 100\nsend_batch_max_size: 100")
                 .validate()
                 .is_ok()
         );

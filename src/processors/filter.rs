@@ -190,8 +190,16 @@ fn condition_strings(key: &str, list: &[Yaml]) -> Result<Vec<String>, (String, S
         .collect()
 }
 
+impl crate::config::ComponentSection for FilterProcessorSection {
+    type Settings = FilterProcessorConfig;
+
+    fn validate(self) -> Result<FilterProcessorConfig, Vec<crate::config::InvalidSetting>> {
+        self.settings().map_err(|problem| vec![problem.into()])
+    }
+}
+
 impl FilterProcessorSection {
-    pub fn validate(&self) -> Result<FilterProcessorConfig, (String, String)> {
+    fn settings(&self) -> Result<FilterProcessorConfig, (String, String)> {
         let error_mode = match self
             .error_mode
             .as_deref()
@@ -599,7 +607,7 @@ mod tests {
     fn filter(yaml: &str) -> Result<FilterProcessorConfig, (String, String)> {
         serde_yaml_ng::from_str::<FilterProcessorSection>(yaml)
             .unwrap()
-            .validate()
+            .settings()
     }
 
     /// Names of the metrics left, or `None` when nothing is forwarded.

@@ -8,8 +8,8 @@
 //! from a Go config is a little stricter here. There is no garbage collector to force: the
 //! `*_gc_interval_*` keys are accepted and have no effect.
 
-use crate::config::InvalidSetting;
 use crate::config::duration::GoDuration;
+use crate::config::{ComponentSection, InvalidSetting};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,16 +50,22 @@ pub enum Limit {
 /// A validated `memory_limiter`.
 #[derive(Debug, Clone)]
 pub struct MemoryLimiterConfig {
-    /// As written, for `validate --print`.
-    written: Box<MemoryLimiterSection>,
     pub check_interval: Duration,
     pub limit: Limit,
 }
 
 const MIB: u64 = 1 << 20;
 
+impl ComponentSection for MemoryLimiterSection {
+    type Settings = MemoryLimiterConfig;
+
+    fn validate(self) -> Result<MemoryLimiterConfig, Vec<InvalidSetting>> {
+        self.settings().map_err(|problem| vec![problem])
+    }
+}
+
 impl MemoryLimiterSection {
-    pub fn validate(&self) -> Result<MemoryLimiterConfig, InvalidSetting> {
+    fn settings(&self) -> Result<MemoryLimiterConfig, InvalidSetting> {
         let err = |key: &str, value: String, message: &str| {
             Err(InvalidSetting::collector(key, value, message))
         };
@@ -135,7 +141,6 @@ impl MemoryLimiterSection {
             }
         };
         Ok(MemoryLimiterConfig {
-            written: Box::new(self.clone()),
             check_interval: *self.check_interval,
             limit,
         })
@@ -249,9 +254,24 @@ pub fn start(
     Ok((gate, task))
 }
 
+/// The limit the processor keeps, in the keys that set it (the `*_gc_interval_*` keys have no
+/// effect and are left out).
 impl serde::Serialize for MemoryLimiterConfig {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.written.serialize(serializer)
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("check_interval", &GoDuration(self.check_interval))?;
+        match self.limit {
+            Limit::Mib { limit, spike } => {
+                map.serialize_entry("limit_mib", &limit)?;
+                map.serialize_entry("spike_limit_mib", &spike)?;
+            }
+            Limit::Percentage { limit, spike } => {
+                map.serialize_entry("limit_percentage", &limit)?;
+                map.serialize_entry("spike_limit_percentage", &spike)?;
+            }
+        }
+        map.end()
     }
 }
 
@@ -262,7 +282,7 @@ mod tests {
     fn validate(yaml: &str) -> Result<MemoryLimiterConfig, InvalidSetting> {
         serde_yaml_ng::from_str::<MemoryLimiterSection>(yaml)
             .unwrap()
-            .validate()
+            .settings()
     }
 
     #[test]

@@ -22,8 +22,16 @@ pub struct ResourceProcessorConfig {
     actions: Vec<Action>,
 }
 
+impl crate::config::ComponentSection for ResourceProcessorSection {
+    type Settings = ResourceProcessorConfig;
+
+    fn validate(self) -> Result<ResourceProcessorConfig, Vec<crate::config::InvalidSetting>> {
+        self.settings().map_err(|problem| vec![problem])
+    }
+}
+
 impl ResourceProcessorSection {
-    pub fn validate(&self) -> Result<ResourceProcessorConfig, InvalidSetting> {
+    fn settings(&self) -> Result<ResourceProcessorConfig, InvalidSetting> {
         Ok(ResourceProcessorConfig {
             written: Box::new(self.clone()),
             actions: validate_actions("attributes", &self.attributes)?,
@@ -74,7 +82,7 @@ mod tests {
             "attributes: [{key: ClusterName, from_attribute: aws.ecs.cluster.name, action: insert}, {key: aws.ecs.cluster.name, action: delete}, {key: AvailabilityZone, from_attribute: cloud.zone, action: insert}, {key: cloud.zone, action: delete}]",
         )
         .unwrap();
-        let config = config.validate().unwrap();
+        let config = config.settings().unwrap();
         let s = |k: &str, v: &str| KeyValue {
             key: k.into(),
             value: Some(AnyValue {
@@ -106,7 +114,7 @@ mod tests {
         );
         let empty: ResourceProcessorSection = serde_yaml_ng::from_str("{}").unwrap();
         assert_eq!(
-            empty.validate().unwrap_err().expected,
+            empty.settings().unwrap_err().expected,
             "missing required field \"attributes\""
         );
     }

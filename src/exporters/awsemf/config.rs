@@ -145,8 +145,19 @@ impl<'de> Deserialize<'de> for EmfVersion {
     }
 }
 
+impl crate::config::ComponentSection for AwsEmfExporterConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<crate::config::InvalidSetting>> {
+        match self.check() {
+            Ok(()) => Ok(self),
+            Err(problem) => Err(vec![problem.into()]),
+        }
+    }
+}
+
 impl AwsEmfExporterConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    fn check(&self) -> Result<(), (String, String)> {
         crate::config::reject_unknown_keys(&self.unknown)?;
         self.session.validate()?;
         check_log_group_settings(self.log_retention, &self.tags)

@@ -41,8 +41,19 @@ pub struct AwsXrayExporterConfig {
     pub unknown: BTreeMap<String, Value>,
 }
 
+impl crate::config::ComponentSection for AwsXrayExporterConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<crate::config::InvalidSetting>> {
+        match self.check() {
+            Ok(()) => Ok(self),
+            Err(problem) => Err(vec![problem.into()]),
+        }
+    }
+}
+
 impl AwsXrayExporterConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    fn check(&self) -> Result<(), (String, String)> {
         crate::config::reject_unknown_keys(&self.unknown)?;
         self.session.validate()
     }

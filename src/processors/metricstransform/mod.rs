@@ -22,8 +22,16 @@ pub struct MetricsTransformConfig {
     transforms: Vec<Transform>,
 }
 
+impl crate::config::ComponentSection for MetricsTransformSection {
+    type Settings = MetricsTransformConfig;
+
+    fn validate(self) -> Result<MetricsTransformConfig, Vec<crate::config::InvalidSetting>> {
+        self.settings().map_err(|problem| vec![problem.into()])
+    }
+}
+
 impl MetricsTransformSection {
-    pub fn validate(&self) -> Result<MetricsTransformConfig, (String, String)> {
+    fn settings(&self) -> Result<MetricsTransformConfig, (String, String)> {
         Ok(MetricsTransformConfig {
             written: Box::new(self.clone()),
             transforms: self.transforms()?,
@@ -100,7 +108,7 @@ mod tests {
     fn run(yaml: &str, metrics: Vec<Metric>) -> Vec<Metric> {
         let config = serde_yaml_ng::from_str::<MetricsTransformSection>(yaml)
             .unwrap()
-            .validate()
+            .settings()
             .unwrap();
         let mut payload = Payload::Metrics(vec![
             opentelemetry_proto::tonic::metrics::v1::ResourceMetrics {
@@ -380,7 +388,7 @@ mod tests {
         for (yaml, path) in cases {
             let error = serde_yaml_ng::from_str::<MetricsTransformSection>(yaml)
                 .unwrap()
-                .validate()
+                .settings()
                 .unwrap_err();
             assert_eq!(error.0, path, "{yaml}: {}", error.1);
         }

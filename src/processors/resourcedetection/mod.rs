@@ -52,8 +52,19 @@ fn default_override() -> bool {
 /// Detectors otel-sidecar implements.
 pub const DETECTORS: &[&str] = &["env", "system", "ecs", "ec2"];
 
+impl crate::config::ComponentSection for ResourceDetectionConfig {
+    type Settings = Self;
+
+    fn validate(self) -> Result<Self, Vec<crate::config::InvalidSetting>> {
+        match self.check() {
+            Ok(()) => Ok(self),
+            Err(problem) => Err(vec![problem.into()]),
+        }
+    }
+}
+
 impl ResourceDetectionConfig {
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    fn check(&self) -> Result<(), (String, String)> {
         for (i, detector) in self.detectors.iter().enumerate() {
             if !DETECTORS.contains(&detector.as_str()) {
                 return Err((

@@ -1,7 +1,7 @@
 //! The `awsxray` receiver's section: the UDP endpoint and the sampling proxy, with the
 //! collector's defaults.
 
-use crate::config::{ComponentSection, InvalidSetting};
+use crate::config::{ComponentSection, InvalidSetting, check_listen_endpoint};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -62,7 +62,13 @@ impl ComponentSection for AwsXrayReceiverConfig {
     type Settings = Self;
 
     fn validate(self) -> Result<Self, Vec<InvalidSetting>> {
-        let mut invalid = Vec::new();
+        let mut invalid: Vec<InvalidSetting> = check_listen_endpoint("endpoint", &self.endpoint)
+            .into_iter()
+            .chain(check_listen_endpoint(
+                "proxy_server.endpoint",
+                &self.proxy_server.endpoint,
+            ))
+            .collect();
         if self.transport != "udp" {
             invalid.push(InvalidSetting::new(
                 "transport",

@@ -1,6 +1,8 @@
 //! The `otlp` receiver's section: protocols, endpoints and limits, with the collector's defaults.
 
-use crate::config::{ComponentSection, InvalidSetting, present_with_defaults};
+use crate::config::{
+    ComponentSection, InvalidSetting, check_listen_endpoint, present_with_defaults,
+};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -129,6 +131,10 @@ impl ComponentSection for OtlpReceiverConfig {
             ));
         }
         if let Some(grpc) = &self.protocols.grpc {
+            invalid.extend(check_listen_endpoint(
+                "protocols.grpc.endpoint",
+                &grpc.endpoint,
+            ));
             if !matches!(grpc.transport.as_str(), "tcp" | "tcp4" | "tcp6") {
                 invalid.push(InvalidSetting::new(
                     "protocols.grpc.transport",
@@ -145,6 +151,10 @@ impl ComponentSection for OtlpReceiverConfig {
             }
         }
         if let Some(http) = &mut self.protocols.http {
+            invalid.extend(check_listen_endpoint(
+                "protocols.http.endpoint",
+                &http.endpoint,
+            ));
             with_leading_slash(&mut http.traces_url_path);
             with_leading_slash(&mut http.metrics_url_path);
             with_leading_slash(&mut http.logs_url_path);

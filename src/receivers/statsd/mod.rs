@@ -4,7 +4,9 @@
 pub mod aggregate;
 pub mod parse;
 
-use crate::config::{ComponentSection, InvalidSetting, duration::GoDuration};
+use crate::config::{
+    ComponentSection, InvalidSetting, check_listen_endpoint, duration::GoDuration,
+};
 use crate::internal_events::{StatsdLinesSkipped, StatsdSkip};
 use crate::pipeline::{Consumers, Payload, Refused, Shutdown};
 use aggregate::{AggregationSettings, Aggregator, CounterType};
@@ -74,14 +76,25 @@ impl ComponentSection for StatsdReceiverConfig {
     type Settings = Self;
 
     fn validate(self) -> Result<Self, Vec<InvalidSetting>> {
+        // A Unix socket's endpoint is a path.
+        let mut invalid: Vec<InvalidSetting> = match self.transport {
+            StatsdTransport::Unixgram => Vec::new(),
+            _ => check_listen_endpoint("endpoint", &self.endpoint)
+                .into_iter()
+                .collect(),
+        };
         if self.aggregation_interval.is_zero() {
-            return Err(vec![InvalidSetting::shown(
+            invalid.push(InvalidSetting::shown(
                 "aggregation_interval",
                 self.aggregation_interval.to_string(),
                 "a positive duration",
-            )]);
+            ));
         }
-        Ok(self)
+        if invalid.is_empty() {
+            Ok(self)
+        } else {
+            Err(invalid)
+        }
     }
 }
 
