@@ -2,7 +2,7 @@
 
 use crate::config::{ComponentId, DecodeError, Signal, decode_settings};
 use crate::internal_events::{DropReason, ProcessorItemsDropped};
-use crate::pipeline::Delivery;
+use crate::pipeline::{Delivery, Payload};
 use crate::processors;
 use serde_yaml_ng::Value;
 use tokio::sync::mpsc;
@@ -86,98 +86,84 @@ pub fn spawn_processor(
     output: mpsc::Sender<Delivery>,
 ) -> JoinHandle<()> {
     let name = id.to_string();
-    match config {
-        ProcessorConfig::Batch(config) => tokio::spawn(
-            processors::batch::BatchProcessor::new(name, config.clone(), signal).run(input, output),
-        ),
-        ProcessorConfig::ResourceDetection(config) => tokio::spawn(
-            processors::resourcedetection::run((**config).clone(), input, output),
-        ),
+    /// One payload through a processor that changes payloads one at a time.
+    type Step = Box<dyn FnMut(Payload) -> Option<Payload> + Send>;
+    let step: Step = match config {
+        ProcessorConfig::Batch(config) => {
+            return tokio::spawn(
+                processors::batch::BatchProcessor::new(name, config.clone(), signal)
+                    .run(input, output),
+            );
+        }
+        ProcessorConfig::ResourceDetection(config) => {
+            return tokio::spawn(processors::resourcedetection::run(
+                (**config).clone(),
+                input,
+                output,
+            ));
+        }
         ProcessorConfig::Attributes(config) => {
             let config = config.clone();
             let matcher = config
                 .for_signal(signal)
                 .expect("checked with the pipelines at start");
-            tokio::spawn(processors::map_payloads(
-                name.clone(),
-                input,
-                output,
-                move |mut payload| {
-                    config.process(&matcher, &mut payload);
-                    Some(payload)
-                },
-            ))
+            Box::new(move |mut payload| {
+                config.process(&matcher, &mut payload);
+                Some(payload)
+            })
         }
         ProcessorConfig::Resource(config) => {
             let config = config.clone();
-            tokio::spawn(processors::map_payloads(
-                name.clone(),
-                input,
-                output,
-                move |mut payload| {
-                    config.process(&mut payload);
-                    Some(payload)
-                },
-            ))
+            Box::new(move |mut payload| {
+                config.process(&mut payload);
+                Some(payload)
+            })
         }
         ProcessorConfig::MetricsTransform(config) => {
             let config = config.clone();
-            tokio::spawn(processors::map_payloads(
-                name.clone(),
-                input,
-                output,
-                move |mut payload| {
-                    config.process(&mut payload);
-                    (!payload.is_empty()).then_some(payload)
-                },
-            ))
+            Box::new(move |mut payload| {
+                config.process(&mut payload);
+                (!payload.is_empty()).then_some(payload)
+            })
         }
         ProcessorConfig::Filter(config) => {
             let config = config.clone();
-            tokio::spawn(processors::map_payloads(
-                name.clone(),
-                input,
-                output,
-                move |payload| {
-                    let items = payload.item_count() as u64;
-                    match config.process(payload) {
-                        Ok((kept, filtered)) => {
-                            let labels = [("filter", name.clone())];
-                            if filtered.data_points > 0 {
-                                metrics::counter!(
-                                    "otelcol_processor_filter_datapoints_filtered",
-                                    &labels
-                                )
-                                .increment(filtered.data_points);
-                            }
-                            if filtered.spans > 0 {
-                                metrics::counter!(
-                                    "otelcol_processor_filter_spans_filtered",
-                                    &labels
-                                )
+            let name = name.clone();
+            Box::new(move |payload| {
+                let items = payload.item_count() as u64;
+                match config.process(payload) {
+                    Ok((kept, filtered)) => {
+                        let labels = [("filter", name.clone())];
+                        if filtered.data_points > 0 {
+                            metrics::counter!(
+                                "otelcol_processor_filter_datapoints_filtered",
+                                &labels
+                            )
+                            .increment(filtered.data_points);
+                        }
+                        if filtered.spans > 0 {
+                            metrics::counter!("otelcol_processor_filter_spans_filtered", &labels)
                                 .increment(filtered.spans);
-                            }
-                            kept
                         }
-                        Err(error) => {
-                            // The collector returns the error upstream and forwards nothing; the
-                            // data was already accepted here, so it is counted as dropped.
-                            ProcessorItemsDropped {
-                                processor: &name,
-                                reason: DropReason::ConditionError,
-                                items,
-                                error: &error,
-                            }
-                            .emit();
-                            None
-                        }
+                        kept
                     }
-                },
-            ))
+                    Err(error) => {
+                        // The collector returns the error upstream and forwards nothing; the
+                        // data was already accepted here, so it is counted as dropped.
+                        ProcessorItemsDropped {
+                            processor: &name,
+                            reason: DropReason::ConditionError,
+                            items,
+                            error: &error,
+                        }
+                        .emit();
+                        None
+                    }
+                }
+            })
         }
         // Refusal happens at admission (see `pipeline::Consumers`); data that got in passes.
-        ProcessorConfig::MemoryLimiter(_) => {
-            tokio::spawn(processors::map_payloads(name.clone(), input, output, Some))
-        }
-    }
+        ProcessorConfig::MemoryLimiter(_) => Box::new(Some),
+    };
+    tokio::spawn(processors::map_payloads(name, input, output, step))
 }

@@ -200,6 +200,17 @@ pub trait ComponentSection: DeserializeOwned {
     fn validate(self) -> Result<Self::Settings, Vec<InvalidSetting>>;
 }
 
+/// A section that is its own settings, once `check` finds nothing wrong with it.
+pub fn checked<T, E: Into<InvalidSetting>>(
+    section: T,
+    check: impl FnOnce(&T) -> Result<(), E>,
+) -> Result<T, Vec<InvalidSetting>> {
+    match check(&section) {
+        Ok(()) => Ok(section),
+        Err(problem) => Err(vec![problem.into()]),
+    }
+}
+
 /// Decodes a component's section and validates it into its settings.
 pub fn decode_settings<S: ComponentSection>(value: &Value) -> Result<S::Settings, DecodeError> {
     decode_section::<S>(value)?

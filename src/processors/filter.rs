@@ -261,31 +261,23 @@ impl FilterProcessorSection {
                 .map_err(|e| (format!("metrics.{key}"), e))
         };
         let mut all = Vec::new();
-        all.extend(conditions(
-            "metrics.resource",
-            &self.metrics.resource,
-            Some(Context::Resource),
-        )?);
-        all.extend(conditions(
-            "metrics.metric",
-            &self.metrics.metric,
-            Some(Context::Metric),
-        )?);
-        all.extend(conditions(
-            "metrics.datapoint",
-            &self.metrics.datapoint,
-            Some(Context::DataPoint),
-        )?);
-        all.extend(conditions(
-            "traces.resource",
-            &self.traces.resource,
-            Some(Context::Resource),
-        )?);
-        all.extend(conditions(
-            "traces.span",
-            &self.traces.span,
-            Some(Context::Span),
-        )?);
+        for (key, list, context) in [
+            (
+                "metrics.resource",
+                &self.metrics.resource,
+                Context::Resource,
+            ),
+            ("metrics.metric", &self.metrics.metric, Context::Metric),
+            (
+                "metrics.datapoint",
+                &self.metrics.datapoint,
+                Context::DataPoint,
+            ),
+            ("traces.resource", &self.traces.resource, Context::Resource),
+            ("traces.span", &self.traces.span, Context::Span),
+        ] {
+            all.extend(conditions(key, list, Some(context))?);
+        }
         let metric_conditions = condition_strings("metric_conditions", &self.metric_conditions)?;
         all.extend(conditions("metric_conditions", &metric_conditions, None)?);
         let trace_conditions = condition_strings("trace_conditions", &self.trace_conditions)?;

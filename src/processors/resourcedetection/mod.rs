@@ -56,10 +56,7 @@ impl crate::config::ComponentSection for ResourceDetectionConfig {
     type Settings = Self;
 
     fn validate(self) -> Result<Self, Vec<crate::config::InvalidSetting>> {
-        match self.check() {
-            Ok(()) => Ok(self),
-            Err(problem) => Err(vec![problem.into()]),
-        }
+        crate::config::checked(self, Self::check)
     }
 }
 

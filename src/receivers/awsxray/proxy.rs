@@ -8,14 +8,14 @@
 use super::config::ProxyServerConfig;
 use crate::http_server;
 use crate::pipeline::Shutdown;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Sampling requests and answers are small; anything larger is not an SDK talking.
@@ -28,9 +28,7 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Byte
 
 struct SamplingProxy {
     upstream: String,
-    region: String,
-    service: String,
-    credentials: SharedCredentialsProvider,
+    signer: crate::aws::signed::Signer,
     client: HttpsClient,
 }
 
@@ -74,9 +72,7 @@ pub async fn start(
         .build();
     let proxy = Arc::new(SamplingProxy {
         upstream,
-        region,
-        service: config.service_name.clone(),
-        credentials,
+        signer: crate::aws::signed::Signer::new(credentials, region, &config.service_name),
         client: Client::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
     });
     let listener = http_server::bind(&config.endpoint, &format!("{id}/proxy"), "http").await?;
@@ -180,40 +176,10 @@ impl SamplingProxy {
     }
 
     async fn sign(&self, request: &mut Request<Full<Bytes>>, body: &[u8]) -> Result<(), String> {
-        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-        let credentials = self
-            .credentials
-            .provide_credentials()
+        self.signer
+            .sign(request, body)
             .await
-            .map_err(|e| format!("no AWS credentials: {e}"))?;
-        let identity: aws_smithy_runtime_api::client::identity::Identity = credentials.into();
-        let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name(&self.service)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| format!("cannot sign: {e}"))?
-            .into();
-        let headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-            .collect();
-        let uri = request.uri().to_string();
-        let signable = SignableRequest::new(
-            request.method().as_str(),
-            &uri,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| format!("cannot sign: {e}"))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| format!("cannot sign: {e}"))?
-            .into_parts();
-        instructions.apply_to_request_http1x(request);
-        Ok(())
+            .map_err(|e| e.to_string())
     }
 }
 
