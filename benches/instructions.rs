@@ -1,7 +1,8 @@
 //! A fixed workload through the real pipeline, for instruction counts that do not depend on a
 //! noisy machine: 100 OTLP/HTTP requests of the comparison bodies (`benches/workload`, 10,000
 //! spans or 10,000 data points) into the OTLP receiver, the seed config's batch settings, the
-//! X-Ray or EMF exporter, and a loopback AWS stand-in; then shutdown, which flushes. The test
+//! X-Ray or EMF exporter (or, for `otlp`, the spans to X-Ray's OTLP endpoint: `otlphttp` with
+//! gzip and `sigv4auth`), and a loopback AWS stand-in; then shutdown, which flushes. The test
 //! command runs it under callgrind with 0 and 100 requests and prints the difference per item:
 //!
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
@@ -25,18 +26,23 @@ fn main() {
     let signal = args.next().unwrap_or_else(|| "traces".into());
     let requests: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
     let (path, body) = match signal.as_str() {
-        "traces" => ("/v1/traces", TRACES),
+        "traces" | "otlp" => ("/v1/traces", TRACES),
         "metrics" => ("/v1/metrics", METRICS),
-        other => panic!("signal must be traces or metrics, not {other}"),
+        other => panic!("signal must be traces, metrics or otlp, not {other}"),
     };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(run(path, Bytes::from_static(body), requests));
+        .block_on(run(
+            path,
+            Bytes::from_static(body),
+            requests,
+            signal == "otlp",
+        ));
 }
 
-async fn run(path: &str, body: Bytes, requests: usize) {
+async fn run(path: &str, body: Bytes, requests: usize, otlp: bool) {
     let (stop_sink, _) = ShutdownTrigger::new();
     let outside = std::env::var("INSTRUCTIONS_SINK").ok();
     let (sink, sink_address, counts) = match &outside {
@@ -53,8 +59,11 @@ async fn run(path: &str, body: Bytes, requests: usize) {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    let traces_exporter = if otlp { "otlphttp" } else { "awsxray" };
     let config = format!(
         r#"
+extensions:
+  sigv4auth: {{region: us-east-1, service: xray}}
 receivers:
   otlp:
     protocols:
@@ -65,10 +74,12 @@ processors:
 exporters:
   awsxray: {{endpoint: "http://{sink_address}"}}
   awsemf: {{namespace: ECS/OTEL/VM-X-AI, log_group_name: /aws/ecs/application/metrics, endpoint: "http://{sink_address}"}}
+  otlphttp: {{traces_endpoint: "http://{sink_address}/v1/traces", auth: {{authenticator: sigv4auth}}}}
 service:
+  extensions: [sigv4auth]
   telemetry: {{logs: {{level: warn}}, metrics: {{level: none}}}}
   pipelines:
-    traces: {{receivers: [otlp], processors: [batch/traces], exporters: [awsxray]}}
+    traces: {{receivers: [otlp], processors: [batch/traces], exporters: [{traces_exporter}]}}
     metrics: {{receivers: [otlp], processors: [batch/metrics], exporters: [awsemf]}}
 "#
     );

@@ -1,6 +1,8 @@
 //! `loadgen sink`: a loopback stand-in for X-Ray (PutTraceSegments) and CloudWatch Logs
 //! (PutLogEvents, CreateLogGroup, CreateLogStream, PutRetentionPolicy) that answers at once,
 //! checks shapes cheaply and counts, so a benchmark measures the sidecar and not an emulator.
+//! It also takes OTLP/HTTP exports (`/v1/traces`, `/v1/metrics`, `/v1/logs`, protobuf, gzip or
+//! not) as X-Ray's, CloudWatch's and CloudWatch Logs' OTLP endpoints would, counting the items.
 //! `GET /counts` returns the tallies as JSON; `POST /delay?ms=N` makes every X-Ray and
 //! PutLogEvents answer wait N ms, to stand for a destination slower than the load.
 
@@ -22,6 +24,9 @@ pub struct Counts {
     pub logs_calls: AtomicU64,
     pub emf_events: AtomicU64,
     pub bad_shapes: AtomicU64,
+    pub otlp_calls: AtomicU64,
+    /// Spans, data points and log records in the OTLP exports.
+    pub otlp_items: AtomicU64,
     /// Milliseconds every PutTraceSegments / PutLogEvents answer waits.
     pub delay_ms: AtomicU64,
 }
@@ -34,6 +39,8 @@ impl Counts {
             "logs_calls": self.logs_calls.load(Ordering::Relaxed),
             "emf_events": self.emf_events.load(Ordering::Relaxed),
             "bad_shapes": self.bad_shapes.load(Ordering::Relaxed),
+            "otlp_calls": self.otlp_calls.load(Ordering::Relaxed),
+            "otlp_items": self.otlp_items.load(Ordering::Relaxed),
         })
     }
 }
@@ -99,10 +106,31 @@ async fn handle(
         .unwrap_or("")
         .to_string();
     let path = request.uri().path().to_string();
+    let gzipped = request
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes() == b"gzip");
     let body = match request.into_body().collect().await {
         Ok(body) => body.to_bytes(),
         Err(_) => return reply(400, json!({"message": "unreadable body"})),
     };
+    if let Some(signal) = path.strip_prefix("/v1/") {
+        counts.otlp_calls.fetch_add(1, Ordering::Relaxed);
+        return match otlp_items(signal, &body, gzipped) {
+            Some(items) => {
+                counts.otlp_items.fetch_add(items, Ordering::Relaxed);
+                Response::builder()
+                    .status(200)
+                    .header("content-type", "application/x-protobuf")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap_or_else(|_| reply(500, json!({})))
+            }
+            None => {
+                counts.bad_shapes.fetch_add(1, Ordering::Relaxed);
+                reply(400, json!({"message": "not an OTLP export request"}))
+            }
+        };
+    }
     if path == "/TraceSegments" {
         counts.xray_calls.fetch_add(1, Ordering::Relaxed);
         let documents = serde_json::from_slice::<PutTraceSegmentsBody>(&body)
@@ -140,6 +168,37 @@ async fn handle(
             json!({"__type": "UnknownOperationException", "message": target}),
         ),
     }
+}
+
+/// The items of an OTLP export request body, or `None` when it is not one.
+fn otlp_items(signal: &str, body: &[u8], gzipped: bool) -> Option<u64> {
+    use opentelemetry_proto::tonic::collector::{
+        logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+        trace::v1::ExportTraceServiceRequest,
+    };
+    use prost::Message;
+    let mut plain = Vec::new();
+    let body = if gzipped {
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut plain).ok()?;
+        &plain[..]
+    } else {
+        body
+    };
+    let payload = match signal {
+        "traces" => crate::pipeline::Payload::Traces(
+            ExportTraceServiceRequest::decode(body).ok()?.resource_spans,
+        ),
+        "metrics" => crate::pipeline::Payload::Metrics(
+            ExportMetricsServiceRequest::decode(body)
+                .ok()?
+                .resource_metrics,
+        ),
+        "logs" => crate::pipeline::Payload::Logs(
+            ExportLogsServiceRequest::decode(body).ok()?.resource_logs,
+        ),
+        _ => return None,
+    };
+    Some(payload.item_count() as u64)
 }
 
 /// Starts the sink, over TLS when given a certificate and key; returns its task, its address
