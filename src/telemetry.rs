@@ -193,7 +193,10 @@ impl LogLimiter {
 
     /// Returns `Some(suppressed_since_last)` when a message may be logged now.
     pub fn allow(&self) -> Option<u64> {
-        let mut state = self.state.lock().expect("limiter lock");
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = std::time::Instant::now();
         match state.0 {
             Some(last) if now.duration_since(last) < self.interval => {

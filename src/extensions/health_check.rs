@@ -84,22 +84,36 @@ impl HealthState {
     }
 
     pub fn set_ready(&self) {
-        *self.0.lock().expect("health lock") = Some((SystemTime::now(), Instant::now()));
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((SystemTime::now(), Instant::now()));
     }
 
     pub fn set_unavailable(&self) {
-        *self.0.lock().expect("health lock") = None;
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// Ready, and no task has ended in a panic (see `panic_policy`).
     pub fn is_ready(&self) -> bool {
-        self.0.lock().expect("health lock").is_some() && crate::panic_policy::healthy()
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+            && crate::panic_policy::healthy()
     }
 
     /// Status code and body, exactly as the collector answers.
     pub fn response(&self, custom: Option<&ResponseBody>) -> (u16, String) {
-        let state =
-            (*self.0.lock().expect("health lock")).filter(|_| crate::panic_policy::healthy());
+        let state = (*self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+        .filter(|_| crate::panic_policy::healthy());
         match (state, custom) {
             (Some(_), Some(body)) => (200, body.healthy.clone()),
             (None, Some(body)) => (503, body.unhealthy.clone()),

@@ -59,7 +59,10 @@ impl Progress {
         if failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        let mut latencies = self.latencies_us.lock().expect("progress lock");
+        let mut latencies = self
+            .latencies_us
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if latencies.len() < PROGRESS_SAMPLES {
             latencies.push(latency_us);
         }
@@ -80,8 +83,12 @@ impl Progress {
                 _ = done.notified() => return,
             }
             let items = self.items.load(Ordering::Relaxed);
-            let mut latencies =
-                std::mem::take(&mut *self.latencies_us.lock().expect("progress lock"));
+            let mut latencies = std::mem::take(
+                &mut *self
+                    .latencies_us
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
             latencies.sort_unstable();
             let at = |p: f64| {
                 latencies

@@ -309,7 +309,10 @@ impl FleetStore {
 
     /// Whether the store may be asked now (not while backing off after a failure).
     pub fn askable(&self) -> bool {
-        let backoff = self.backoff.lock().expect("backoff lock");
+        let backoff = self
+            .backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         backoff.0.is_none_or(|until| Instant::now() >= until)
     }
 
@@ -387,7 +390,11 @@ impl FleetStore {
         request: &FleetRequest,
     ) -> Result<(Vec<FleetVerdict>, u64), StoreError> {
         if !self.askable() {
-            let wait = self.backoff.lock().expect("backoff lock").1;
+            let wait = self
+                .backoff
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .1;
             return Err(StoreError::BackingOff(wait));
         }
         if self.connection.lock().await.is_none() {
@@ -432,7 +439,10 @@ impl FleetStore {
         };
         metrics::counter!("otelsidecar_emf_budget_store_answers").increment(1);
         {
-            let mut backoff = self.backoff.lock().expect("backoff lock");
+            let mut backoff = self
+                .backoff
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if backoff.0.is_some() {
                 tracing::info!(fleet = %self.fleet, "shared budget store reachable again");
             }
@@ -454,7 +464,10 @@ impl FleetStore {
     /// a while (1 s doubling to 30 s) so batches are not held up during an outage.
     fn failed(&self, error: StoreError) -> StoreError {
         metrics::counter!("otelsidecar_emf_budget_store_errors").increment(1);
-        let mut backoff = self.backoff.lock().expect("backoff lock");
+        let mut backoff = self
+            .backoff
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if backoff.0.is_none() {
             tracing::warn!(fleet = %self.fleet, %error, "shared budget store unreachable: new metrics fold into the overflow metric until it answers");
         }
