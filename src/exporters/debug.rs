@@ -55,11 +55,20 @@ impl DebugExporter {
     }
 
     pub fn export(&self, payload: &Payload) {
+        let owned;
+        let payload = match payload {
+            Payload::Encoded(encoded) => {
+                owned = encoded.decode();
+                &owned
+            }
+            payload => payload,
+        };
         let items = payload.item_count();
         let (resources, kind) = match payload {
             Payload::Traces(r) => (r.len(), "Traces"),
             Payload::Metrics(r) => (r.len(), "Metrics"),
             Payload::Logs(r) => (r.len(), "Logs"),
+            Payload::Encoded(_) => unreachable!("decoded above"),
         };
         tracing::info!(exporter = %self.id, resources, items, message = kind);
         match self.verbosity {
@@ -84,6 +93,7 @@ impl DebugExporter {
 fn normal_lines(payload: &Payload) -> Vec<String> {
     use crate::pipeline::values::hex;
     match payload {
+        Payload::Encoded(encoded) => normal_lines(&encoded.decode()),
         Payload::Traces(rs) => rs
             .iter()
             .flat_map(|r| &r.scope_spans)

@@ -95,6 +95,7 @@ impl FileExporter {
     /// One OTLP-JSON line for the payload.
     pub fn encode_line(payload: &Payload) -> Result<Vec<u8>, ExportError> {
         let encoded = match payload {
+            Payload::Encoded(encoded) => return Self::encode_line(&encoded.decode()),
             Payload::Traces(resource_spans) => serde_json::to_vec(&ExportTraceServiceRequest {
                 resource_spans: resource_spans.clone(),
             }),

@@ -187,29 +187,12 @@ fn corrupt(exporter: &str, path: &Path, reason: &str) {
 
 /// A batch as a queue file.
 pub fn encode(payload: &Payload) -> Vec<u8> {
-    let (signal, body) = match payload {
-        Payload::Traces(resource_spans) => (
-            0u8,
-            ExportTraceServiceRequest {
-                resource_spans: resource_spans.clone(),
-            }
-            .encode_to_vec(),
-        ),
-        Payload::Metrics(resource_metrics) => (
-            1,
-            ExportMetricsServiceRequest {
-                resource_metrics: resource_metrics.clone(),
-            }
-            .encode_to_vec(),
-        ),
-        Payload::Logs(resource_logs) => (
-            2,
-            ExportLogsServiceRequest {
-                resource_logs: resource_logs.clone(),
-            }
-            .encode_to_vec(),
-        ),
+    let signal = match payload.signal() {
+        Signal::Traces => 0u8,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
     };
+    let body = payload.encode_export_request();
     let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
     bytes.extend_from_slice(MAGIC);
     bytes.push(signal);

@@ -4,12 +4,14 @@
 //! is built by `crate::service`.
 
 mod consumers;
+mod encoded;
 mod payload;
 mod receipt;
 mod shutdown;
 pub mod values;
 
 pub use consumers::{Consumers, Refused};
+pub use encoded::{EncodedEntry, EncodedPayload};
 #[cfg(test)]
 pub(crate) use payload::test_spans;
 pub use payload::{

@@ -1,5 +1,6 @@
 //! The one in-memory data model: OTLP protobuf types, wrapped by signal.
 
+use super::EncodedPayload;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::logs::v1::ResourceLogs;
 use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, metric::Data};
@@ -8,12 +9,15 @@ use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 pub use crate::config::Signal;
 
 /// A unit of telemetry moving through a pipeline: the resource-level lists of one OTLP export
-/// request, or a batch made of several.
+/// request, or a batch made of several. The owned model is for components that read or change
+/// data; `Encoded` keeps the request's bytes for pipelines that only batch and forward them
+/// (the service feeds it only to those, see [`Payload::decoded`] for the others).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Traces(Vec<ResourceSpans>),
     Metrics(Vec<ResourceMetrics>),
     Logs(Vec<ResourceLogs>),
+    Encoded(EncodedPayload),
 }
 
 impl Payload {
@@ -31,6 +35,22 @@ impl Payload {
             Payload::Traces(_) => Signal::Traces,
             Payload::Metrics(_) => Signal::Metrics,
             Payload::Logs(_) => Signal::Logs,
+            Payload::Encoded(encoded) => encoded.signal(),
+        }
+    }
+
+    /// Turns encoded entries into the owned model in place (nothing to do for owned data).
+    pub fn make_owned(&mut self) {
+        if let Payload::Encoded(encoded) = self {
+            *self = encoded.decode();
+        }
+    }
+
+    /// The owned model of this payload: itself, or its encoded entries decoded.
+    pub fn decoded(self) -> Payload {
+        match self {
+            Payload::Encoded(encoded) => encoded.decode(),
+            owned => owned,
         }
     }
 
@@ -54,6 +74,7 @@ impl Payload {
                 .flat_map(|r| &r.scope_logs)
                 .map(|s| s.log_records.len())
                 .sum(),
+            Payload::Encoded(encoded) => encoded.item_count(),
         }
     }
 
@@ -64,6 +85,15 @@ impl Payload {
             (Payload::Traces(a), Payload::Traces(b)) => a.extend(b),
             (Payload::Metrics(a), Payload::Metrics(b)) => a.extend(b),
             (Payload::Logs(a), Payload::Logs(b)) => a.extend(b),
+            (Payload::Encoded(a), Payload::Encoded(b)) if a.signal() == b.signal() => a.append(b),
+            // One pipeline gets one form; should both meet, the batch is owned.
+            (this @ Payload::Encoded(_), owned) if this.signal() == owned.signal() => {
+                this.make_owned();
+                this.append(owned);
+            }
+            (this, encoded @ Payload::Encoded(_)) if this.signal() == encoded.signal() => {
+                this.append(encoded.decoded());
+            }
             (this, other) => unreachable!(
                 "a {} pipeline was handed {} data",
                 this.signal(),
@@ -75,7 +105,9 @@ impl Payload {
     /// Takes the first `max_items` items out of `self` and returns them, keeping resource and
     /// scope envelopes on both sides. Used to honour `send_batch_max_size`.
     pub fn split_off_front(&mut self, max_items: usize) -> Payload {
+        self.make_owned();
         match self {
+            Payload::Encoded(_) => unreachable!("decoded above"),
             Payload::Traces(rs) => Payload::Traces(split::take_spans(rs, max_items)),
             Payload::Metrics(rm) => Payload::Metrics(split::take_metric_points(rm, max_items)),
             Payload::Logs(rl) => Payload::Logs(split::take_log_records(rl, max_items)),
@@ -105,6 +137,7 @@ impl Payload {
             Payload::Traces(resources) => encode(resources),
             Payload::Metrics(resources) => encode(resources),
             Payload::Logs(resources) => encode(resources),
+            Payload::Encoded(encoded) => encoded.encode(),
         }
     }
 }

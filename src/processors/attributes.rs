@@ -64,7 +64,9 @@ impl AttributesProcessorConfig {
 
     /// Runs the actions on the items the blocks let through.
     pub fn process(&self, matcher: &IncludeExclude, payload: &mut Payload) {
+        payload.make_owned();
         match payload {
+            Payload::Encoded(_) => unreachable!("made owned above"),
             Payload::Traces(list) => {
                 for rs in list {
                     let resource = rs

@@ -368,7 +368,9 @@ impl FilterProcessorConfig {
             .iter()
             .filter(|c| c.context() == Context::Span)
             .collect();
+        payload.make_owned();
         let empty = match &mut payload {
+            Payload::Encoded(_) => unreachable!("made owned above"),
             Payload::Metrics(list) => {
                 let before: u64 = list.iter().map(points_in).sum();
                 list.retain_mut(|rm| {

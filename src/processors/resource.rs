@@ -42,7 +42,9 @@ impl ResourceProcessorSection {
 impl ResourceProcessorConfig {
     /// Runs the actions on each resource of the payload.
     pub fn process(&self, payload: &mut Payload) {
+        payload.make_owned();
         let resources: Vec<&mut Vec<_>> = match payload {
+            Payload::Encoded(_) => unreachable!("made owned above"),
             Payload::Traces(list) => list
                 .iter_mut()
                 .map(|r| &mut r.resource.get_or_insert_with(Default::default).attributes)

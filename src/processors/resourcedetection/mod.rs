@@ -174,7 +174,9 @@ fn merge(resource: &mut Option<Resource>, detected: &[(String, String)], overrid
 
 /// Adds the detected attributes to every resource of the payload.
 pub fn apply(payload: &mut Payload, detected: &[(String, String)], override_existing: bool) {
+    payload.make_owned();
     match payload {
+        Payload::Encoded(_) => unreachable!("made owned above"),
         Payload::Traces(list) => list
             .iter_mut()
             .for_each(|r| merge(&mut r.resource, detected, override_existing)),

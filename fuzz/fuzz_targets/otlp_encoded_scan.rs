@@ -1,0 +1,51 @@
+//! An OTLP protobuf body of any signal (the first byte chooses), checked by the scan that lets
+//! pass-through pipelines forward requests as bytes: it must accept exactly what prost decodes,
+//! count the same items, and its entries must decode to the same data.
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use otel_sidecar::pipeline::{EncodedPayload, Payload, Signal};
+use prost::Message;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let (signal, decoded) = match selector % 3 {
+        0 => (
+            Signal::Traces,
+            ExportTraceServiceRequest::decode(body)
+                .ok()
+                .map(|r| Payload::Traces(r.resource_spans)),
+        ),
+        1 => (
+            Signal::Metrics,
+            ExportMetricsServiceRequest::decode(body)
+                .ok()
+                .map(|r| Payload::Metrics(r.resource_metrics)),
+        ),
+        _ => (
+            Signal::Logs,
+            ExportLogsServiceRequest::decode(body)
+                .ok()
+                .map(|r| Payload::Logs(r.resource_logs)),
+        ),
+    };
+    let scanned = EncodedPayload::scan(signal, Bytes::copy_from_slice(body));
+    match (scanned, decoded) {
+        (Ok(scanned), Some(decoded)) => {
+            assert_eq!(scanned.item_count(), decoded.item_count());
+            assert_eq!(scanned.decode(), decoded);
+        }
+        (Err(_), None) => {}
+        (scanned, decoded) => panic!(
+            "the scan says {:?}, prost {}",
+            scanned.map(|s| s.item_count()),
+            if decoded.is_some() { "decodes" } else { "refuses" }
+        ),
+    }
+});
