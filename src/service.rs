@@ -178,7 +178,12 @@ pub async fn start(config: &SidecarConfig) -> Result<RunningService, StartError>
             .any(|id| config.exporters[id].storage().is_some());
         for id in &pipeline.receivers {
             let consumers = receiver_consumers.entry(id.clone()).or_default();
-            consumers.add(pipeline_id.signal, input_tx.clone(), durable);
+            consumers.add(
+                pipeline_id.signal,
+                input_tx.clone(),
+                durable,
+                config.forwards_encoded(pipeline),
+            );
             for gate in pipeline
                 .processors
                 .iter()

@@ -51,6 +51,18 @@ impl ExporterConfig {
         }
     }
 
+    /// Whether the exporter sends OTLP requests as they arrived, without decoding them
+    /// ([`crate::pipeline::Payload::Encoded`]): `otlp`, and `otlphttp` with protobuf.
+    pub fn takes_encoded(&self) -> bool {
+        match self {
+            ExporterConfig::OtlpHttp(c) => {
+                c.config.encoding == exporters::otlphttp::config::Encoding::Proto
+            }
+            ExporterConfig::Otlp(_) => true,
+            _ => false,
+        }
+    }
+
     /// The extension that signs its requests (`auth.authenticator`).
     pub fn authenticator(&self) -> Option<&str> {
         match self {
@@ -215,6 +227,11 @@ impl Exporter {
 
 impl Export for Exporter {
     async fn start(&mut self, payload: Payload) -> InFlight {
+        // Only the OTLP exporters send requests as they arrived; the others read the data.
+        let payload = match self {
+            Exporter::OtlpHttp(_) | Exporter::Otlp(_) => payload,
+            _ => payload.decoded(),
+        };
         match self {
             Exporter::AwsXray(e) => e.start(&payload),
             Exporter::AwsEmf(e) => e.start(payload).await,

@@ -46,6 +46,22 @@ pub struct SidecarConfig {
 }
 
 impl SidecarConfig {
+    /// Whether a pipeline only batches and forwards OTLP (processors `batch` without a size cap
+    /// and `memory_limiter`, exporters `otlp` and protobuf `otlphttp`): its receivers may hand
+    /// it requests as they arrived, never decoded.
+    pub fn forwards_encoded(&self, pipeline: &PipelineConfig) -> bool {
+        let processors = pipeline.processors.iter().all(|id| match &self.processors[id] {
+            ProcessorConfig::Batch(batch) => batch.send_batch_max_size == 0,
+            ProcessorConfig::MemoryLimiter(_) => true,
+            _ => false,
+        });
+        let exporters = pipeline
+            .exporters
+            .iter()
+            .all(|id| self.exporters[id].takes_encoded());
+        processors && exporters
+    }
+
     /// The config as the sidecar runs it, as YAML: every default filled in, `${env}` already
     /// expanded, secrets masked. What `validate --print` shows.
     pub fn effective_yaml(&self) -> String {

@@ -29,6 +29,8 @@ struct PipelineInput {
     /// Some exporter of the pipeline keeps a persistent queue: a request is answered once its
     /// data is stored there, not when it enters the pipeline.
     durable: bool,
+    /// The pipeline only batches and forwards: it takes requests as they arrived.
+    takes_encoded: bool,
 }
 
 /// Every pipeline input a receiver feeds, by signal. Cloned into each connection handler; the
@@ -45,11 +47,26 @@ pub struct Consumers {
 impl Consumers {
     /// Adds one pipeline's input for `signal`; `durable` when a request must wait until its
     /// data is in the pipeline's persistent exporter queues.
-    pub fn add(&mut self, signal: Signal, input: mpsc::Sender<Delivery>, durable: bool) {
+    /// `takes_encoded` when the pipeline only batches and forwards OTLP requests.
+    pub fn add(
+        &mut self,
+        signal: Signal,
+        input: mpsc::Sender<Delivery>,
+        durable: bool,
+        takes_encoded: bool,
+    ) {
         self.inputs_mut(signal).push(PipelineInput {
             queue: input,
             durable,
+            takes_encoded,
         });
+    }
+
+    /// Whether every pipeline fed `signal` takes OTLP requests as they arrived
+    /// ([`Payload::Encoded`]): then a receiver need not decode them.
+    pub fn take_encoded(&self, signal: Signal) -> bool {
+        let inputs = self.inputs(signal);
+        !inputs.is_empty() && inputs.iter().all(|input| input.takes_encoded)
     }
 
     /// Adds a memory limiter of a pipeline that consumes `signal`.

@@ -4,7 +4,7 @@
 use super::config::{Encoding, OtlpHttpConfig};
 use crate::exporters::ExportError;
 use crate::exporters::client::Compression;
-use crate::pipeline::Payload;
+use crate::pipeline::{EncodedEntry, EncodedPayload, Payload};
 use bytes::Bytes;
 use http_body_util::Full;
 use std::io::Write;
@@ -52,11 +52,27 @@ impl Limits {
 /// Removes the spans outside the destination's time window (ended more than `behind` before
 /// `now_nanos`, or starting more than `ahead` after it); returns how many it removed.
 pub fn drop_outside_window(payload: &mut Payload, limits: Limits, now_nanos: u64) -> u64 {
-    let (Some((behind, ahead)), Payload::Traces(resources)) = (limits.window, payload) else {
+    let Some((behind, ahead)) = limits.window else {
         return 0;
     };
     let earliest = now_nanos.saturating_sub(behind.as_nanos() as u64);
     let latest = now_nanos.saturating_add(ahead.as_nanos() as u64);
+    // Encoded entries whose spans all fit go as they are; otherwise the batch is decoded and
+    // filtered span by span.
+    if let Payload::Encoded(encoded) = payload {
+        let fits = encoded.entries().iter().all(|entry| {
+            entry
+                .span_times
+                .is_none_or(|(end, start)| end >= earliest && start <= latest)
+        });
+        if fits {
+            return 0;
+        }
+        payload.make_owned();
+    }
+    let Payload::Traces(resources) = payload else {
+        return 0;
+    };
     let mut removed = 0;
     for scope in resources.iter_mut().flat_map(|r| &mut r.scope_spans) {
         let before = scope.spans.len();
@@ -120,6 +136,10 @@ pub fn prepare(
     limits: Limits,
 ) -> Result<Vec<PreparedRequest>, ExportError> {
     let mut requests = Vec::new();
+    if let Payload::Encoded(encoded) = payload {
+        prepare_entries(encoded, config, limits, &mut requests)?;
+        return Ok(requests);
+    }
     while !payload.is_empty() {
         let part = if payload.item_count() > limits.items {
             payload.split_off_front(limits.items)
@@ -130,6 +150,55 @@ pub fn prepare(
         prepare_within_bytes(part, config, limits.bytes, &mut requests)?;
     }
     Ok(requests)
+}
+
+/// Requests of whole encoded entries, as many per request as the limits allow; an entry over
+/// a limit by itself is decoded and split like an owned batch.
+fn prepare_entries(
+    encoded: EncodedPayload,
+    config: &OtlpHttpConfig,
+    limits: Limits,
+    out: &mut Vec<PreparedRequest>,
+) -> Result<(), ExportError> {
+    let signal = encoded.signal();
+    let mut request: Vec<EncodedEntry> = Vec::new();
+    let (mut items, mut bytes) = (0u64, 0usize);
+    let send = |request: &mut Vec<EncodedEntry>, items: u64, out: &mut Vec<PreparedRequest>| {
+        if request.is_empty() {
+            return Ok(());
+        }
+        let body = compress_parts(
+            request.iter().map(|entry| &entry.bytes[..]),
+            bytes_of(request),
+            config.compression,
+        )?;
+        request.clear();
+        out.push(PreparedRequest { body, items });
+        Ok::<(), ExportError>(())
+    };
+    for entry in encoded.into_entries() {
+        let alone_too_big =
+            entry.items > limits.items as u64 || entry.bytes.len() > limits.bytes;
+        if alone_too_big {
+            send(&mut request, items, out)?;
+            (items, bytes) = (0, 0);
+            let owned = Payload::Encoded(EncodedPayload::from_entries(signal, vec![entry]));
+            out.extend(prepare(owned.decoded(), config, limits)?);
+            continue;
+        }
+        if items + entry.items > limits.items as u64 || bytes + entry.bytes.len() > limits.bytes {
+            send(&mut request, items, out)?;
+            (items, bytes) = (0, 0);
+        }
+        items += entry.items;
+        bytes += entry.bytes.len();
+        request.push(entry);
+    }
+    send(&mut request, items, out)
+}
+
+fn bytes_of(entries: &[EncodedEntry]) -> usize {
+    entries.iter().map(|entry| entry.bytes.len()).sum()
 }
 
 /// Encodes `payload`; over `max_bytes`, halves it and tries each half.
@@ -163,6 +232,35 @@ fn encode(payload: &Payload, encoding: Encoding) -> Result<Vec<u8>, ExportError>
             line
         }
     })
+}
+
+/// The concatenation of `parts` (`length` bytes in all), compressed, without first copying
+/// them into one buffer when they are compressed.
+fn compress_parts<'p>(
+    parts: impl Iterator<Item = &'p [u8]>,
+    length: usize,
+    compression: Compression,
+) -> Result<Bytes, ExportError> {
+    let failed = |e: std::io::Error| ExportError::Setup(format!("cannot compress a request: {e}"));
+    match compression {
+        Compression::Gzip => {
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(length / 4),
+                flate2::Compression::fast(),
+            );
+            for part in parts {
+                encoder.write_all(part).map_err(failed)?;
+            }
+            Ok(Bytes::from(encoder.finish().map_err(failed)?))
+        }
+        _ => {
+            let mut plain = Vec::with_capacity(length);
+            for part in parts {
+                plain.extend_from_slice(part);
+            }
+            compress(plain, compression)
+        }
+    }
 }
 
 fn compress(encoded: Vec<u8>, compression: Compression) -> Result<Bytes, ExportError> {
@@ -260,6 +358,99 @@ mod tests {
                 .collect()
         };
         assert_eq!(spans(&by_bytes), spans(&whole));
+    }
+
+    /// The span ids the requests carry, in order.
+    fn span_ids(requests: &[PreparedRequest]) -> Vec<Vec<u8>> {
+        requests
+            .iter()
+            .flat_map(|r| {
+                ExportTraceServiceRequest::decode(&r.body[..])
+                    .unwrap()
+                    .resource_spans
+                    .into_iter()
+                    .flat_map(|rs| rs.scope_spans)
+                    .flat_map(|ss| ss.spans)
+                    .map(|s| s.span_id)
+            })
+            .collect()
+    }
+
+    /// Requests as they arrived, each `n` spans in one resource entry.
+    fn encoded(sizes: &[usize]) -> Payload {
+        let mut all: Option<EncodedPayload> = None;
+        for &n in sizes {
+            let body = Bytes::from(test_spans(n).encode_export_request());
+            let scanned = EncodedPayload::scan(crate::pipeline::Signal::Traces, body).unwrap();
+            match &mut all {
+                Some(all) => all.append(scanned),
+                None => all = Some(scanned),
+            }
+        }
+        Payload::Encoded(all.unwrap())
+    }
+
+    /// A batch forwarded as bytes is cut between resource entries at the limits, an entry over
+    /// a limit by itself is split span by span, and every span goes once, in order.
+    #[test]
+    fn encoded_batches_are_cut_between_entries() {
+        let none = config("{endpoint: 'http://x', compression: none}");
+        let limits = |items| Limits {
+            items,
+            bytes: usize::MAX,
+            window: None,
+        };
+        let requests = prepare(encoded(&[4, 4, 3, 12, 1]), &none, limits(10)).unwrap();
+        assert_eq!(
+            requests.iter().map(|r| r.items).collect::<Vec<_>>(),
+            [8, 3, 10, 2, 1]
+        );
+        let whole = prepare(encoded(&[4, 4, 3, 12, 1]), &none, limits(usize::MAX)).unwrap();
+        assert_eq!(whole.len(), 1);
+        assert_eq!(span_ids(&requests), span_ids(&whole));
+        assert_eq!(span_ids(&whole).len(), 24);
+        // The one request is the entries as they arrived, byte for byte.
+        let Payload::Encoded(arrived) = encoded(&[4, 4, 3, 12, 1]) else {
+            unreachable!()
+        };
+        assert_eq!(&whole[0].body[..], &arrived.encode()[..]);
+        let by_bytes = prepare(
+            encoded(&[4, 4, 3]),
+            &none,
+            Limits {
+                items: usize::MAX,
+                bytes: arrived.entries()[0].bytes.len() + 1,
+                window: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            by_bytes.iter().map(|r| r.items).collect::<Vec<_>>(),
+            [4, 4, 3]
+        );
+    }
+
+    /// Encoded spans inside X-Ray's window go as they are; a batch with one outside is decoded
+    /// and filtered span by span.
+    #[test]
+    fn encoded_spans_outside_xrays_window_are_removed() {
+        let xray = Limits::for_destination(
+            &"https://xray.eu-west-1.amazonaws.com/v1/traces"
+                .parse()
+                .unwrap(),
+        );
+        let mut inside = encoded(&[3]);
+        let Payload::Encoded(entries) = &inside else {
+            unreachable!()
+        };
+        let (end, start) = entries.entries()[0].span_times.unwrap();
+        let now = end.max(start);
+        assert_eq!(drop_outside_window(&mut inside, xray, now), 0);
+        assert!(matches!(inside, Payload::Encoded(_)), "left as it arrived");
+        let far_later = now + XRAY_MAX_BEHIND.as_nanos() as u64 + 1;
+        let mut outside = encoded(&[3]);
+        assert_eq!(drop_outside_window(&mut outside, xray, far_later), 3);
+        assert_eq!(outside.item_count(), 0);
     }
 
     /// Spans X-Ray's endpoint would refuse for their times are taken out and counted; the

@@ -42,6 +42,7 @@ impl MetricsTransformSection {
 impl MetricsTransformConfig {
     /// Runs every transform, in order, over each scope; empty scopes and resources go.
     pub fn process(&self, payload: &mut Payload) {
+        payload.make_owned();
         let Payload::Metrics(list) = payload else {
             return;
         };

@@ -215,7 +215,7 @@ mod tests {
         }
         let (input, mut pipeline) = tokio::sync::mpsc::channel(16);
         let mut consumers = Consumers::default();
-        consumers.add(crate::pipeline::Signal::Traces, input, false);
+        consumers.add(crate::pipeline::Signal::Traces, input, false, false);
         let (stop, shutdown) = crate::pipeline::ShutdownTrigger::new();
         let traffic = Arc::new(Notify::new());
         let reader = tokio::spawn(read_loop(

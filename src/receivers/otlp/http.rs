@@ -5,7 +5,7 @@
 use super::config::HttpConfig;
 use super::json;
 use crate::http_server;
-use crate::pipeline::{Consumers, Payload, Refused, Shutdown, Signal};
+use crate::pipeline::{Consumers, EncodedPayload, Payload, Refused, Shutdown, Signal};
 use crate::receivers::accept;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -271,6 +271,13 @@ impl HttpReceiver {
         }
         let raw = raw.freeze();
         let body = decompress(raw, content_encoding, limit)?;
+        // Pipelines that only batch and forward take the request as it came, checked but not
+        // decoded.
+        if encoding == Encoding::Protobuf && self.consumers.take_encoded(signal) {
+            return EncodedPayload::scan(signal, body)
+                .map(Payload::Encoded)
+                .map_err(|e| BodyError::Invalid(format!("invalid OTLP protobuf: {e}")));
+        }
         decode_payload(&body, signal, encoding).map_err(BodyError::Invalid)
     }
 }
