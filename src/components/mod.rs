@@ -50,11 +50,14 @@ impl SidecarConfig {
     /// and `memory_limiter`, exporters `otlp` and protobuf `otlphttp`): its receivers may hand
     /// it requests as they arrived, never decoded.
     pub fn forwards_encoded(&self, pipeline: &PipelineConfig) -> bool {
-        let processors = pipeline.processors.iter().all(|id| match &self.processors[id] {
-            ProcessorConfig::Batch(batch) => batch.send_batch_max_size == 0,
-            ProcessorConfig::MemoryLimiter(_) => true,
-            _ => false,
-        });
+        let processors = pipeline
+            .processors
+            .iter()
+            .all(|id| match &self.processors[id] {
+                ProcessorConfig::Batch(batch) => batch.send_batch_max_size == 0,
+                ProcessorConfig::MemoryLimiter(_) => true,
+                _ => false,
+            });
         let exporters = pipeline
             .exporters
             .iter()

@@ -721,4 +721,23 @@ mod tests {
             );
         }
     }
+
+    /// A batch starts empty and owned: encoded requests appended to it stay encoded; owned data
+    /// joining them makes the batch owned, with every item.
+    #[test]
+    fn a_batch_of_encoded_requests_stays_encoded() {
+        let request = || {
+            Payload::Encoded(
+                EncodedPayload::scan(Signal::Traces, Bytes::from_static(TRACES)).unwrap(),
+            )
+        };
+        let mut batch = Payload::empty(Signal::Traces);
+        batch.append(request());
+        batch.append(request());
+        assert!(matches!(batch, Payload::Encoded(_)));
+        assert_eq!(batch.item_count(), 200);
+        batch.append(request().decoded());
+        assert!(matches!(batch, Payload::Traces(_)));
+        assert_eq!(batch.item_count(), 300);
+    }
 }

@@ -92,7 +92,11 @@ impl Payload {
                 this.append(owned);
             }
             (this, encoded @ Payload::Encoded(_)) if this.signal() == encoded.signal() => {
-                this.append(encoded.decoded());
+                if this.has_no_resources() {
+                    *this = encoded;
+                } else {
+                    this.append(encoded.decoded());
+                }
             }
             (this, other) => unreachable!(
                 "a {} pipeline was handed {} data",
@@ -111,6 +115,16 @@ impl Payload {
             Payload::Traces(rs) => Payload::Traces(split::take_spans(rs, max_items)),
             Payload::Metrics(rm) => Payload::Metrics(split::take_metric_points(rm, max_items)),
             Payload::Logs(rl) => Payload::Logs(split::take_log_records(rl, max_items)),
+        }
+    }
+
+    /// An owned payload without a single resource (what a batch starts from).
+    fn has_no_resources(&self) -> bool {
+        match self {
+            Payload::Traces(r) => r.is_empty(),
+            Payload::Metrics(r) => r.is_empty(),
+            Payload::Logs(r) => r.is_empty(),
+            Payload::Encoded(_) => false,
         }
     }
 

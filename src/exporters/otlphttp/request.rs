@@ -177,8 +177,7 @@ fn prepare_entries(
         Ok::<(), ExportError>(())
     };
     for entry in encoded.into_entries() {
-        let alone_too_big =
-            entry.items > limits.items as u64 || entry.bytes.len() > limits.bytes;
+        let alone_too_big = entry.items > limits.items as u64 || entry.bytes.len() > limits.bytes;
         if alone_too_big {
             send(&mut request, items, out)?;
             (items, bytes) = (0, 0);
