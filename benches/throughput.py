@@ -12,7 +12,13 @@ connection, the seed config's batch settings) for this build and every --baselin
 by side, each twice, plus an idle row; --tls adds the same rows with the AWS stand-in serving
 HTTPS under a certificate the script makes (trusted through SSL_CERT_FILE).
 
-    benches/throughput.sh --compare [--baseline path/to/other/otel-sidecar ...] [--tls]
+    benches/throughput.sh --compare [--baseline path/to/other/otel-sidecar ...] [--peer path/to/rotel] [--tls]
+
+Its routes: OTLP/HTTP → X-Ray, → EMF (2,000 variants of metrics.pb whose timestamps advance, as
+an SDK's do: make_metrics_var.py, run by --python) and → OTLP/HTTP (gzip, SigV4, the stand-in as
+X-Ray's OTLP endpoint). --peer runs rotel on the same routes (awsxray, awsemf, otlp with
+sigv4auth, which signs only for AWS host names: /etc/hosts must map
+xray.us-east-1.amazonaws.com to 127.0.0.1).
 
 With --compare-saturation, the OTLP traces and metrics rows at saturation (as fast as the load
 generator sends) for this build and every --baseline, each twice: items delivered per second
@@ -106,6 +112,28 @@ service:
 """
 
 
+# Traces to X-Ray's OTLP endpoint as AWS documents it (otlphttp, gzip, sigv4auth), the stand-in
+# in its place.
+COMPARE_OTLP_CONFIG = """
+extensions:
+  sigv4auth: {{region: us-east-1, service: xray}}
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: 127.0.0.1:0}}
+processors:
+  batch/traces: {{timeout: 1s, send_batch_size: 50}}
+exporters:
+  otlphttp: {{traces_endpoint: "{url}/v1/traces", compression: gzip, auth: {{authenticator: sigv4auth}}}}
+service:
+  extensions: [sigv4auth]
+  telemetry:
+    logs: {{encoding: json}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [batch/traces], exporters: [otlphttp]}}
+"""
+
+
 def make_certificate(work):
     """A CA and a certificate for localhost / 127.0.0.1 signed by it (openssl)."""
     run = lambda *a: subprocess.run(["openssl", *a], cwd=work, check=True, capture_output=True)
@@ -124,8 +152,9 @@ def cpu_split(pid):
     return int(fields[11]), int(fields[12])
 
 
-def pace(port, path, body, rate, seconds):
-    """Posts `body` `rate` times a second over one keep-alive connection; returns (sent, ok)."""
+def pace(port, path, bodies, rate, seconds):
+    """Posts `bodies` in turn, `rate` a second, over one keep-alive connection; returns
+    (sent, ok)."""
     import http.client
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     sent = ok = 0
@@ -137,19 +166,19 @@ def pace(port, path, body, rate, seconds):
         due = sent / rate
         if due > elapsed:
             time.sleep(due - elapsed)
-        connection.request("POST", path, body, {"Content-Type": "application/x-protobuf"})
+        connection.request("POST", path, bodies[sent % len(bodies)], {"Content-Type": "application/x-protobuf"})
         answer = connection.getresponse()
         answer.read()
         sent += 1
         ok += answer.status == 200
 
 
-def start_compare_sidecar(binary, work, env):
-    """A sidecar with the comparison config (work/compare.yaml) pinned to core 0, once it
-    listens; returns it and its OTLP/HTTP port."""
+def start_compare_sidecar(binary, work, env, config="compare.yaml"):
+    """A sidecar with a comparison config (under work/) pinned to core 0, once it listens;
+    returns it and its OTLP/HTTP port."""
     log_path = work / "compare.log"
     with open(log_path, "w") as log:
-        sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / "compare.yaml")],
+        sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / config)],
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 20
     while True:
@@ -164,15 +193,85 @@ def start_compare_sidecar(binary, work, env):
         time.sleep(0.01)
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# The peer's flags for each route: the seed's batch settings, the same stand-in.
+PEER_HOST = "xray.us-east-1.amazonaws.com"
+
+
+def peer_arguments(route, sink_address):
+    common = ["--traces-batch-max-size", "50", "--traces-batch-timeout", "1s", "--metrics-batch-timeout", "60s"]
+    if route == "xray":
+        return common + ["--exporter", "awsxray", "--awsxray-exporter-region", "us-east-1",
+                         "--awsxray-exporter-custom-endpoint", f"http://{sink_address}"]
+    if route == "emf":
+        return common + ["--exporter", "awsemf", "--awsemf-exporter-region", "us-east-1",
+                         "--awsemf-exporter-custom-endpoint", f"http://{sink_address}",
+                         "--awsemf-exporter-namespace", "ECS/OTEL/VM-X-AI",
+                         "--awsemf-exporter-log-group-name", "/aws/ecs/application/metrics"]
+    # It signs only for <service>.<region>.amazonaws.com hosts: /etc/hosts maps PEER_HOST to loopback.
+    return common + ["--exporter", "otlp", "--otlp-exporter-protocol", "http", "--otlp-exporter-compression", "gzip",
+                     "--otlp-exporter-authenticator", "sigv4auth",
+                     "--otlp-exporter-traces-endpoint", f"http://{PEER_HOST}:{sink_address.rsplit(':', 1)[1]}/v1/traces"]
+
+
+def start_peer(binary, route, sink_address, work, env):
+    """The peer collector (rotel) for `route`, pinned to core 0, once its OTLP/HTTP port takes
+    connections; returns it and that port."""
+    import socket
+    http_port, grpc_port = free_port(), free_port()
+    with open(work / "peer.log", "w") as log:
+        peer = subprocess.Popen([*taskset(0), str(binary), "start", "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+                                 "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
+                                 *peer_arguments(route, sink_address)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", http_port), timeout=1).close()
+            time.sleep(1)
+            return peer, http_port
+        except OSError:
+            if peer.poll() is not None or time.monotonic() > deadline:
+                sys.exit((work / "peer.log").read_text())
+            time.sleep(0.05)
+
+
+def metrics_variants(work, python):
+    """2,000 variants of metrics.pb whose timestamps advance (benches/workload/make_metrics_var.py,
+    which needs opentelemetry-proto: `python` is the interpreter that has it)."""
+    out = work / "metrics-var"
+    subprocess.run([python, str(WORKLOAD / "make_metrics_var.py"), str(out), "2000"], check=True)
+    return [p.read_bytes() for p in sorted(out.iterdir())]
+
+
 def compare(args):
-    """The comparison workload for this build and each --baseline, side by side."""
+    """The comparison workload for this build, each --baseline and the --peer, side by side:
+    OTLP/HTTP → X-Ray, → EMF (timestamps advancing, no point re-sent) and → OTLP/HTTP (gzip,
+    SigV4, the stand-in as X-Ray's OTLP endpoint)."""
     this = Path(args.binary) if args.binary else BINARY
     # The pacer is this process: on the stand-in's core, off the sidecar's.
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {1})
-    binaries = [("this build", this)] + [(Path(b).name if Path(b).name != "otel-sidecar" else b, Path(b)) for b in args.baseline]
+    binaries = [("this build", this, "sidecar")]
+    binaries += [(Path(b).name if Path(b).name != "otel-sidecar" else b, Path(b), "sidecar") for b in args.baseline]
+    if args.peer:
+        binaries.append((Path(args.peer).name, Path(args.peer), "peer"))
+        hosts = Path("/etc/hosts").read_text()
+        if PEER_HOST not in hosts:
+            sys.exit(f"--peer signs only for AWS host names: add '127.0.0.1 {PEER_HOST}' to /etc/hosts")
     work = Path(tempfile.mkdtemp())
     (work / "compare.yaml").write_text(COMPARE_CONFIG)
+    traces = [(WORKLOAD / "traces.pb").read_bytes()]
+    metrics = metrics_variants(work, args.python)
+    routes = [("xray", "traces → X-Ray", "/v1/traces", traces, "xray_documents"),
+              ("emf", "metrics → EMF", "/v1/metrics", metrics, "emf_events"),
+              ("otlp", "traces → OTLP/HTTP", "/v1/traces", traces, "otlp_items")]
     modes = ["http"] + (["https"] if args.tls else [])
     certificate = make_certificate(work) if args.tls else None
     rows = []
@@ -181,7 +280,8 @@ def compare(args):
         sink = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0", *sink_args],
                                 stdout=subprocess.PIPE, text=True)
         sink_address = json.loads(sink.stdout.readline())["address"]
-        counts_url = f"{'https' if mode == 'https' else 'http'}://{sink_address}/counts"
+        scheme = "https" if mode == "https" else "http"
+        counts_url = f"{scheme}://{sink_address}/counts"
         env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
         env.pop("AOT_CONFIG_CONTENT", None)
         if mode == "https":
@@ -189,6 +289,8 @@ def compare(args):
             env["SSL_CERT_FILE"] = str(certificate[0])
         else:
             env["AWS_ENDPOINT_URL"] = f"http://{sink_address}"
+        (work / "compare-otlp.yaml").write_text(COMPARE_OTLP_CONFIG.format(
+            url=f"{scheme}://{'localhost' if mode == 'https' else '127.0.0.1'}:{sink_address.rsplit(':', 1)[1]}"))
 
         def counts():
             import ssl
@@ -196,35 +298,42 @@ def compare(args):
             return json.loads(urllib.request.urlopen(counts_url, timeout=10, context=context).read())
 
         for run in range(2):
-            for label, binary in binaries:
-                for signal_name, body_file, sink_key in [("traces", "traces.pb", "xray_documents"), ("metrics", "metrics.pb", "emf_events")]:
-                    body = (WORKLOAD / body_file).read_bytes()
-                    sidecar, port = start_compare_sidecar(binary, work, env)
+            for label, binary, kind in binaries:
+                for route, route_name, path, bodies, sink_key in routes:
+                    if kind == "peer" and mode == "https":
+                        continue
+                    if kind == "peer":
+                        process, port = start_peer(binary, route, sink_address, work, env)
+                    else:
+                        config = "compare-otlp.yaml" if route == "otlp" else "compare.yaml"
+                        process, port = start_compare_sidecar(binary, work, env, config)
                     before_sink = counts()[sink_key]
-                    user0, system0 = cpu_split(sidecar.pid)
+                    user0, system0 = cpu_split(process.pid)
                     t0 = time.monotonic()
-                    sent, ok = pace(port, f"/v1/{signal_name}", body, 100, args.compare_seconds)
+                    sent, ok = pace(port, path, bodies, 100, args.compare_seconds)
                     time.sleep(1.5)  # the last 1 s trace batch
                     elapsed = time.monotonic() - t0
-                    user1, system1 = cpu_split(sidecar.pid)
-                    peak = rss_mb(sidecar.pid)
-                    sidecar.send_signal(signal.SIGTERM)
-                    sidecar.wait(timeout=60)
+                    user1, system1 = cpu_split(process.pid)
+                    peak = rss_mb(process.pid)
+                    process.send_signal(signal.SIGTERM)
+                    process.wait(timeout=60)
                     arrived = counts()[sink_key] - before_sink
                     rows.append({
-                        "binary": label, "aws": mode, "run": run + 1, "signal": signal_name,
+                        "binary": label, "aws": mode, "run": run + 1, "route": route_name,
                         "items_per_s": 100 * 100, "requests_ok": f"{ok}/{sent}",
                         "cpu_pct_of_core": round((user1 + system1 - user0 - system0) / CLK_TCK / elapsed * 100, 1),
                         "user_ticks": user1 - user0, "system_ticks": system1 - system0,
                         "rss_mb": round(peak, 1), "arrived": arrived,
                     })
                     print(json.dumps(rows[-1]), flush=True)
-                    if signal_name == "traces" and arrived != sent * 100:
-                        sys.exit(f"{label}: {sent * 100} spans sent, {arrived} documents arrived")
+                    if route != "emf" and arrived != ok * 100:
+                        sys.exit(f"{label}, {route_name}: {ok * 100} spans accepted, {arrived} arrived")
         sink.send_signal(signal.SIGTERM)
         sink.wait(timeout=10)
     idle = []
-    for label, binary in binaries:
+    for label, binary, kind in binaries:
+        if kind == "peer":
+            continue
         env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                    AWS_ENDPOINT_URL="http://127.0.0.1:9")
         env.pop("AOT_CONFIG_CONTENT", None)
@@ -240,11 +349,12 @@ def compare(args):
         sidecar.send_signal(signal.SIGTERM)
         sidecar.wait(timeout=30)
     lines = [f"Comparison workload (benches/workload), {args.compare_seconds}s per row at 100 requests/s x 100 items = 10k items/s, "
-             f"sidecar pinned to core 0, pacer and sink on core 1, each binary twice, interleaved.", "",
-             "| binary | AWS side | run | signal | CPU % of a core | user ticks | system ticks | RSS MB | requests ok | arrived at sink |",
+             f"collector pinned to core 0, pacer and sink on core 1, each binary twice, interleaved; metrics: 2,000 "
+             f"variants of metrics.pb with timestamps advancing 10 ms each (make_metrics_var.py).", "",
+             "| binary | AWS side | run | route | CPU % of a core | user ticks | system ticks | RSS MB | requests ok | arrived at sink |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['binary']} | {r['aws']} | {r['run']} | {r['signal']} | {r['cpu_pct_of_core']} | {r['user_ticks']} | "
+        lines.append(f"| {r['binary']} | {r['aws']} | {r['run']} | {r['route']} | {r['cpu_pct_of_core']} | {r['user_ticks']} | "
                      f"{r['system_ticks']} | {r['rss_mb']} | {r['requests_ok']} | {r['arrived']} |")
     lines += ["", "| binary | idle ticks | over s | RSS MB |", "|---|---|---|---|"]
     lines += [f"| {i['binary']} | {i['ticks']} | {i['seconds']} | {i['rss_mb']} |" for i in idle]
@@ -263,6 +373,9 @@ def main():
     parser.add_argument("--compare-saturation", action="store_true",
                         help="run the OTLP saturation rows for this build and each --baseline instead")
     parser.add_argument("--baseline", action="append", default=[], help="another otel-sidecar binary to compare")
+    parser.add_argument("--peer", help="a rotel binary to compare in the same run (--compare)")
+    parser.add_argument("--python", default=sys.executable,
+                        help="a Python with opentelemetry-proto, to write the metrics variants (--compare)")
     parser.add_argument("--tls", action="store_true", help="also compare with the AWS stand-in serving HTTPS")
     parser.add_argument("--compare-seconds", type=float, default=20)
     parser.add_argument("--binary", help="the build to compare (default: the release build of this tree)")
