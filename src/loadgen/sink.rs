@@ -1,8 +1,8 @@
 //! `loadgen sink`: a loopback stand-in for X-Ray (PutTraceSegments) and CloudWatch Logs
 //! (PutLogEvents, CreateLogGroup, CreateLogStream, PutRetentionPolicy) that answers at once,
 //! checks shapes cheaply and counts, so a benchmark measures the sidecar and not an emulator.
-//! It also takes OTLP/HTTP exports (`/v1/traces`, `/v1/metrics`, `/v1/logs`, protobuf, gzip or
-//! not) as X-Ray's, CloudWatch's and CloudWatch Logs' OTLP endpoints would, counting the items.
+//! Bodies may be gzipped. It also takes OTLP/HTTP exports (`/v1/traces`, `/v1/metrics`,
+//! `/v1/logs`, protobuf) as X-Ray's, CloudWatch's and CloudWatch Logs' OTLP endpoints would, counting the items.
 //! `GET /counts` returns the tallies as JSON; `POST /delay?ms=N` makes every X-Ray and
 //! PutLogEvents answer wait N ms, to stand for a destination slower than the load.
 
@@ -114,9 +114,19 @@ async fn handle(
         Ok(body) => body.to_bytes(),
         Err(_) => return reply(400, json!({"message": "unreadable body"})),
     };
+    // Some clients gzip their AWS calls too (rotel's PutLogEvents).
+    let body = if gzipped {
+        let mut plain = Vec::new();
+        match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain) {
+            Ok(_) => Bytes::from(plain),
+            Err(_) => return reply(400, json!({"message": "invalid gzip body"})),
+        }
+    } else {
+        body
+    };
     if let Some(signal) = path.strip_prefix("/v1/") {
         counts.otlp_calls.fetch_add(1, Ordering::Relaxed);
-        return match otlp_items(signal, &body, gzipped) {
+        return match otlp_items(signal, &body) {
             Some(items) => {
                 counts.otlp_items.fetch_add(items, Ordering::Relaxed);
                 Response::builder()
@@ -171,19 +181,12 @@ async fn handle(
 }
 
 /// The items of an OTLP export request body, or `None` when it is not one.
-fn otlp_items(signal: &str, body: &[u8], gzipped: bool) -> Option<u64> {
+fn otlp_items(signal: &str, body: &[u8]) -> Option<u64> {
     use opentelemetry_proto::tonic::collector::{
         logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
         trace::v1::ExportTraceServiceRequest,
     };
     use prost::Message;
-    let mut plain = Vec::new();
-    let body = if gzipped {
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut plain).ok()?;
-        &plain[..]
-    } else {
-        body
-    };
     let payload = match signal {
         "traces" => crate::pipeline::Payload::Traces(
             ExportTraceServiceRequest::decode(body).ok()?.resource_spans,
