@@ -114,8 +114,9 @@ async fn handle(
         Ok(body) => body.to_bytes(),
         Err(_) => return reply(400, json!({"message": "unreadable body"})),
     };
-    // Some clients gzip their AWS calls too (rotel's PutLogEvents).
-    let body = if gzipped {
+    // Some clients gzip their AWS calls too (rotel's PutLogEvents); some say so of plain bodies
+    // (rotel's PutTraceSegments), which are read as they are.
+    let body = if gzipped && body.starts_with(&[0x1f, 0x8b]) {
         let mut plain = Vec::new();
         match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain) {
             Ok(_) => Bytes::from(plain),
@@ -141,7 +142,8 @@ async fn handle(
             }
         };
     }
-    if path == "/TraceSegments" {
+    // X-Ray's REST path, or its JSON-1.1 target (rotel posts to `/`).
+    if path == "/TraceSegments" || target.ends_with(".PutTraceSegments") {
         counts.xray_calls.fetch_add(1, Ordering::Relaxed);
         let documents = serde_json::from_slice::<PutTraceSegmentsBody>(&body)
             .map(|b| b.documents)
