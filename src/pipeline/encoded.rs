@@ -8,13 +8,8 @@
 //! notes the earliest end and latest start, which is all batching and the destinations' limits
 //! need.
 
-use super::Payload;
 use crate::config::Signal;
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::{
-    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
-    trace::v1::ExportTraceServiceRequest,
-};
 
 /// How deep messages may nest below the request, as in prost's decoder (so both accept the
 /// same requests).
@@ -126,26 +121,6 @@ impl EncodedPayload {
             out.extend_from_slice(&entry.bytes);
         }
         out
-    }
-
-    /// The owned model of these entries, for a component that reads or changes data. The bytes
-    /// were checked when they arrived, so this decodes.
-    pub fn decode(&self) -> Payload {
-        let body = self.encode();
-        let decoded = match self.signal {
-            Signal::Traces => <ExportTraceServiceRequest as prost::Message>::decode(&body[..])
-                .map(|r| Payload::Traces(r.resource_spans)),
-            Signal::Metrics => <ExportMetricsServiceRequest as prost::Message>::decode(&body[..])
-                .map(|r| Payload::Metrics(r.resource_metrics)),
-            Signal::Logs => <ExportLogsServiceRequest as prost::Message>::decode(&body[..])
-                .map(|r| Payload::Logs(r.resource_logs)),
-        };
-        decoded.unwrap_or_else(|error| {
-            // Unreachable while `scan` accepts only what prost decodes (the fuzz target holds
-            // them to that); should it happen, the entries are lost, and said so.
-            tracing::error!(%error, items = self.items, "checked OTLP entries failed to decode");
-            Payload::empty(self.signal)
-        })
     }
 }
 
@@ -581,6 +556,11 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::Payload;
+    use opentelemetry_proto::tonic::collector::{
+        logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+        trace::v1::ExportTraceServiceRequest,
+    };
     use prost::Message;
 
     const TRACES: &[u8] = include_bytes!("../../benches/workload/traces.pb");
