@@ -179,7 +179,8 @@ fn xray(c: &mut Criterion) {
             // As the exporter does: the resource's part once per resource.
             let context = ResourceContext::new(&resource, &settings);
             for span in spans {
-                let docs = span_documents(black_box(span), &context, &settings).unwrap();
+                let span = otel_sidecar::pipeline::view::SpanView::from(black_box(span));
+                let docs = span_documents(&span, &context, &settings).unwrap();
                 black_box(serde_json::to_string(&docs[0]).unwrap());
             }
         })

@@ -1,6 +1,7 @@
 //! An OTLP protobuf body of any signal (the first byte chooses), checked by the scan that lets
 //! pass-through pipelines forward requests as bytes: it must accept exactly what prost decodes,
-//! count the same items, and its entries must decode to the same data.
+//! count the same items, and its entries must decode to the same data; traces entries read
+//! through the X-Ray translation's view must read as the decoded spans do.
 #![no_main]
 
 use bytes::Bytes;
@@ -8,6 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use otel_sidecar::pipeline::view::ResourceSpansView;
 use otel_sidecar::pipeline::{EncodedPayload, Payload, Signal};
 use prost::Message;
 
@@ -39,6 +41,16 @@ fuzz_target!(|data: &[u8]| {
     match (scanned, decoded) {
         (Ok(scanned), Some(decoded)) => {
             assert_eq!(scanned.item_count(), decoded.item_count());
+            for entry in scanned.entries().iter().filter(|e| !e.merges) {
+                if signal != Signal::Traces {
+                    break;
+                }
+                let owned = ExportTraceServiceRequest::decode(entry.bytes.as_ref()).unwrap();
+                let from_bytes = ResourceSpansView::parse_entry(&entry.bytes);
+                let from_owned = ResourceSpansView::from(&owned.resource_spans[0]);
+                assert_eq!(from_bytes.resource, from_owned.resource);
+                assert_eq!(from_bytes.spans, from_owned.spans);
+            }
             // Compared as encoded: a NaN value is the same data but not equal to itself.
             assert_eq!(
                 scanned.decode().encode_export_request(),

@@ -13,6 +13,7 @@ use otel_sidecar::exporters::awsxray::translate::{
     ResourceContext, TranslateSettings, span_documents, span_to_documents,
 };
 use otel_sidecar::exporters::embedded_json::reference;
+use otel_sidecar::pipeline::view::SpanView;
 use otel_sidecar::receivers::otlp::json;
 use prost::Message;
 
@@ -34,7 +35,8 @@ fuzz_target!(|data: &[u8]| {
                 let context = ResourceContext::new(&resource, &settings);
                 for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
                     // The exporter's serializer writes what serde_json writes.
-                    for document in span_documents(span, &context, &settings).unwrap_or_default() {
+                    let view = SpanView::from(span);
+                    for document in span_documents(&view, &context, &settings).unwrap_or_default() {
                         reference::check(&document);
                     }
                     for document in span_to_documents(span, &resource, &settings).unwrap_or_default() {

@@ -51,14 +51,15 @@ impl ExporterConfig {
         }
     }
 
-    /// Whether the exporter sends OTLP requests as they arrived, without decoding them
-    /// ([`crate::pipeline::Payload::Encoded`]): `otlp`, and `otlphttp` with protobuf.
+    /// Whether the exporter takes OTLP requests as they arrived, without decoding them
+    /// ([`crate::pipeline::Payload::Encoded`]): `otlp` and `otlphttp` with protobuf send them,
+    /// `awsxray` translates from a view of their bytes.
     pub fn takes_encoded(&self) -> bool {
         match self {
             ExporterConfig::OtlpHttp(c) => {
                 c.config.encoding == exporters::otlphttp::config::Encoding::Proto
             }
-            ExporterConfig::Otlp(_) => true,
+            ExporterConfig::Otlp(_) | ExporterConfig::AwsXray(_) => true,
             _ => false,
         }
     }
@@ -227,9 +228,10 @@ impl Exporter {
 
 impl Export for Exporter {
     async fn start(&mut self, payload: Payload) -> InFlight {
-        // Only the OTLP exporters send requests as they arrived; the others read the data.
+        // The OTLP exporters send requests as they arrived and X-Ray's translation reads them
+        // through a view; the others read the owned model.
         let payload = match self {
-            Exporter::OtlpHttp(_) | Exporter::Otlp(_) => payload,
+            Exporter::OtlpHttp(_) | Exporter::Otlp(_) | Exporter::AwsXray(_) => payload,
             _ => payload.decoded(),
         };
         match self {

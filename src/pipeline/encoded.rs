@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 /// How deep messages may nest below the request, as in prost's decoder (so both accept the
 /// same requests).
-const NESTING_LIMIT: u32 = 100;
+pub(super) const NESTING_LIMIT: u32 = 100;
 
 /// One resource entry of a request: the field's bytes as written (tag and length included).
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +22,9 @@ pub struct EncodedEntry {
     pub items: u64,
     /// Spans only: the earliest end and the latest start among them (`None` without spans).
     pub span_times: Option<(u64, u64)>,
+    /// A singular message field is written twice somewhere in the entry: a decoder merges the
+    /// two, so views, which borrow one, read such an entry through the owned model instead.
+    pub merges: bool,
 }
 
 /// Resource entries of one signal, in arrival order.
@@ -55,16 +58,17 @@ impl EncodedPayload {
                     return Err(wire_error("request", field, wire));
                 }
                 let inner = reader.length_delimited()?;
-                let mut times = SpanTimes::default();
+                let mut notes = EntryNotes::default();
                 // The request is one level: its entries are decoded one below the limit.
-                let count = walk(root, inner, NESTING_LIMIT - 1, &mut times)?;
+                let count = walk(root, inner, NESTING_LIMIT - 1, &mut notes)?;
                 items += count;
                 entries.push(EncodedEntry {
                     bytes: body.slice(start..reader.at),
                     items: count,
-                    span_times: times
+                    span_times: notes
                         .seen
-                        .then_some((times.earliest_end, times.latest_start)),
+                        .then_some((notes.earliest_end, notes.latest_start)),
+                    merges: notes.merges,
                 });
             } else {
                 reader.skip(field, wire, NESTING_LIMIT)?;
@@ -124,12 +128,12 @@ impl EncodedPayload {
     }
 }
 
-const WIRE_VARINT: u8 = 0;
-const WIRE_FIXED64: u8 = 1;
-const WIRE_LEN: u8 = 2;
+pub(super) const WIRE_VARINT: u8 = 0;
+pub(super) const WIRE_FIXED64: u8 = 1;
+pub(super) const WIRE_LEN: u8 = 2;
 const WIRE_START_GROUP: u8 = 3;
 const WIRE_END_GROUP: u8 = 4;
-const WIRE_FIXED32: u8 = 5;
+pub(super) const WIRE_FIXED32: u8 = 5;
 
 /// The OTLP messages below an export request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,19 +307,44 @@ fn field(message: M, number: u32) -> Option<Kind> {
     })
 }
 
-/// The spans' times seen so far in one entry.
+/// What the walk has noted of one entry so far: its spans' times, and whether a singular
+/// message field was written twice.
 #[derive(Default)]
-struct SpanTimes {
+struct EntryNotes {
     seen: bool,
     earliest_end: u64,
     latest_start: u64,
+    merges: bool,
+}
+
+/// Message fields that are not repeated: written twice, decoders merge them.
+fn singular_message(message: M, number: u32) -> bool {
+    matches!(
+        (message, number),
+        (
+            M::ResourceSpans
+                | M::ResourceMetrics
+                | M::ResourceLogs
+                | M::ScopeSpans
+                | M::ScopeMetrics
+                | M::ScopeLogs,
+            1
+        ) | (M::KeyValue, 2)
+            | (M::AnyValue, 5 | 6)
+            | (M::Span, 15)
+            | (M::LogRecord, 5)
+            | (M::ExponentialPoint, 8 | 9)
+            | (M::Metric, 5 | 7 | 9 | 10 | 11)
+    )
 }
 
 /// Checks one message and returns its items as the owned model counts them: a scope's spans,
 /// log records or (through its metrics) data points; 0 for messages below those.
-fn walk(message: M, bytes: &[u8], depth: u32, times: &mut SpanTimes) -> Result<u64, String> {
+fn walk(message: M, bytes: &[u8], depth: u32, notes: &mut EntryNotes) -> Result<u64, String> {
     let mut reader = Reader { bytes, at: 0 };
     let mut items = 0u64;
+    // Singular message fields seen in this message, by number (all are below 16).
+    let mut singular_seen = 0u32;
     // A metric's data is a oneof: a later field of another type replaces the earlier one, a
     // later one of the same type merges into it.
     let mut data: Option<u32> = None;
@@ -390,7 +419,12 @@ fn walk(message: M, bytes: &[u8], depth: u32, times: &mut SpanTimes) -> Result<u
                     return Err("failed to decode Protobuf message: recursion limit reached".into());
                 }
                 let body = reader.length_delimited()?;
-                let count = walk(inner, body, depth - 1, times)?;
+                if singular_message(message, number) {
+                    let bit = 1 << number;
+                    notes.merges |= singular_seen & bit != 0;
+                    singular_seen |= bit;
+                }
+                let count = walk(inner, body, depth - 1, notes)?;
                 match (message, inner) {
                     (M::ScopeSpans, M::Span) | (M::ScopeLogs, M::LogRecord) => items += 1,
                     (M::Points(_), _) => items += 1,
@@ -408,15 +442,13 @@ fn walk(message: M, bytes: &[u8], depth: u32, times: &mut SpanTimes) -> Result<u
         }
     }
     if message == M::Span {
-        if !times.seen {
-            *times = SpanTimes {
-                seen: true,
-                earliest_end: end,
-                latest_start: start,
-            };
+        if !notes.seen {
+            notes.seen = true;
+            notes.earliest_end = end;
+            notes.latest_start = start;
         } else {
-            times.earliest_end = times.earliest_end.min(end);
-            times.latest_start = times.latest_start.max(start);
+            notes.earliest_end = notes.earliest_end.min(end);
+            notes.latest_start = notes.latest_start.max(start);
         }
     }
     Ok(items)
@@ -439,17 +471,17 @@ fn truncated() -> String {
 }
 
 /// A cursor over protobuf bytes.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+pub(super) struct Reader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.at >= self.bytes.len()
     }
 
-    fn varint(&mut self) -> Result<u64, String> {
+    pub(super) fn varint(&mut self) -> Result<u64, String> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&byte) = self.bytes.get(self.at) else {
@@ -468,7 +500,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A field's number and wire type.
-    fn key(&mut self) -> Result<(u32, u8), String> {
+    pub(super) fn key(&mut self) -> Result<(u32, u8), String> {
         let key = self.varint()?;
         if key > u64::from(u32::MAX) {
             return Err(format!(
@@ -488,21 +520,21 @@ impl<'a> Reader<'a> {
         Ok((number, wire))
     }
 
-    fn fixed(&mut self, width: usize) -> Result<&'a [u8], String> {
+    pub(super) fn fixed(&mut self, width: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(width).ok_or_else(truncated)?;
         let bytes = self.bytes.get(self.at..end).ok_or_else(truncated)?;
         self.at = end;
         Ok(bytes)
     }
 
-    fn fixed64(&mut self) -> Result<u64, String> {
+    pub(super) fn fixed64(&mut self) -> Result<u64, String> {
         let bytes = self.fixed(8)?;
         let mut word = [0u8; 8];
         word.copy_from_slice(bytes);
         Ok(u64::from_le_bytes(word))
     }
 
-    fn length_delimited(&mut self) -> Result<&'a [u8], String> {
+    pub(super) fn length_delimited(&mut self) -> Result<&'a [u8], String> {
         let length = self.varint()?;
         let length = usize::try_from(length).map_err(|_| truncated())?;
         self.fixed(length)
@@ -510,7 +542,7 @@ impl<'a> Reader<'a> {
 
     /// Skips a field nobody reads, as a decoder does (groups included, within the nesting
     /// limit).
-    fn skip(&mut self, number: u32, wire: u8, depth: u32) -> Result<(), String> {
+    pub(super) fn skip(&mut self, number: u32, wire: u8, depth: u32) -> Result<(), String> {
         match wire {
             WIRE_VARINT => {
                 self.varint()?;

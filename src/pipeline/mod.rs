@@ -9,6 +9,7 @@ mod payload;
 mod receipt;
 mod shutdown;
 pub mod values;
+pub mod view;
 
 pub use consumers::{Consumers, Refused};
 pub use encoded::{EncodedEntry, EncodedPayload};

@@ -1,4 +1,5 @@
-//! The one in-memory data model: OTLP protobuf types, wrapped by signal.
+//! The data a pipeline moves: the owned OTLP protobuf model, for components that change it, or
+//! requests as they arrived (`Encoded`); `super::view` reads either without copying.
 
 use super::EncodedPayload;
 use opentelemetry_proto::tonic::collector::{

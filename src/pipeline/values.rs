@@ -2,51 +2,50 @@
 //! (`pcommon.Value.AsString()`, `AsRaw()`): shared by the processors that match on attributes and
 //! the exporters that write them.
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as Av};
+use super::view::ValueView;
 use serde_json::Value;
 use std::borrow::Cow;
 
 /// The value as Go's `Value.AsString()` renders it.
-pub fn value_string(value: &AnyValue) -> String {
-    match &value.value {
-        Some(Av::StringValue(s)) => s.clone(),
-        Some(Av::IntValue(i)) => i.to_string(),
-        Some(Av::DoubleValue(d)) => d.to_string(),
-        Some(Av::BoolValue(b)) => b.to_string(),
-        Some(_) => value_json(value).to_string(),
-        None => String::new(),
+pub fn value_string<'a>(value: impl Into<ValueView<'a>>) -> String {
+    match value.into() {
+        ValueView::Str(s) => s.to_string(),
+        ValueView::Int(i) => i.to_string(),
+        ValueView::Double(d) => d.to_string(),
+        ValueView::Bool(b) => b.to_string(),
+        ValueView::Empty => String::new(),
+        other => value_json(other).to_string(),
     }
 }
 
 /// [`value_string`], borrowed when the value is a string (most are).
-pub fn value_str(value: &AnyValue) -> Cow<'_, str> {
-    match &value.value {
-        Some(Av::StringValue(s)) => Cow::Borrowed(s),
-        _ => Cow::Owned(value_string(value)),
+pub fn value_str<'a>(value: impl Into<ValueView<'a>>) -> Cow<'a, str> {
+    match value.into() {
+        ValueView::Str(s) => Cow::Borrowed(s),
+        other => Cow::Owned(value_string(other)),
     }
 }
 
 /// The value as plain JSON (`Value.AsRaw()`).
-pub fn value_json(value: &AnyValue) -> Value {
-    match &value.value {
-        Some(Av::StringValue(s)) => Value::String(s.clone()),
-        Some(Av::IntValue(i)) => Value::from(*i),
+pub fn value_json<'a>(value: impl Into<ValueView<'a>>) -> Value {
+    match value.into() {
+        ValueView::Str(s) => Value::String(s.to_string()),
+        ValueView::Int(i) => Value::from(i),
         // Integral doubles print as `3`, as Go's encoder writes them, not `3.0`.
-        Some(Av::DoubleValue(d)) if d.fract() == 0.0 && d.abs() < 1e15 => Value::from(*d as i64),
-        Some(Av::DoubleValue(d)) => serde_json::Number::from_f64(*d)
+        ValueView::Double(d) if d.fract() == 0.0 && d.abs() < 1e15 => Value::from(d as i64),
+        ValueView::Double(d) => serde_json::Number::from_f64(d)
             .map(Value::Number)
             .unwrap_or(Value::Null),
-        Some(Av::BoolValue(b)) => Value::Bool(*b),
-        Some(Av::ArrayValue(a)) => Value::Array(a.values.iter().map(value_json).collect()),
-        Some(Av::KvlistValue(kv)) => Value::Object(
-            kv.values
-                .iter()
-                .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), value_json(v))))
+        ValueView::Bool(b) => Value::Bool(b),
+        ValueView::Array(values) => Value::Array(values.iter().map(value_json).collect()),
+        ValueView::Kvlist(list) => Value::Object(
+            list.iter()
+                .map(|(key, value)| (key.to_string(), value_json(value)))
                 .collect(),
         ),
-        Some(Av::BytesValue(b)) => Value::String(hex(b)),
+        ValueView::Bytes(b) => Value::String(hex(b)),
         // Dictionary-encoded strings only occur in profiles, which never reach this exporter.
-        Some(Av::StringValueStrindex(_)) | None => Value::Null,
+        ValueView::StringIndex(_) | ValueView::Empty => Value::Null,
     }
 }
 

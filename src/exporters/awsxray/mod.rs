@@ -12,6 +12,7 @@ use crate::aws::{AwsSessionSettings, RetrySettings};
 use crate::config::ComponentId;
 use crate::internal_events::{DropReason, XrayDocumentsDropped};
 use crate::pipeline::Payload;
+use crate::pipeline::view::{ResourceSpansView, read_traces};
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
@@ -97,42 +98,17 @@ impl AwsXrayExporter {
     /// Spans that cannot be translated or documents X-Ray refuses for good are counted and
     /// reported as dropped.
     pub fn start(&self, payload: &Payload) -> super::InFlight {
-        let Payload::Traces(resource_spans) = payload else {
+        let translated = read_traces(payload, |resources| self.translate(resources));
+        let Some(Translated {
+            documents,
+            untranslatable,
+            first_error,
+            too_large,
+            first_too_large,
+        }) = translated
+        else {
             return Box::pin(std::future::ready(Ok(())));
         };
-        // Each document is encoded as soon as it is made: its strings are freed before the
-        // next span's are allocated, so translation keeps reusing the same warm memory.
-        let mut documents = send::EncodedCalls::with_capacity(payload.item_count());
-        let mut untranslatable = 0u64;
-        let mut first_error = None;
-        let mut too_large = 0u64;
-        let mut first_too_large = None;
-        for resource_spans in resource_spans {
-            let resource = translate::ResourceContext::new(
-                resource_spans
-                    .resource
-                    .as_ref()
-                    .map(|r| r.attributes.as_slice())
-                    .unwrap_or_default(),
-                &self.settings,
-            );
-            for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
-                match translate::span_documents(span, &resource, &self.settings) {
-                    Ok(mut docs) => {
-                        for document in &mut docs {
-                            if let Err(id) = documents.push(document) {
-                                too_large += 1;
-                                first_too_large.get_or_insert(id);
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        untranslatable += 1;
-                        first_error.get_or_insert(error);
-                    }
-                }
-            }
-        }
         if let Some(error) = first_error {
             XrayDocumentsDropped {
                 exporter: &self.id,
@@ -160,4 +136,46 @@ impl AwsXrayExporter {
             Ok(())
         })
     }
+
+    /// Every span's documents, encoded as they are made: their strings are freed before the
+    /// next span's are allocated, so translation keeps reusing the same warm memory.
+    fn translate(&self, resources: &[ResourceSpansView]) -> Translated {
+        let spans = resources.iter().map(|r| r.spans.len()).sum();
+        let mut translated = Translated {
+            documents: send::EncodedCalls::with_capacity(spans),
+            untranslatable: 0,
+            first_error: None,
+            too_large: 0,
+            first_too_large: None,
+        };
+        for view in resources {
+            let resource = translate::ResourceContext::new(view.resource, &self.settings);
+            for span in &view.spans {
+                match translate::span_documents(span, &resource, &self.settings) {
+                    Ok(mut docs) => {
+                        for document in &mut docs {
+                            if let Err(id) = translated.documents.push(document) {
+                                translated.too_large += 1;
+                                translated.first_too_large.get_or_insert(id);
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        translated.untranslatable += 1;
+                        translated.first_error.get_or_insert(error);
+                    }
+                }
+            }
+        }
+        translated
+    }
+}
+
+/// A payload's documents and what could not become one.
+struct Translated {
+    documents: send::EncodedCalls,
+    untranslatable: u64,
+    first_error: Option<translate::TranslateError>,
+    too_large: u64,
+    first_too_large: Option<String>,
 }

@@ -3,7 +3,7 @@
 //! collector's helpers turn "" into a missing field. A document borrows what it quotes from
 //! the span and from its resource's context (`Cow`), and is encoded as soon as it is made.
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value as Av};
+use crate::pipeline::view::ValueView;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -337,7 +337,7 @@ impl<K: Serialize, V: Serialize> Serialize for SortedMap<K, V> {
 pub enum MetadataValue<'a> {
     /// An attribute's value, written as plain JSON (`Value.AsRaw()`, see
     /// [`crate::pipeline::values::value_json`]) without making a copy of it first.
-    Attribute(&'a AnyValue),
+    Attribute(ValueView<'a>),
     Json(Value),
 }
 
@@ -345,18 +345,18 @@ impl Serialize for MetadataValue<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let value = match self {
             MetadataValue::Json(value) => return value.serialize(serializer),
-            MetadataValue::Attribute(value) => value,
+            MetadataValue::Attribute(value) => *value,
         };
-        match &value.value {
-            Some(Av::StringValue(s)) => serializer.serialize_str(s),
-            Some(Av::IntValue(i)) => serializer.serialize_i64(*i),
-            Some(Av::BoolValue(b)) => serializer.serialize_bool(*b),
+        match value {
+            ValueView::Str(s) => serializer.serialize_str(s),
+            ValueView::Int(i) => serializer.serialize_i64(i),
+            ValueView::Bool(b) => serializer.serialize_bool(b),
             // Integral doubles print as `3`, not `3.0`, and non-finite ones as null, as
             // `value_json` has them.
-            Some(Av::DoubleValue(d)) if d.fract() == 0.0 && d.abs() < 1e15 => {
-                serializer.serialize_i64(*d as i64)
+            ValueView::Double(d) if d.fract() == 0.0 && d.abs() < 1e15 => {
+                serializer.serialize_i64(d as i64)
             }
-            Some(Av::DoubleValue(d)) if d.is_finite() => serializer.serialize_f64(*d),
+            ValueView::Double(d) if d.is_finite() => serializer.serialize_f64(d),
             _ => crate::pipeline::values::value_json(value).serialize(serializer),
         }
     }

@@ -3,8 +3,9 @@
 
 use super::segment::*;
 use crate::pipeline::values::{value_json, value_str, value_string};
+use crate::pipeline::view::{KeyValuesView, SpanView, ValueView};
 use crate::xray::*;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -76,11 +77,11 @@ pub struct ResourceContext<'a> {
     aws: AwsResourceData,
     language: String,
     /// `otel.resource.<key>` and the value, for the metadata of segments.
-    metadata: Vec<(String, &'a AnyValue)>,
+    metadata: Vec<(String, ValueView<'a>)>,
 }
 
 impl<'a> ResourceContext<'a> {
-    pub fn new(resource: &'a [KeyValue], settings: &TranslateSettings) -> Self {
+    pub fn new(resource: impl Into<KeyValuesView<'a>>, settings: &TranslateSettings) -> Self {
         let attrs = attributes(resource);
         ResourceContext {
             origin: determine_origin(&attrs),
@@ -104,7 +105,8 @@ pub fn span_to_documents(
     settings: &TranslateSettings,
 ) -> Result<Vec<Value>, TranslateError> {
     let resource = ResourceContext::new(resource, settings);
-    let documents = span_documents(span, &resource, settings)?;
+    let span = SpanView::from(span);
+    let documents = span_documents(&span, &resource, settings)?;
     Ok(documents
         .iter()
         .map(|d| {
@@ -119,11 +121,11 @@ pub fn span_to_documents(
 /// The documents of a span, borrowing its strings and the resource's part already worked out:
 /// encoded straight away by the exporter, they cost no copy of what they quote.
 pub fn span_documents<'a>(
-    span: &'a Span,
+    span: &'a SpanView<'a>,
     resource: &'a ResourceContext<'a>,
     settings: &'a TranslateSettings,
 ) -> Result<Vec<SegmentDocument<'a>>, TranslateError> {
-    let span_attrs = attributes(&span.attributes);
+    let span_attrs = attributes(span.attributes);
     let kind = SpanKind::try_from(span.kind).unwrap_or(SpanKind::Unspecified);
     let local_root = span_attrs
         .get("aws.span.kind")
@@ -225,7 +227,7 @@ fn trim_aws_sdk_prefix<'a>(name: Cow<'a, str>, attrs: &Attributes) -> Cow<'a, st
 
 /// One segment from one span. `id_override` and `removed` serve the local-root split.
 fn make_segment<'a>(
-    span: &'a Span,
+    span: &'a SpanView<'a>,
     span_attrs: &Attributes<'a>,
     resource: &'a ResourceContext<'a>,
     settings: &'a TranslateSettings,
@@ -239,7 +241,7 @@ fn make_segment<'a>(
     let has_parent = !span.parent_span_id.is_empty();
     let is_subsegment = !matches!(kind, SpanKind::Server | SpanKind::Consumer) && has_parent;
     let store_resource = !is_subsegment;
-    let trace_id = xray_trace_id(&span.trace_id)?;
+    let trace_id = xray_trace_id(span.trace_id)?;
     let resource_attrs = &resource.attrs;
     let without_removed;
     let all_attrs = if removed.is_empty() {
@@ -256,7 +258,7 @@ fn make_segment<'a>(
     let mut remaining = all_attrs.clone();
     let in_progress = remaining
         .remove(IN_PROGRESS_ATTRIBUTE)
-        .is_some_and(|v| matches!(v.value, Some(Av::BoolValue(true))));
+        .is_some_and(|v| v == ValueView::Bool(true));
     // A span the awsxray receiver made from an X-Ray SDK's document: written back as sent.
     let from_xray = all_attrs.contains_key(FAULT_ATTRIBUTE);
     let traced = remaining.remove("aws.xray.traced").and_then(bool_of);
@@ -283,12 +285,12 @@ fn make_segment<'a>(
         .iter()
         .filter_map(|link| {
             Some(SpanLink {
-                trace_id: xray_trace_id(&link.trace_id).ok()?,
-                id: hex(&link.span_id),
+                trace_id: xray_trace_id(link.trace_id).ok()?,
+                id: hex(link.span_id),
                 attributes: link
                     .attributes
                     .iter()
-                    .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.clone(), value_json(v))))
+                    .map(|(key, value)| (key.to_string(), value_json(value)))
                     .collect(),
             })
         })
@@ -297,12 +299,12 @@ fn make_segment<'a>(
 
     Ok(SegmentDocument {
         name,
-        id: Cow::Owned(id_override.unwrap_or_else(|| hex(&span.span_id))),
+        id: Cow::Owned(id_override.unwrap_or_else(|| hex(span.span_id))),
         start_time: seconds(span.start_time_unix_nano),
         trace_id: Some(Cow::Owned(trace_id)),
         end_time: (!in_progress).then(|| seconds(span.end_time_unix_nano)),
         in_progress: in_progress.then_some(true),
-        parent_id: non_empty(hex(&span.parent_span_id)),
+        parent_id: non_empty(hex(span.parent_span_id)),
         kind: is_subsegment.then_some(Cow::Borrowed("subsegment")),
         origin: non_empty(origin),
         user: non_empty(user),
@@ -326,7 +328,7 @@ fn make_segment<'a>(
 /// X-Ray names segments after services, not operations: the first rule that finds one wins.
 /// Gives the name and the namespace ("" for none).
 fn segment_name<'a>(
-    span: &'a Span,
+    span: &SpanView<'a>,
     kind: SpanKind,
     attrs: &Attributes<'a>,
     resource: &Attributes<'a>,
@@ -387,7 +389,7 @@ fn segment_name<'a>(
             name = get(key);
         }
     }
-    let name = name.unwrap_or_else(|| fix_segment_name(&span.name));
+    let name = name.unwrap_or_else(|| fix_segment_name(span.name));
     if namespace.is_empty() && kind == SpanKind::Client {
         namespace = "remote";
     }

@@ -15,9 +15,9 @@ pub fn fix_annotation_key(key: &str) -> String {
         .collect()
 }
 
-pub(super) fn annotation_value(value: &AnyValue) -> Option<Value> {
-    match &value.value {
-        Some(Av::StringValue(_) | Av::IntValue(_) | Av::DoubleValue(_) | Av::BoolValue(_)) => {
+pub(super) fn annotation_value(value: ValueView) -> Option<Value> {
+    match value {
+        ValueView::Str(_) | ValueView::Int(_) | ValueView::Double(_) | ValueView::Bool(_) => {
             Some(value_json(value))
         }
         _ => None,
@@ -53,21 +53,21 @@ pub(super) fn make_xray_attributes<'a>(
     let mut default_metadata = SortedMap::new();
     // The keys the span's X-Ray annotations came from, looked up where they are rather than
     // collected into a list per span.
-    let annotation_keys: &[AnyValue] = match remaining.remove(ANNOTATIONS_ATTRIBUTE) {
-        Some(AnyValue {
-            value: Some(Av::ArrayValue(list)),
-        }) => &list.values,
-        _ => &[],
+    let annotation_keys = match remaining.remove(ANNOTATIONS_ATTRIBUTE) {
+        Some(ValueView::Array(list)) => Some(list),
+        _ => None,
     };
     let is_indexed = |key: &str| {
         settings.index_all_attributes
             || settings.indexed_attributes.iter().any(|k| k == key)
-            || annotation_keys
-                .iter()
-                .any(|v| matches!(&v.value, Some(Av::StringValue(s)) if s == key))
+            || annotation_keys.is_some_and(|keys| {
+                keys.iter()
+                    .any(|v| matches!(v, ValueView::Str(s) if s == key))
+            })
     };
     if store_resource {
         for (key, value) in &resource.metadata {
+            let value = *value;
             // Indexed first: rendering an annotation only to drop it cost an allocation per
             // resource attribute per span.
             if is_indexed(key)
@@ -87,8 +87,7 @@ pub(super) fn make_xray_attributes<'a>(
             }
             continue;
         }
-        if let (Some(namespace), Some(Av::StringValue(text))) =
-            (key.strip_prefix(METADATA_PREFIX), &value.value)
+        if let (Some(namespace), ValueView::Str(text)) = (key.strip_prefix(METADATA_PREFIX), value)
         {
             match serde_json::from_str::<Map<String, Value>>(text) {
                 Ok(object) if namespace.eq_ignore_ascii_case("default") => {

@@ -9,7 +9,7 @@ use super::*;
 /// ordered string comparisons and a vector costs one allocation instead of a node per entry.
 #[derive(Clone, Default)]
 pub(super) struct Attributes<'a> {
-    entries: Vec<(&'a str, &'a AnyValue)>,
+    entries: Vec<(&'a str, ValueView<'a>)>,
     /// One bit per key signature ever inserted: most of the known keys the translation asks
     /// for are absent, and this answers those without comparing strings.
     signatures: u64,
@@ -26,12 +26,14 @@ pub(super) fn key_signature(key: &str) -> u64 {
     1 << (mixed >> 58)
 }
 
-pub(super) fn attributes(list: &[KeyValue]) -> Attributes<'_> {
-    let mut entries: Vec<(&str, &AnyValue)> = Vec::with_capacity(list.len());
-    entries.extend(
-        list.iter()
-            .filter_map(|kv| kv.value.as_ref().map(|v| (kv.key.as_str(), v))),
-    );
+pub(super) fn attributes<'a>(list: impl Into<KeyValuesView<'a>>) -> Attributes<'a> {
+    let list = list.into();
+    let mut entries: Vec<(&str, ValueView)> = Vec::with_capacity(match list {
+        KeyValuesView::Owned(list) => list.len(),
+        // Counting encoded entries would read them twice; most spans carry a handful.
+        KeyValuesView::Encoded { .. } => 8,
+    });
+    entries.extend(list.iter());
     if !entries.is_sorted_by(|a, b| a.0 < b.0) {
         sort_keeping_last(&mut entries, |entry| entry.0);
     }
@@ -59,7 +61,7 @@ impl<'a> Attributes<'a> {
         self.entries.iter().position(|(k, _)| *k == key)
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<&'a AnyValue> {
+    pub(super) fn get(&self, key: &str) -> Option<ValueView<'a>> {
         self.index(key).map(|i| self.entries[i].1)
     }
 
@@ -67,11 +69,11 @@ impl<'a> Attributes<'a> {
         self.get(key).is_some()
     }
 
-    pub(super) fn remove(&mut self, key: &str) -> Option<&'a AnyValue> {
+    pub(super) fn remove(&mut self, key: &str) -> Option<ValueView<'a>> {
         self.index(key).map(|i| self.entries.remove(i).1)
     }
 
-    pub(super) fn insert(&mut self, key: &'a str, value: &'a AnyValue) {
+    pub(super) fn insert(&mut self, key: &'a str, value: ValueView<'a>) {
         self.signatures |= key_signature(key);
         match self.position(key) {
             Ok(i) => self.entries[i].1 = value,
@@ -83,28 +85,28 @@ impl<'a> Attributes<'a> {
         self.entries.is_empty()
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&'a str, &'a AnyValue)> + '_ {
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&'a str, ValueView<'a>)> + '_ {
         self.entries.iter().copied()
     }
 
     /// Keeps the attributes `keep` says to keep, in order.
-    pub(super) fn retain(&mut self, mut keep: impl FnMut(&'a str, &'a AnyValue) -> bool) {
-        self.entries.retain(|(k, v)| keep(k, v));
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&'a str, ValueView<'a>) -> bool) {
+        self.entries.retain(|(k, v)| keep(k, *v));
     }
 }
 
-pub(super) fn bool_of(value: &AnyValue) -> Option<bool> {
-    match value.value {
-        Some(Av::BoolValue(b)) => Some(b),
+pub(super) fn bool_of(value: ValueView) -> Option<bool> {
+    match value {
+        ValueView::Bool(b) => Some(b),
         _ => None,
     }
 }
 
-pub(super) fn int_of(value: &AnyValue) -> Option<i64> {
-    match &value.value {
-        Some(Av::IntValue(i)) => Some(*i),
-        Some(Av::DoubleValue(d)) => Some(*d as i64),
-        Some(Av::StringValue(s)) => s.parse().ok(),
+pub(super) fn int_of(value: ValueView) -> Option<i64> {
+    match value {
+        ValueView::Int(i) => Some(i),
+        ValueView::Double(d) => Some(d as i64),
+        ValueView::Str(s) => s.parse().ok(),
         _ => None,
     }
 }

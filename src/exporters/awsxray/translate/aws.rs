@@ -24,10 +24,10 @@ pub(super) fn determine_origin(resource: &Attributes) -> String {
 }
 
 /// Strings, or `&`-separated strings in one value (as `OTEL_RESOURCE_ATTRIBUTES` allows).
-pub(super) fn string_list(value: &AnyValue) -> Vec<String> {
-    match &value.value {
-        Some(Av::ArrayValue(a)) => a.values.iter().map(value_string).collect(),
-        Some(Av::StringValue(s)) => s
+pub(super) fn string_list(value: ValueView) -> Vec<String> {
+    match value {
+        ValueView::Array(a) => a.iter().map(value_string).collect(),
+        ValueView::Str(s) => s
             .split('&')
             .filter(|s| !s.is_empty())
             .map(str::to_string)

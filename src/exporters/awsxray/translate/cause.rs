@@ -4,7 +4,7 @@
 use super::*;
 
 pub(super) fn make_cause(
-    span: &Span,
+    span: &SpanView,
     kind: SpanKind,
     all_attrs: &Attributes,
     language: &str,
@@ -30,7 +30,7 @@ pub(super) fn make_cause(
         let exceptions = exception_events
             .iter()
             .map(|event| {
-                let attrs = attributes(&event.attributes);
+                let attrs = attributes(event.attributes);
                 // A segment that came from X-Ray keeps its exception ids.
                 let id = attrs
                     .get("aws.xray.exception.id")
@@ -60,7 +60,7 @@ pub(super) fn make_cause(
         let mut message = span
             .status
             .as_ref()
-            .map(|s| s.message.clone())
+            .map(|s| s.message.to_string())
             .unwrap_or_default();
         if message.is_empty() {
             message = str_attr(all_attrs, "http.status_text");

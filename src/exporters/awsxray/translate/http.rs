@@ -4,7 +4,7 @@
 use super::*;
 
 pub(super) fn make_http<'a>(
-    span: &Span,
+    span: &SpanView,
     kind: SpanKind,
     from_xray: bool,
     remaining: &mut Attributes<'a>,
@@ -115,7 +115,7 @@ pub(super) fn make_http<'a>(
         request.url = Some(construct_url(&url_parts, kind == SpanKind::Server));
     }
     if response.content_length.is_none() {
-        response.content_length = response_size_from_events(span).map(Value::from);
+        response.content_length = response_size_from_events(span, remaining).map(Value::from);
     }
     // An empty response object says nothing (an X-Ray SDK leaves it out without a status).
     let response = (response != HttpResponse::default()).then_some(response);
@@ -125,19 +125,23 @@ pub(super) fn make_http<'a>(
     })
 }
 
-pub(super) fn response_size_from_events(span: &Span) -> Option<i64> {
-    std::iter::once(&span.attributes)
-        .chain(span.events.iter().map(|e| &e.attributes))
-        .find_map(|list| {
-            let attrs = attributes(list);
-            (str_attr(&attrs, "message.type") == "RECEIVED")
-                .then(|| {
-                    attrs
-                        .get("messaging.message_payload_size_bytes")
-                        .and_then(int_of)
-                })
-                .flatten()
-        })
+/// The payload size of the first received message among the span's attributes (`span_attrs`,
+/// which still hold the messaging keys) and its events' attributes.
+pub(super) fn response_size_from_events(span: &SpanView, span_attrs: &Attributes) -> Option<i64> {
+    let size = |attrs: &Attributes| {
+        (str_attr(attrs, "message.type") == "RECEIVED")
+            .then(|| {
+                attrs
+                    .get("messaging.message_payload_size_bytes")
+                    .and_then(int_of)
+            })
+            .flatten()
+    };
+    size(span_attrs).or_else(|| {
+        span.events
+            .iter()
+            .find_map(|event| size(&attributes(event.attributes)))
+    })
 }
 
 pub(super) fn construct_url<'a>(

@@ -16,7 +16,10 @@ pub(super) const SQL_DATABASES: &[&str] = &[
     "other_sql",
 ];
 
-pub(super) fn make_sql<'a>(span: &'a Span, remaining: &mut Attributes<'a>) -> Option<SqlData<'a>> {
+pub(super) fn make_sql<'a>(
+    span: &SpanView<'a>,
+    remaining: &mut Attributes<'a>,
+) -> Option<SqlData<'a>> {
     let system = remaining.get("db.system").map(value_str)?;
     if !SQL_DATABASES.contains(&&*system) {
         return None;
@@ -34,7 +37,7 @@ pub(super) fn make_sql<'a>(span: &'a Span, remaining: &mut Attributes<'a>) -> Op
     }
     Some(SqlData {
         connection_string: Some(Cow::Owned(format!("{connection}/{name}"))),
-        url: non_empty(span.name.as_str()),
+        url: non_empty(span.name),
         sanitized_query: non_empty(statement),
         database_type: Some(system),
         user: non_empty(user),

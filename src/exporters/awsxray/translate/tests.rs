@@ -1,7 +1,7 @@
 //! Table-driven cases: a span (and resource) in, the expected document JSON out.
 
 use super::*;
-use opentelemetry_proto::tonic::common::v1::ArrayValue;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, any_value::Value as Av};
 use opentelemetry_proto::tonic::trace::v1::{Status, span::Event};
 use serde_json::json;
 
@@ -741,7 +741,7 @@ fn metadata_from_an_attribute_is_written_as_its_json_value() {
         .iter()
         .chain([&AnyValue::default()])
     {
-        let borrowed = MetadataValue::Attribute(value);
+        let borrowed = MetadataValue::Attribute(value.into());
         let made = value_json(value);
         assert_eq!(serde_json::to_value(&borrowed).unwrap(), made, "{value:?}");
         let (mut from_attribute, mut from_json) = (Vec::new(), Vec::new());
