@@ -1,11 +1,15 @@
 """Issue 32: a pipeline that only batches and forwards OTLP (batch, otlp_http) sends what arrived
-over OTLP/HTTP in protobuf without decoding it: every span of the OpenTelemetry Python SDK's
-HTTP exporter arrives once, a field the sidecar does not know is still there at the destination
-(where a pipeline with a processor that changes data decodes, and drops it), and a malformed
-request is refused with 400 as before."""
+over OTLP/HTTP in protobuf or OTLP/gRPC without decoding it: every span of the OpenTelemetry
+Python SDK's HTTP and gRPC exporters arrives once, a field the sidecar does not know is still
+there at the destination (where a pipeline with a processor that changes data decodes, and drops
+it), and a malformed request is refused with 400 or INVALID_ARGUMENT as before."""
 
 import urllib.error
 import urllib.request
+
+import grpc
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -78,3 +82,30 @@ def test_a_pipeline_that_changes_data_decodes_it(start_sidecar, aws_env, standin
     (entry,) = [rs for _, request in standin.received["/v1/traces"] for rs in request.resource_spans]
     assert not entry.SerializeToString().endswith(UNKNOWN_FIELD)
     assert {a.key: a.value.string_value for a in entry.resource.attributes}["deployment"] == "e2e"
+
+
+def test_a_forwarding_pipeline_sends_what_arrived_over_grpc(start_sidecar, aws_env, standin):
+    sidecar = start_sidecar(forwarding_config(standin.url, ["batch"]), env=aws_env)
+    address = sidecar.address("otlp", "grpc")
+
+    sent = send_spans_with_sdk(GrpcSpanExporter(endpoint=f"http://{address}", insecure=True), "fwd", 60)
+    channel = grpc.insecure_channel(address)
+    raw_export = channel.unary_unary(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        request_serializer=lambda b: b,
+        response_deserializer=lambda b: b,
+    )
+    raw_export(request_with_unknown_field("carries-field-99"), timeout=10)
+    with pytest.raises(grpc.RpcError) as error:
+        raw_export(request_with_unknown_field("cut")[:-5], timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "failed to decode Protobuf message" in error.value.details()
+
+    wait_for(lambda: len(standin.spans()) >= 61, 30, "the SDK's spans and the raw request")
+    assert sidecar.terminate() == 0
+    assert standin.refused == [], standin.refused
+    names = sorted(s.span_id.hex() for s in standin.spans() if s.name != "carries-field-99")
+    assert names == sorted(f"{s.context.span_id:016x}" for s in sent), "each span once"
+    (entry,) = [rs for _, request in standin.received["/v1/traces"] for rs in request.resource_spans
+                if rs.scope_spans[0].spans[0].name == "carries-field-99"]
+    assert entry.SerializeToString().endswith(UNKNOWN_FIELD), "forwarded as it arrived"

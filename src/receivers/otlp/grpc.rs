@@ -1,30 +1,29 @@
 //! OTLP over gRPC. A signal's service is registered only when some pipeline consumes it, so
-//! the others answer UNIMPLEMENTED, as in the collector.
+//! the others answer UNIMPLEMENTED, as in the collector. The services take each request's bytes
+//! and decode them only for pipelines that need the owned model (`Consumers::take_encoded`).
 
 use super::config::GrpcConfig;
 use crate::http_server;
-use crate::pipeline::{Consumers, Payload, Refused, Shutdown, Signal};
+use crate::pipeline::{Consumers, EncodedPayload, Payload, Refused, Shutdown, Signal};
 use crate::receivers::accept;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
+use bytes::{Buf, Bytes};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use prost::Message;
+use std::convert::Infallible;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings};
 use tonic::{Request, Response, Status};
 
 /// The gRPC handlers of one receiver.
@@ -35,11 +34,40 @@ struct OtlpGrpc {
 }
 
 impl OtlpGrpc {
-    async fn export(&self, payload: Payload) -> Result<(), Status> {
+    /// One export request's message: kept as it arrived for pipelines that take it so (checked
+    /// by the scan), decoded for the others.
+    async fn export(&self, signal: Signal, message: Bytes) -> Result<(), Status> {
+        let payload = if self.consumers.take_encoded(signal) {
+            EncodedPayload::scan(signal, message).map(Payload::Encoded)
+        } else {
+            decode(signal, &message)
+        }
+        .map_err(Status::invalid_argument)?;
         accept(&self.receiver, "grpc", &self.consumers, payload)
             .await
             .map_err(refusal_status)
     }
+}
+
+fn decode(signal: Signal, message: &[u8]) -> Result<Payload, String> {
+    let error = |e: prost::DecodeError| e.to_string();
+    Ok(match signal {
+        Signal::Traces => Payload::Traces(
+            ExportTraceServiceRequest::decode(message)
+                .map_err(error)?
+                .resource_spans,
+        ),
+        Signal::Metrics => Payload::Metrics(
+            ExportMetricsServiceRequest::decode(message)
+                .map_err(error)?
+                .resource_metrics,
+        ),
+        Signal::Logs => Payload::Logs(
+            ExportLogsServiceRequest::decode(message)
+                .map_err(error)?
+                .resource_logs,
+        ),
+    })
 }
 
 /// UNAVAILABLE is what OTLP clients retry with backoff; RESOURCE_EXHAUSTED is retried only with
@@ -52,40 +80,135 @@ fn refusal_status(refused: Refused) -> Status {
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        OtlpGrpc::export(self, Payload::Traces(request.into_inner().resource_spans)).await?;
-        Ok(Response::new(ExportTraceServiceResponse::default()))
+/// One OTLP export service: its gRPC name, its signal and its (empty) answer.
+trait ExportService: Send + Sync + 'static {
+    const NAME: &'static str;
+    const PATH: &'static str;
+    const SIGNAL: Signal;
+    type Answer: Message + Default + Send + 'static;
+}
+
+struct TraceExport;
+impl ExportService for TraceExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const SIGNAL: Signal = Signal::Traces;
+    type Answer = ExportTraceServiceResponse;
+}
+
+struct MetricsExport;
+impl ExportService for MetricsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const SIGNAL: Signal = Signal::Metrics;
+    type Answer = ExportMetricsServiceResponse;
+}
+
+struct LogsExport;
+impl ExportService for LogsExport {
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const SIGNAL: Signal = Signal::Logs;
+    type Answer = ExportLogsServiceResponse;
+}
+
+/// A message's bytes as they arrived: the receiver decides whether to decode them.
+struct RawDecoder;
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        OtlpGrpc::export(
-            self,
-            Payload::Metrics(request.into_inner().resource_metrics),
-        )
-        .await?;
-        Ok(Response::new(ExportMetricsServiceResponse::default()))
+/// Requests as bytes, answers encoded by prost.
+struct RawCodec<A>(PhantomData<A>);
+
+impl<A: Message + Default + Send + 'static> Codec for RawCodec<A> {
+    type Encode = A;
+    type Decode = Bytes;
+    type Encoder = tonic_prost::ProstEncoder<A>;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::new(Default::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        OtlpGrpc::export(self, Payload::Logs(request.into_inner().resource_logs)).await?;
-        Ok(Response::new(ExportLogsServiceResponse::default()))
+/// The unary `Export` method of one service.
+struct ExportMethod<S>(OtlpGrpc, PhantomData<S>);
+
+impl<S: ExportService> tonic::server::UnaryService<Bytes> for ExportMethod<S> {
+    type Response = S::Answer;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<S::Answer>, Status>> + Send>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let handlers = self.0.clone();
+        Box::pin(async move {
+            handlers.export(S::SIGNAL, request.into_inner()).await?;
+            Ok(Response::new(S::Answer::default()))
+        })
+    }
+}
+
+/// An OTLP export service that hands the request's bytes to the receiver instead of decoding
+/// them first (what tonic's generated servers do): forwarding pipelines never decode.
+struct ExportServer<S> {
+    handlers: OtlpGrpc,
+    max_message_size: usize,
+    _service: PhantomData<S>,
+}
+
+impl<S> Clone for ExportServer<S> {
+    fn clone(&self) -> Self {
+        ExportServer {
+            handlers: self.handlers.clone(),
+            max_message_size: self.max_message_size,
+            _service: PhantomData,
+        }
+    }
+}
+
+impl<S: ExportService> tonic::server::NamedService for ExportServer<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for ExportServer<S>
+where
+    S: ExportService,
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != S::PATH {
+            return Box::pin(async { Ok(Status::unimplemented("").into_http()) });
+        }
+        let method = ExportMethod::<S>(self.handlers.clone(), PhantomData);
+        let max_message_size = self.max_message_size;
+        Box::pin(async move {
+            let mut accepted = EnabledCompressionEncodings::default();
+            accepted.enable(CompressionEncoding::Gzip);
+            accepted.enable(CompressionEncoding::Zstd);
+            let mut grpc = tonic::server::Grpc::new(RawCodec::<S::Answer>(PhantomData))
+                .apply_compression_config(accepted, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(max_message_size), None);
+            Ok(grpc.unary(method, request).await)
+        })
     }
 }
 
@@ -127,24 +250,22 @@ pub async fn start(
         receiver: id.to_string(),
         consumers: consumers.clone(),
     };
-    let traces = consumers.consumes(Signal::Traces).then(|| {
-        TraceServiceServer::new(handlers.clone())
-            .max_decoding_message_size(limit)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-    });
-    let metrics = consumers.consumes(Signal::Metrics).then(|| {
-        MetricsServiceServer::new(handlers.clone())
-            .max_decoding_message_size(limit)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-    });
-    let logs = consumers.consumes(Signal::Logs).then(|| {
-        LogsServiceServer::new(handlers.clone())
-            .max_decoding_message_size(limit)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-    });
+    fn server<S>(handlers: &OtlpGrpc, max_message_size: usize) -> ExportServer<S> {
+        ExportServer {
+            handlers: handlers.clone(),
+            max_message_size,
+            _service: PhantomData,
+        }
+    }
+    let traces = consumers
+        .consumes(Signal::Traces)
+        .then(|| server::<TraceExport>(&handlers, limit));
+    let metrics = consumers
+        .consumes(Signal::Metrics)
+        .then(|| server::<MetricsExport>(&handlers, limit));
+    let logs = consumers
+        .consumes(Signal::Logs)
+        .then(|| server::<LogsExport>(&handlers, limit));
     drop(handlers);
     drop(consumers);
     let router = tonic::transport::Server::builder()
