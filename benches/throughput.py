@@ -444,9 +444,14 @@ def compare_saturation(args):
                            per_core=round(row["arrived"] / row["seconds"] / max(row["cpu_pct_of_core"], 0.1) * 100))
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+    collectors = [(label, binary, "sidecar") for label, binary in binaries]
+    if args.peer:
+        if PEER_HOST not in Path("/etc/hosts").read_text():
+            sys.exit(f"--peer signs only for AWS host names: add '127.0.0.1 {PEER_HOST}' to /etc/hosts")
+        collectors.append((Path(args.peer).name, Path(args.peer), "peer"))
     for run in range(2):
-        for label, binary in binaries:
-            for row in workload_saturation(args, binary):
+        for label, binary, kind in collectors:
+            for row in workload_saturation(args, binary, kind):
                 row.update(binary=label, run=run + 1)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -460,29 +465,39 @@ def compare_saturation(args):
              "above. Metrics: per core = accepted points per second ÷ the sidecar's share of a core; the body repeats the "
              "same series and timestamps, and a point re-sent within a batch is published once, so EMF events arrived are "
              "fewer than points (this build) or one per point (a build that publishes each copy).", "",
-             "| binary | run | load | signal | accepted | arrived at sink | accepted/s | sidecar CPU % of a core | per core | peak RSS MB | errors |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| binary | run | load | signal | accepted | arrived at sink | accepted/s | CPU % of a core | per core | peak RSS MB | errors | every span arrived |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        whole = {True: "yes", False: "no", None: "not countable"}[r.get("whole")]
         lines.append(f"| {r['binary']} | {r['run']} | {r.get('load', 'generated')} | {r['scenario']} | {r['sent']} | {r['arrived']} | "
-                     f"{r['accepted_per_s']} | {r['cpu_pct_of_core']} | {r['per_core']} | {r['peak_rss_mb']} | {r['errors']} |")
+                     f"{r['accepted_per_s']} | {r['cpu_pct_of_core']} | {r['per_core']} | {r['peak_rss_mb']} | {r['errors']} | {whole} |")
     write_results(args, "saturation", rows, lines, rows)
 
 
-def workload_saturation(args, binary):
-    """The comparison workload's bodies as fast as 16 connections post them, a fresh sidecar
-    (seed batch settings) per body."""
+def workload_saturation(args, binary, kind="sidecar"):
+    """The comparison workload's bodies as fast as 16 connections post them, a fresh collector
+    (seed batch settings) per route: OTLP/HTTP → X-Ray, → EMF and → OTLP/HTTP (gzip, SigV4).
+    `kind` "peer" runs rotel with the same settings; its rows are reported as they are."""
     work = Path(tempfile.mkdtemp())
     (work / "compare.yaml").write_text(COMPARE_CONFIG)
     sink = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, text=True)
     sink_address = json.loads(sink.stdout.readline())["address"]
+    (work / "compare-otlp.yaml").write_text(COMPARE_OTLP_CONFIG.format(
+        url=f"http://127.0.0.1:{sink_address.rsplit(':', 1)[1]}"))
     env = dict(os.environ, AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                AWS_ENDPOINT_URL=f"http://{sink_address}")
     env.pop("AOT_CONFIG_CONTENT", None)
     rows = []
-    for signal_name, sink_key, scenario in [("traces", "xray_documents", "traces.pb → X-Ray documents"),
-                                             ("metrics", "emf_events", "metrics.pb → EMF events")]:
-        sidecar, port = start_compare_sidecar(binary, work, env)
+    for route, signal_name, sink_key, scenario in [
+            ("xray", "traces", "xray_documents", "traces.pb → X-Ray documents"),
+            ("emf", "metrics", "emf_events", "metrics.pb → EMF events"),
+            ("otlp", "traces", "otlp_items", "traces.pb → OTLP/HTTP spans (gzip, SigV4)")]:
+        if kind == "peer":
+            sidecar, port = start_peer(binary, route, sink_address, work, env)
+        else:
+            sidecar, port = start_compare_sidecar(binary, work, env,
+                                                  "compare-otlp.yaml" if route == "otlp" else "compare.yaml")
         counted = lambda: get_json(f"http://{sink_address}/counts")[sink_key]
         before_count, before_ticks, t0 = counted(), cpu_ticks(sidecar.pid), time.monotonic()
         peak_rss = rss_mb(sidecar.pid)
@@ -495,8 +510,9 @@ def workload_saturation(args, binary):
             time.sleep(0.1)
         report = json.loads(runner.stdout.read())
         sent = report["items_sent"]
+        # Spans: wait for every one (the peer's X-Ray documents nest spans, so its count is lower).
         if signal_name == "traces":
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + (20 if kind == "peer" else 60)
             while counted() - before_count < sent and time.monotonic() < deadline:
                 peak_rss = max(peak_rss, rss_mb(sidecar.pid))
                 time.sleep(0.1)
@@ -505,14 +521,16 @@ def workload_saturation(args, binary):
         sidecar.send_signal(signal.SIGTERM)
         sidecar.wait(timeout=60)
         arrived = counted() - before_count  # metrics: with the last batch, flushed at SIGTERM
-        if signal_name == "traces" and arrived != sent:
-            sys.exit(f"{binary}: {sent} spans accepted, {arrived} documents arrived")
+        countable = signal_name == "traces" and (route == "otlp" or kind == "sidecar")
+        if countable and kind == "sidecar" and arrived != sent:
+            sys.exit(f"{binary}, {scenario}: {sent} spans accepted, {arrived} arrived")
         seconds = round(max(report["seconds"], elapsed), 2)
         basis = arrived if signal_name == "traces" else sent
         rows.append({"load": "workload, OTLP/HTTP", "scenario": scenario, "sent": sent, "arrived": arrived,
                      "accepted_per_s": round(sent / report["seconds"]), "cpu_pct_of_core": cpu,
                      "per_core": round(basis / seconds / max(cpu, 0.1) * 100), "peak_rss_mb": round(peak_rss, 1),
-                     "errors": report["failed_requests"], "seconds": seconds, "whole": signal_name == "traces"})
+                     "errors": report["failed_requests"], "seconds": seconds,
+                     "whole": (arrived == sent) if countable else None})
     sink.send_signal(signal.SIGTERM)
     sink.wait(timeout=10)
     return rows

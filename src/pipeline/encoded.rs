@@ -454,18 +454,26 @@ fn walk(message: M, bytes: &[u8], depth: u32, notes: &mut EntryNotes) -> Result<
     Ok(items)
 }
 
+#[inline]
 fn expect_wire(message: M, number: u32, wire: u8, expected: u8) -> Result<(), String> {
     if wire == expected {
         Ok(())
     } else {
-        Err(wire_error(&format!("{message:?}"), number, wire))
+        Err(field_wire_error(message, number, wire))
     }
 }
 
+#[cold]
+fn field_wire_error(message: M, number: u32, wire: u8) -> String {
+    wire_error(&format!("{message:?}"), number, wire)
+}
+
+#[cold]
 fn wire_error(message: &str, number: u32, wire: u8) -> String {
     format!("failed to decode Protobuf message: {message}.{number}: invalid wire type {wire}")
 }
 
+#[cold]
 fn truncated() -> String {
     "failed to decode Protobuf message: buffer underflow".into()
 }
@@ -481,7 +489,19 @@ impl<'a> Reader<'a> {
         self.at >= self.bytes.len()
     }
 
+    #[inline]
     pub(super) fn varint(&mut self) -> Result<u64, String> {
+        // Field keys and most lengths and values fit in one byte.
+        if let Some(&byte) = self.bytes.get(self.at)
+            && byte < 0x80
+        {
+            self.at += 1;
+            return Ok(u64::from(byte));
+        }
+        self.long_varint()
+    }
+
+    fn long_varint(&mut self) -> Result<u64, String> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&byte) = self.bytes.get(self.at) else {
@@ -500,7 +520,21 @@ impl<'a> Reader<'a> {
     }
 
     /// A field's number and wire type.
+    #[inline]
     pub(super) fn key(&mut self) -> Result<(u32, u8), String> {
+        // Fields 1 to 15, as almost every OTLP field is: one byte.
+        if let Some(&byte) = self.bytes.get(self.at)
+            && byte < 0x80
+            && byte & 7 <= WIRE_FIXED32
+            && byte >> 3 != 0
+        {
+            self.at += 1;
+            return Ok((u32::from(byte >> 3), byte & 7));
+        }
+        self.long_key()
+    }
+
+    fn long_key(&mut self) -> Result<(u32, u8), String> {
         let key = self.varint()?;
         if key > u64::from(u32::MAX) {
             return Err(format!(

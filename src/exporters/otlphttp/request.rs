@@ -342,21 +342,7 @@ mod tests {
         assert!(by_bytes.len() >= 3, "{}", by_bytes.len());
         assert!(by_bytes.iter().all(|r| r.body.len() <= max_bytes));
         assert_eq!(by_bytes.iter().map(|r| r.items).sum::<u64>(), 25);
-        let spans = |requests: &[PreparedRequest]| -> Vec<Vec<u8>> {
-            requests
-                .iter()
-                .flat_map(|r| {
-                    ExportTraceServiceRequest::decode(&r.body[..])
-                        .unwrap()
-                        .resource_spans
-                        .into_iter()
-                        .flat_map(|rs| rs.scope_spans)
-                        .flat_map(|ss| ss.spans)
-                        .map(|s| s.span_id)
-                })
-                .collect()
-        };
-        assert_eq!(spans(&by_bytes), spans(&whole));
+        assert_eq!(span_ids(&by_bytes), span_ids(&whole));
     }
 
     /// The span ids the requests carry, in order.
