@@ -10,10 +10,6 @@
 
 use crate::config::ComponentId;
 use crate::pipeline::{Payload, Signal};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -228,24 +224,7 @@ pub fn decode(bytes: &[u8]) -> Result<Payload, CorruptBatch> {
     if crc32fast::hash(body) != checksum {
         return Err(CorruptBatch::Checksum);
     }
-    let undecodable = |e: prost::DecodeError| CorruptBatch::Decode(e.to_string());
-    Ok(match signal {
-        Signal::Traces => Payload::Traces(
-            ExportTraceServiceRequest::decode(body)
-                .map_err(undecodable)?
-                .resource_spans,
-        ),
-        Signal::Metrics => Payload::Metrics(
-            ExportMetricsServiceRequest::decode(body)
-                .map_err(undecodable)?
-                .resource_metrics,
-        ),
-        Signal::Logs => Payload::Logs(
-            ExportLogsServiceRequest::decode(body)
-                .map_err(undecodable)?
-                .resource_logs,
-        ),
-    })
+    Payload::decode_export_request(signal, body).map_err(|e| CorruptBatch::Decode(e.to_string()))
 }
 
 #[cfg(test)]

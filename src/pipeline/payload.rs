@@ -137,6 +137,24 @@ impl Payload {
         self.item_count() == 0
     }
 
+    /// The payload of a protobuf-encoded OTLP export request of `signal`, decoded into the owned
+    /// model.
+    pub fn decode_export_request(
+        signal: Signal,
+        body: &[u8],
+    ) -> Result<Payload, prost::DecodeError> {
+        use prost::Message;
+        Ok(match signal {
+            Signal::Traces => {
+                Payload::Traces(ExportTraceServiceRequest::decode(body)?.resource_spans)
+            }
+            Signal::Metrics => {
+                Payload::Metrics(ExportMetricsServiceRequest::decode(body)?.resource_metrics)
+            }
+            Signal::Logs => Payload::Logs(ExportLogsServiceRequest::decode(body)?.resource_logs),
+        })
+    }
+
     /// The OTLP export request of this payload, protobuf-encoded: in every signal's request the
     /// resources are field 1, repeated, so it is written from the resources as they are,
     /// without building the request message around a copy of them.
@@ -165,16 +183,7 @@ impl EncodedPayload {
     /// The owned model of these entries, for a component that reads or changes data. The bytes
     /// were checked when they arrived, so this decodes.
     pub fn decode(&self) -> Payload {
-        let body = self.encode();
-        let decoded = match self.signal() {
-            Signal::Traces => <ExportTraceServiceRequest as prost::Message>::decode(&body[..])
-                .map(|r| Payload::Traces(r.resource_spans)),
-            Signal::Metrics => <ExportMetricsServiceRequest as prost::Message>::decode(&body[..])
-                .map(|r| Payload::Metrics(r.resource_metrics)),
-            Signal::Logs => <ExportLogsServiceRequest as prost::Message>::decode(&body[..])
-                .map(|r| Payload::Logs(r.resource_logs)),
-        };
-        decoded.unwrap_or_else(|error| {
+        Payload::decode_export_request(self.signal(), &self.encode()).unwrap_or_else(|error| {
             // Unreachable while `scan` accepts only what prost decodes (the fuzz target holds
             // them to that); should it happen, the entries are lost, and said so.
             tracing::error!(%error, items = self.item_count(), "checked OTLP entries failed to decode");

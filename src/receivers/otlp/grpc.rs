@@ -7,15 +7,9 @@ use crate::http_server;
 use crate::pipeline::{Consumers, EncodedPayload, Payload, Refused, Shutdown, Signal};
 use crate::receivers::accept;
 use bytes::{Buf, Bytes};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,34 +34,13 @@ impl OtlpGrpc {
         let payload = if self.consumers.take_encoded(signal) {
             EncodedPayload::scan(signal, message).map(Payload::Encoded)
         } else {
-            decode(signal, &message)
+            Payload::decode_export_request(signal, &message).map_err(|e| e.to_string())
         }
         .map_err(Status::invalid_argument)?;
         accept(&self.receiver, "grpc", &self.consumers, payload)
             .await
             .map_err(refusal_status)
     }
-}
-
-fn decode(signal: Signal, message: &[u8]) -> Result<Payload, String> {
-    let error = |e: prost::DecodeError| e.to_string();
-    Ok(match signal {
-        Signal::Traces => Payload::Traces(
-            ExportTraceServiceRequest::decode(message)
-                .map_err(error)?
-                .resource_spans,
-        ),
-        Signal::Metrics => Payload::Metrics(
-            ExportMetricsServiceRequest::decode(message)
-                .map_err(error)?
-                .resource_metrics,
-        ),
-        Signal::Logs => Payload::Logs(
-            ExportLogsServiceRequest::decode(message)
-                .map_err(error)?
-                .resource_logs,
-        ),
-    })
 }
 
 /// UNAVAILABLE is what OTLP clients retry with backoff; RESOURCE_EXHAUSTED is retried only with

@@ -315,27 +315,15 @@ fn decompress(raw: Bytes, content_encoding: &str, limit: u64) -> Result<Bytes, B
 fn decode_payload(body: &[u8], signal: Signal, encoding: Encoding) -> Result<Payload, String> {
     let proto_error = |e: prost::DecodeError| format!("invalid OTLP protobuf: {e}");
     Ok(match (signal, encoding) {
-        (Signal::Traces, Encoding::Protobuf) => Payload::Traces(
-            ExportTraceServiceRequest::decode(body)
-                .map_err(proto_error)?
-                .resource_spans,
-        ),
+        (signal, Encoding::Protobuf) => {
+            Payload::decode_export_request(signal, body).map_err(proto_error)?
+        }
         (Signal::Traces, Encoding::Json) => {
             Payload::Traces(json::decode::<ExportTraceServiceRequest>(body)?.resource_spans)
         }
-        (Signal::Metrics, Encoding::Protobuf) => Payload::Metrics(
-            ExportMetricsServiceRequest::decode(body)
-                .map_err(proto_error)?
-                .resource_metrics,
-        ),
         (Signal::Metrics, Encoding::Json) => {
             Payload::Metrics(json::decode::<ExportMetricsServiceRequest>(body)?.resource_metrics)
         }
-        (Signal::Logs, Encoding::Protobuf) => Payload::Logs(
-            ExportLogsServiceRequest::decode(body)
-                .map_err(proto_error)?
-                .resource_logs,
-        ),
         (Signal::Logs, Encoding::Json) => {
             Payload::Logs(json::decode::<ExportLogsServiceRequest>(body)?.resource_logs)
         }
