@@ -204,8 +204,8 @@ def free_port():
 PEER_HOST = "xray.us-east-1.amazonaws.com"
 
 
-def peer_arguments(route, sink_address):
-    common = ["--traces-batch-max-size", "50", "--traces-batch-timeout", "1s", "--metrics-batch-timeout", "60s"]
+def peer_arguments(route, sink_address, traces_batch=50):
+    common = ["--traces-batch-max-size", str(traces_batch), "--traces-batch-timeout", "1s", "--metrics-batch-timeout", "60s"]
     if route == "xray":
         return common + ["--exporter", "awsxray", "--awsxray-exporter-region", "us-east-1",
                          "--awsxray-exporter-custom-endpoint", f"http://{sink_address}"]
@@ -221,7 +221,7 @@ def peer_arguments(route, sink_address):
                      "--otlp-exporter-traces-endpoint", f"http://{PEER_HOST}:{sink_address.rsplit(':', 1)[1]}/v1/traces"]
 
 
-def start_peer(binary, route, sink_address, work, env):
+def start_peer(binary, route, sink_address, work, env, traces_batch=50):
     """The peer collector (rotel) for `route`, pinned to core 0, once its OTLP/HTTP port takes
     connections; returns it and that port."""
     import socket
@@ -229,7 +229,7 @@ def start_peer(binary, route, sink_address, work, env):
     with open(work / "peer.log", "w") as log:
         peer = subprocess.Popen([*taskset(0), str(binary), "start", "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
                                  "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
-                                 *peer_arguments(route, sink_address)],
+                                 *peer_arguments(route, sink_address, traces_batch)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 20
     while True:
@@ -304,7 +304,7 @@ def compare(args):
                     if kind == "peer" and mode == "https":
                         continue
                     if kind == "peer":
-                        process, port = start_peer(binary, route, sink_address, work, env)
+                        process, port = start_peer(binary, route, sink_address, work, env, args.peer_traces_batch)
                     else:
                         config = "compare-otlp.yaml" if route == "otlp" else "compare.yaml"
                         process, port = start_compare_sidecar(binary, work, env, config)
@@ -385,6 +385,10 @@ def main():
                         help="run the OTLP saturation rows for this build and each --baseline instead")
     parser.add_argument("--baseline", action="append", default=[], help="another otel-sidecar binary to compare")
     parser.add_argument("--peer", help="a rotel binary to compare in the same run (--compare)")
+    parser.add_argument("--peer-traces-batch", type=int, default=50,
+                        help="the peer's --traces-batch-max-size (the seed's send_batch_size is 50; rotel 0.2.1 "
+                             "drops a request, and the batch it was filling, when more than one batch's worth "
+                             "is left after filling it: with 100-span requests, 100 keeps its rows whole)")
     parser.add_argument("--python", default=sys.executable,
                         help="a Python with opentelemetry-proto, to write the metrics variants (--compare)")
     parser.add_argument("--tls", action="store_true", help="also compare with the AWS stand-in serving HTTPS")
@@ -494,7 +498,7 @@ def workload_saturation(args, binary, kind="sidecar"):
             ("emf", "metrics", "emf_events", "metrics.pb → EMF events"),
             ("otlp", "traces", "otlp_items", "traces.pb → OTLP/HTTP spans (gzip, SigV4)")]:
         if kind == "peer":
-            sidecar, port = start_peer(binary, route, sink_address, work, env)
+            sidecar, port = start_peer(binary, route, sink_address, work, env, args.peer_traces_batch)
         else:
             sidecar, port = start_compare_sidecar(binary, work, env,
                                                   "compare-otlp.yaml" if route == "otlp" else "compare.yaml")
