@@ -8,6 +8,12 @@
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!         target/release/deps/instructions-* traces 100
 //!
+//! `metrics-var` sends 100 variants of the metrics body whose timestamps advance 10 ms each
+//! (`benches/workload/make_metrics_var.py`'s rule: the same series recur, no point is a re-sent
+//! copy), as an SDK exporting often would; `metrics` sends the same body again and again, which
+//! the EMF exporter publishes once. The variants are made before the run's start whatever the
+//! number of requests, so the difference counts only the pipeline.
+//!
 //! It needs AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment (any
 //! values: nothing leaves the machine). With INSTRUCTIONS_SINK=host:port it exports to an
 //! `otel-sidecar loadgen sink` running outside (so the count leaves out the stand-in's own work
@@ -25,24 +31,79 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let signal = args.next().unwrap_or_else(|| "traces".into());
     let requests: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(100);
-    let (path, body) = match signal.as_str() {
-        "traces" | "otlp" => ("/v1/traces", TRACES),
-        "metrics" => ("/v1/metrics", METRICS),
-        other => panic!("signal must be traces, metrics or otlp, not {other}"),
+    let (path, bodies) = match signal.as_str() {
+        "traces" | "otlp" => ("/v1/traces", vec![Bytes::from_static(TRACES)]),
+        "metrics" => ("/v1/metrics", vec![Bytes::from_static(METRICS)]),
+        "metrics-var" => ("/v1/metrics", metrics_variants(requests.max(100))),
+        other => panic!("signal must be traces, metrics, metrics-var or otlp, not {other}"),
     };
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(run(
-            path,
-            Bytes::from_static(body),
-            requests,
-            signal == "otlp",
-        ));
+        .block_on(run(path, bodies, requests, signal == "otlp"));
 }
 
-async fn run(path: &str, body: Bytes, requests: usize, otlp: bool) {
+/// `count` variants of the metrics body, the k-th with every timestamp 10 ms × k later, delta
+/// points covering their own 10 ms, gauges moved by k mod 7 and sums by k mod 3.
+fn metrics_variants(count: usize) -> Vec<Bytes> {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    use prost::Message;
+    let base = ExportMetricsServiceRequest::decode(METRICS).expect("the workload decodes");
+    (0..count as u64)
+        .map(|k| {
+            let mut request = base.clone();
+            let shift = k * 10_000_000;
+            for metric in request
+                .resource_metrics
+                .iter_mut()
+                .flat_map(|r| r.scope_metrics.iter_mut())
+                .flat_map(|s| s.metrics.iter_mut())
+            {
+                let move_number =
+                    |p: &mut opentelemetry_proto::tonic::metrics::v1::NumberDataPoint,
+                     gauge: bool| {
+                        p.time_unix_nano += shift;
+                        match (&mut p.value, gauge) {
+                            (Some(Value::AsDouble(v)), true) => *v += (k % 7) as f64,
+                            (Some(Value::AsInt(v)), true) => *v += (k % 7) as i64,
+                            (Some(Value::AsInt(v)), false) => *v += (k % 3) as i64,
+                            (Some(Value::AsDouble(v)), false) => *v += (k % 3) as f64,
+                            (None, _) => {}
+                        }
+                        if !gauge {
+                            p.start_time_unix_nano = p.time_unix_nano - 10_000_000;
+                        }
+                    };
+                match &mut metric.data {
+                    Some(Data::Gauge(g)) => {
+                        g.data_points.iter_mut().for_each(|p| move_number(p, true))
+                    }
+                    Some(Data::Sum(s)) => {
+                        s.data_points.iter_mut().for_each(|p| move_number(p, false))
+                    }
+                    Some(Data::Histogram(h)) => h.data_points.iter_mut().for_each(|p| {
+                        p.time_unix_nano += shift;
+                        p.start_time_unix_nano = p.time_unix_nano - 10_000_000;
+                    }),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.iter_mut().for_each(|p| {
+                        p.time_unix_nano += shift;
+                        p.start_time_unix_nano = p.time_unix_nano - 10_000_000;
+                    }),
+                    Some(Data::Summary(s)) => s.data_points.iter_mut().for_each(|p| {
+                        p.time_unix_nano += shift;
+                        p.start_time_unix_nano = p.time_unix_nano - 10_000_000;
+                    }),
+                    None => {}
+                }
+            }
+            Bytes::from(request.encode_to_vec())
+        })
+        .collect()
+}
+
+async fn run(path: &str, bodies: Vec<Bytes>, requests: usize, otlp: bool) {
     let (stop_sink, _) = ShutdownTrigger::new();
     let outside = std::env::var("INSTRUCTIONS_SINK").ok();
     let (sink, sink_address, counts) = match &outside {
@@ -88,10 +149,10 @@ service:
     let running = otel_sidecar::service::start(&config).await.expect("start");
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();
-    for _ in 0..requests {
+    for k in 0..requests {
         let request = hyper::Request::post(format!("http://127.0.0.1:{port}{path}"))
             .header("content-type", "application/x-protobuf")
-            .body(Full::new(body.clone()))
+            .body(Full::new(bodies[k % bodies.len()].clone()))
             .expect("request");
         let answer = client.request(request).await.expect("the receiver answers");
         assert_eq!(answer.status(), 200);

@@ -173,9 +173,10 @@ def pace(port, path, bodies, rate, seconds):
         ok += answer.status == 200
 
 
-def start_compare_sidecar(binary, work, env, config="compare.yaml"):
+def start_compare_sidecar(binary, work, env, config="compare.yaml", refused_ok=False):
     """A sidecar with a comparison config (under work/) pinned to core 0, once it listens;
-    returns it and its OTLP/HTTP port."""
+    returns it and its OTLP/HTTP port. With refused_ok, a binary that exits at start (an older
+    build refusing a config key it predates) gives (None, its log) instead of ending the run."""
     log_path = work / "compare.log"
     with open(log_path, "w") as log:
         sidecar = subprocess.Popen([*taskset(0), str(binary), "--config", str(work / config)],
@@ -188,6 +189,8 @@ def start_compare_sidecar(binary, work, env, config="compare.yaml"):
                     and record.get("component", "").startswith("otlp"):
                 time.sleep(1)
                 return sidecar, int(record["address"].rsplit(":", 1)[1])
+        if refused_ok and sidecar.poll() is not None:
+            return None, log_path.read_text()
         if sidecar.poll() is not None or time.monotonic() > deadline:
             sys.exit(log_path.read_text())
         time.sleep(0.01)
@@ -276,6 +279,7 @@ def compare(args):
     modes = ["http"] + (["https"] if args.tls else [])
     certificate = make_certificate(work) if args.tls else None
     rows = []
+    refused = {}
     for mode in modes:
         sink_args = ["--tls-cert", str(certificate[1]), "--tls-key", str(certificate[2])] if mode == "https" else []
         sink = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0", *sink_args],
@@ -307,7 +311,14 @@ def compare(args):
                         process, port = start_peer(binary, route, sink_address, work, env, args.peer_traces_batch)
                     else:
                         config = "compare-otlp.yaml" if route == "otlp" else "compare.yaml"
-                        process, port = start_compare_sidecar(binary, work, env, config)
+                        if (label, route) in refused:
+                            continue
+                        process, port = start_compare_sidecar(binary, work, env, config,
+                                                              refused_ok=binary != this)
+                        if process is None:
+                            refused[(label, route)] = port.strip().splitlines()[-1][:300]
+                            print(f"{label} refuses the {route_name} config: {refused[(label, route)]}", flush=True)
+                            continue
                     before_sink = counts()[sink_key]
                     user0, system0 = cpu_split(process.pid)
                     t0 = time.monotonic()
@@ -367,9 +378,13 @@ def compare(args):
         lines.append(f"| {r['binary']} | {r['aws']} | {r['run']} | {r['route']} | {r['cpu_pct_of_core']} | {r['user_ticks']} | "
                      f"{r['system_ticks']} | {r['rss_mb']} | {r['requests_ok']} | {r['arrived']} {r['arrived_counts']} | "
                      f"{ {True: 'yes', False: 'no', None: 'not countable'}[r['whole']] } |")
+    if refused:
+        lines += [""] + [f"{label} has no {route} row: it refused the config at start ({why})."
+                         for (label, route), why in refused.items()]
     lines += ["", "| binary | idle ticks | over s | RSS MB |", "|---|---|---|---|"]
     lines += [f"| {i['binary']} | {i['ticks']} | {i['seconds']} | {i['rss_mb']} |" for i in idle]
-    write_results(args, "compare", {"rows": rows, "idle": idle}, lines)
+    write_results(args, "compare", {"rows": rows, "idle": idle, "refused": [
+        {"binary": label, "route": route, "why": why} for (label, route), why in refused.items()]}, lines)
 
 
 def main():

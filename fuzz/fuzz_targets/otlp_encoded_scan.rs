@@ -1,7 +1,7 @@
 //! An OTLP protobuf body of any signal (the first byte chooses), checked by the scan that lets
 //! pass-through pipelines forward requests as bytes: it must accept exactly what prost decodes,
-//! count the same items, and its entries must decode to the same data; traces entries read
-//! through the X-Ray translation's view must read as the decoded spans do.
+//! count the same items, and its entries must decode to the same data; traces and metrics
+//! entries read through the translations' views must read as the decoded data does.
 #![no_main]
 
 use bytes::Bytes;
@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use otel_sidecar::pipeline::view::ResourceSpansView;
+use otel_sidecar::pipeline::view::{ResourceMetricsView, ResourceSpansView};
 use otel_sidecar::pipeline::{EncodedPayload, Payload, Signal};
 use prost::Message;
 
@@ -42,14 +42,25 @@ fuzz_target!(|data: &[u8]| {
         (Ok(scanned), Some(decoded)) => {
             assert_eq!(scanned.item_count(), decoded.item_count());
             for entry in scanned.entries().iter().filter(|e| !e.merges) {
-                if signal != Signal::Traces {
-                    break;
+                match signal {
+                    Signal::Traces => {
+                        let owned =
+                            ExportTraceServiceRequest::decode(entry.bytes.as_ref()).unwrap();
+                        let from_bytes = ResourceSpansView::parse_entry(&entry.bytes);
+                        let from_owned = ResourceSpansView::from(&owned.resource_spans[0]);
+                        assert_eq!(from_bytes.resource, from_owned.resource);
+                        assert_eq!(from_bytes.spans, from_owned.spans);
+                    }
+                    Signal::Metrics => {
+                        let owned =
+                            ExportMetricsServiceRequest::decode(entry.bytes.as_ref()).unwrap();
+                        assert_eq!(
+                            ResourceMetricsView::parse_entry(&entry.bytes),
+                            ResourceMetricsView::from(&owned.resource_metrics[0])
+                        );
+                    }
+                    _ => break,
                 }
-                let owned = ExportTraceServiceRequest::decode(entry.bytes.as_ref()).unwrap();
-                let from_bytes = ResourceSpansView::parse_entry(&entry.bytes);
-                let from_owned = ResourceSpansView::from(&owned.resource_spans[0]);
-                assert_eq!(from_bytes.resource, from_owned.resource);
-                assert_eq!(from_bytes.spans, from_owned.spans);
             }
             // Compared as encoded: a NaN value is the same data but not equal to itself.
             assert_eq!(

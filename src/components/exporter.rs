@@ -53,13 +53,15 @@ impl ExporterConfig {
 
     /// Whether the exporter takes OTLP requests as they arrived, without decoding them
     /// ([`crate::pipeline::Payload::Encoded`]): `otlp` and `otlphttp` with protobuf send them,
-    /// `awsxray` translates from a view of their bytes.
+    /// `awsxray` and `awsemf` translate from a view of their bytes.
     pub fn takes_encoded(&self) -> bool {
         match self {
             ExporterConfig::OtlpHttp(c) => {
                 c.config.encoding == exporters::otlphttp::config::Encoding::Proto
             }
-            ExporterConfig::Otlp(_) | ExporterConfig::AwsXray(_) => true,
+            ExporterConfig::Otlp(_) | ExporterConfig::AwsXray(_) | ExporterConfig::AwsEmf(_) => {
+                true
+            }
             _ => false,
         }
     }

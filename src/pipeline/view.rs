@@ -1,18 +1,23 @@
 //! The read model: OTLP data as views that borrow what they read, from a request's bytes or
-//! from the owned model. Exporters that only read (the X-Ray translation) work from views, so
-//! a request kept encoded is translated without an owned copy of every string; processors that
-//! change data keep the owned model (`opentelemetry-proto`), which views borrow as well.
+//! from the owned model. Exporters that only read (the X-Ray and EMF translations) work from
+//! views, so a request kept encoded is translated without an owned copy of every string;
+//! processors that change data keep the owned model (`opentelemetry-proto`), which views borrow
+//! as well.
 //!
 //! Views of bytes read entries `EncodedPayload::scan` accepted: a malformed field ends the
 //! list it is in instead of failing (the scan has refused such requests already), and entries
 //! the view cannot read as prost would (a singular message written twice, which decoders merge)
 //! are read through the owned model instead (`EncodedEntry::merges`).
 
-use super::encoded::{Reader, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT};
+use super::encoded::{EncodedEntry, Reader, WIRE_FIXED32, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT};
 use super::payload::{Payload, Signal};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+
+mod metrics;
+pub use metrics::*;
 
 /// One field of a message as written.
 #[derive(Debug, Clone, Copy)]
@@ -213,15 +218,21 @@ impl Default for KeyValuesView<'_> {
 impl<'a> KeyValuesView<'a> {
     /// Each key and value, in order; entries without a value are left out.
     pub fn iter(self) -> impl Iterator<Item = (&'a str, ValueView<'a>)> {
+        self.entries()
+            .filter_map(|(key, value)| Some((key, value?)))
+    }
+
+    /// Each key and its value, in order, entries without a value included.
+    pub fn entries(self) -> impl Iterator<Item = (&'a str, Option<ValueView<'a>>)> {
         let (owned, encoded, wanted) = match self {
             KeyValuesView::Owned(list) => (list, &[][..], 0),
             KeyValuesView::Encoded { message, field } => (&[][..], message, field),
         };
         let owned = owned
             .iter()
-            .filter_map(|kv| Some((kv.key.as_str(), ValueView::from(kv.value.as_ref()?))));
+            .map(|kv| (kv.key.as_str(), kv.value.as_ref().map(ValueView::from)));
         let encoded = fields(encoded).filter_map(move |(number, field)| match field {
-            Field::Len(entry) if number == wanted => key_value(entry),
+            Field::Len(entry) if number == wanted => Some(key_value(entry)),
             _ => None,
         });
         owned.chain(encoded)
@@ -244,12 +255,12 @@ impl<'a> KeyValuesView<'a> {
 
 impl PartialEq for KeyValuesView<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.iter().eq(other.iter())
+        self.entries().eq(other.entries())
     }
 }
 
-/// An encoded `KeyValue`: `None` without a value, as the owned model's `value: None`.
-fn key_value(bytes: &[u8]) -> Option<(&str, ValueView<'_>)> {
+/// An encoded `KeyValue`: its value `None` when not written, as the owned model's `value: None`.
+fn key_value(bytes: &[u8]) -> (&str, Option<ValueView<'_>>) {
     let mut key = "";
     let mut value = None;
     for (number, field) in fields(bytes) {
@@ -259,7 +270,7 @@ fn key_value(bytes: &[u8]) -> Option<(&str, ValueView<'_>)> {
             _ => {}
         }
     }
-    Some((key, value?))
+    (key, value)
 }
 
 /// A span's event, borrowed.
@@ -445,10 +456,7 @@ impl<'a> ResourceSpansView<'a> {
     /// An encoded entry of a traces export request, its tag and length included (as
     /// `EncodedEntry::bytes` holds it).
     pub fn parse_entry(entry: &'a [u8]) -> Self {
-        let body = match fields(entry).next() {
-            Some((_, Field::Len(body))) => body,
-            _ => &[],
-        };
+        let body = entry_body(entry);
         let mut view = ResourceSpansView {
             resource: KeyValuesView::default(),
             spans: Vec::new(),
@@ -488,27 +496,83 @@ pub fn read_traces<R>(
             Some(read(&views))
         }
         Payload::Encoded(encoded) if encoded.signal() == Signal::Traces => {
-            let merged: Vec<ExportTraceServiceRequest> = encoded
-                .entries()
-                .iter()
-                .filter(|entry| entry.merges)
-                .map(|entry| prost::Message::decode(entry.bytes.as_ref()).unwrap_or_default())
-                .collect();
-            let mut merged = merged.iter().flat_map(|request| &request.resource_spans);
-            let views: Vec<_> = encoded
-                .entries()
-                .iter()
-                .filter_map(|entry| {
-                    if entry.merges {
-                        merged.next().map(ResourceSpansView::from)
-                    } else {
-                        Some(ResourceSpansView::parse_entry(&entry.bytes))
-                    }
-                })
-                .collect();
+            let merged: Vec<ExportTraceServiceRequest> = decode_merging(encoded.entries());
+            let views = entry_views(
+                encoded.entries(),
+                merged.iter().flat_map(|request| &request.resource_spans),
+                ResourceSpansView::from,
+                ResourceSpansView::parse_entry,
+            );
             Some(read(&views))
         }
         _ => None,
+    }
+}
+
+/// Calls `read` with views of a metrics payload's resources, owned or encoded (`None` for
+/// other signals); as [`read_traces`], merging entries are decoded first.
+pub fn read_metrics<R>(
+    payload: &Payload,
+    read: impl FnOnce(&[ResourceMetricsView]) -> R,
+) -> Option<R> {
+    match payload {
+        Payload::Metrics(resource_metrics) => {
+            let views: Vec<_> = resource_metrics
+                .iter()
+                .map(ResourceMetricsView::from)
+                .collect();
+            Some(read(&views))
+        }
+        Payload::Encoded(encoded) if encoded.signal() == Signal::Metrics => {
+            let merged: Vec<ExportMetricsServiceRequest> = decode_merging(encoded.entries());
+            let views = entry_views(
+                encoded.entries(),
+                merged.iter().flat_map(|request| &request.resource_metrics),
+                ResourceMetricsView::from,
+                ResourceMetricsView::parse_entry,
+            );
+            Some(read(&views))
+        }
+        _ => None,
+    }
+}
+
+/// The entries that write a singular message twice, decoded (each is an export request of
+/// one resource entry).
+fn decode_merging<Request: prost::Message + Default>(entries: &[EncodedEntry]) -> Vec<Request> {
+    entries
+        .iter()
+        .filter(|entry| entry.merges)
+        .map(|entry| Request::decode(entry.bytes.as_ref()).unwrap_or_default())
+        .collect()
+}
+
+/// A view of each entry: parsed from its bytes, or, for one that merges, of the next of
+/// `merged` (its decoded form).
+fn entry_views<'a, Entry: 'a, View>(
+    entries: &'a [EncodedEntry],
+    mut merged: impl Iterator<Item = &'a Entry>,
+    from_owned: impl Fn(&'a Entry) -> View,
+    parse: impl Fn(&'a [u8]) -> View,
+) -> Vec<View> {
+    entries
+        .iter()
+        .filter_map(|entry| {
+            if entry.merges {
+                merged.next().map(&from_owned)
+            } else {
+                Some(parse(&entry.bytes))
+            }
+        })
+        .collect()
+}
+
+/// The body of an encoded entry of an export request, whose tag and length it includes (as
+/// `EncodedEntry::bytes` holds it).
+fn entry_body(entry: &[u8]) -> &[u8] {
+    match fields(entry).next() {
+        Some((_, Field::Len(body))) => body,
+        _ => &[],
     }
 }
 

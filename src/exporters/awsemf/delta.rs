@@ -1,9 +1,7 @@
 //! Cumulative → delta conversion for CloudWatch, which sums what it is given. Bounded: idle
 //! series expire after [`SERIES_TTL_MS`], and at most [`MAX_SERIES`] are remembered.
 
-use opentelemetry_proto::tonic::common::v1::{
-    InstrumentationScope, KeyValue, any_value::Value as Av,
-};
+use crate::pipeline::view::{KeyValuesView, ScopeView, ValueView};
 use std::collections::{BTreeMap, HashMap};
 
 /// Series unseen for this long are forgotten (the collector's 5-minute sweep).
@@ -25,17 +23,19 @@ impl SeriesPrefix {
         namespace: &str,
         log_group: &str,
         log_stream: &str,
-        resource: &[KeyValue],
-        scope: Option<&InstrumentationScope>,
+        resource: KeyValuesView<'_>,
+        scope: Option<ScopeView<'_>>,
     ) -> Self {
         let mut key = Vec::with_capacity(128);
         for text in [namespace, log_group, log_stream] {
             part(&mut key, text.as_bytes());
         }
         push_attributes(&mut key, resource);
-        let (name, version, attributes) = scope
-            .map(|s| (s.name.as_str(), s.version.as_str(), s.attributes.as_slice()))
-            .unwrap_or_default();
+        let ScopeView {
+            name,
+            version,
+            attributes,
+        } = scope.unwrap_or_default();
         part(&mut key, name.as_bytes());
         part(&mut key, version.as_bytes());
         push_attributes(&mut key, attributes);
@@ -64,7 +64,7 @@ impl DeltaKey {
         prefix: &SeriesPrefix,
         metric: &str,
         kind: SeriesKind,
-        attributes: &[KeyValue],
+        attributes: KeyValuesView<'_>,
     ) -> Self {
         let mut key = Vec::with_capacity(prefix.0.len() + metric.len() + 64);
         key.extend_from_slice(&prefix.0);
@@ -82,34 +82,69 @@ fn part(key: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Appends an attribute list in key order, its length first, each value tagged with its type.
-fn push_attributes(key: &mut Vec<u8>, attributes: &[KeyValue]) {
-    key.extend_from_slice(&(attributes.len() as u32).to_le_bytes());
-    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
-    if !sorted.is_sorted_by(|a, b| a.key <= b.key) {
-        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+fn push_attributes(key: &mut Vec<u8>, attributes: KeyValuesView<'_>) {
+    let mut sorted: Vec<(&str, Option<ValueView<'_>>)> = attributes.entries().collect();
+    key.extend_from_slice(&(sorted.len() as u32).to_le_bytes());
+    if !sorted.is_sorted_by(|a, b| a.0 <= b.0) {
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
     }
-    for kv in sorted {
-        part(key, kv.key.as_bytes());
-        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(Av::StringValue(s)) => {
-                key.push(b's');
-                part(key, s.as_bytes());
-            }
-            Some(Av::IntValue(i)) => {
-                key.push(b'i');
-                key.extend_from_slice(&i.to_le_bytes());
-            }
-            Some(Av::DoubleValue(d)) => {
-                key.push(b'd');
-                key.extend_from_slice(&d.to_bits().to_le_bytes());
-            }
-            Some(Av::BoolValue(b)) => key.extend_from_slice(&[b'b', u8::from(*b)]),
-            Some(other) => {
-                key.push(b'o');
-                part(key, format!("{other:?}").as_bytes());
-            }
+    for (name, value) in sorted {
+        part(key, name.as_bytes());
+        match value {
+            Some(value) => push_value(key, value),
             None => key.push(b'n'),
         }
+    }
+}
+
+/// Appends a value tagged with its type; arrays and lists with their lengths, recursively.
+fn push_value(key: &mut Vec<u8>, value: ValueView<'_>) {
+    match value {
+        ValueView::Str(s) => {
+            key.push(b's');
+            part(key, s.as_bytes());
+        }
+        ValueView::Int(i) => {
+            key.push(b'i');
+            key.extend_from_slice(&i.to_le_bytes());
+        }
+        ValueView::Double(d) => {
+            key.push(b'd');
+            key.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+        ValueView::Bool(b) => key.extend_from_slice(&[b'b', u8::from(b)]),
+        ValueView::Bytes(b) => {
+            key.push(b'x');
+            part(key, b);
+        }
+        ValueView::Array(values) => {
+            key.push(b'a');
+            let at = key.len();
+            key.extend_from_slice(&0u32.to_le_bytes());
+            let mut count = 0u32;
+            for value in values.iter() {
+                push_value(key, value);
+                count += 1;
+            }
+            key[at..at + 4].copy_from_slice(&count.to_le_bytes());
+        }
+        ValueView::Kvlist(list) => {
+            key.push(b'k');
+            let at = key.len();
+            key.extend_from_slice(&0u32.to_le_bytes());
+            let mut count = 0u32;
+            for (name, value) in list.iter() {
+                part(key, name.as_bytes());
+                push_value(key, value);
+                count += 1;
+            }
+            key[at..at + 4].copy_from_slice(&count.to_le_bytes());
+        }
+        ValueView::StringIndex(i) => {
+            key.push(b'r');
+            key.extend_from_slice(&i.to_le_bytes());
+        }
+        ValueView::Empty => key.push(b'e'),
     }
 }
 
@@ -362,8 +397,15 @@ mod tests {
     fn exponential_deltas_subtract_buckets_across_downscaling() {
         let policy = DeltaPolicy::default();
         let mut cache = DeltaCache::default();
-        let prefix = SeriesPrefix::new("ns", "g", "s", &[], None);
-        let key = || DeltaKey::new(&prefix, "h", SeriesKind::ExponentialHistogram, &[]);
+        let prefix = SeriesPrefix::new("ns", "g", "s", KeyValuesView::default(), None);
+        let key = || {
+            DeltaKey::new(
+                &prefix,
+                "h",
+                SeriesKind::ExponentialHistogram,
+                KeyValuesView::default(),
+            )
+        };
         let first = cache
             .exponential_delta(key(), 10, snapshot(2, &[(0, 1), (1, 2), (5, 1)]), &policy)
             .unwrap();
@@ -398,7 +440,12 @@ mod churn_tests {
         for minute in 0..120i64 {
             cache.advance(minute * 60_000);
             for i in 0..1000 {
-                let key = DeltaKey::new(&prefix, &format!("m{minute}-{i}"), SeriesKind::Sum, &[]);
+                let key = DeltaKey::new(
+                    &prefix,
+                    &format!("m{minute}-{i}"),
+                    SeriesKind::Sum,
+                    KeyValuesView::default(),
+                );
                 cache.number_delta(key, 1, 1.0, &policy);
             }
             peak = peak.max(cache.len());
@@ -414,7 +461,12 @@ mod churn_tests {
         let mut cache = DeltaCache::default();
         cache.advance(0);
         for i in 0..(MAX_SERIES + 100) {
-            let key = DeltaKey::new(&prefix, &format!("m{i}"), SeriesKind::Sum, &[]);
+            let key = DeltaKey::new(
+                &prefix,
+                &format!("m{i}"),
+                SeriesKind::Sum,
+                KeyValuesView::default(),
+            );
             cache.number_delta(key, 1, 1.0, &policy);
         }
         assert_eq!(cache.len(), MAX_SERIES);
@@ -422,15 +474,16 @@ mod churn_tests {
 
     #[test]
     fn series_keys_tell_types_and_boundaries_apart_but_not_attribute_order() {
-        use opentelemetry_proto::tonic::common::v1::AnyValue;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
         let kv = |k: &str, v: Av| KeyValue {
             key: k.into(),
             value: Some(AnyValue { value: Some(v) }),
             ..Default::default()
         };
-        let prefix = SeriesPrefix::new("ns", "g", "s", &[], None);
-        let key =
-            |attributes: &[KeyValue]| DeltaKey::new(&prefix, "m", SeriesKind::Sum, attributes);
+        let prefix = SeriesPrefix::new("ns", "g", "s", KeyValuesView::default(), None);
+        let key = |attributes: &[KeyValue]| {
+            DeltaKey::new(&prefix, "m", SeriesKind::Sum, attributes.into())
+        };
         let a = kv("a", Av::StringValue("1".into()));
         let b = kv("b", Av::IntValue(1));
         assert_eq!(key(&[a.clone(), b.clone()]), key(&[b, a.clone()]));
@@ -442,17 +495,72 @@ mod churn_tests {
             key(&[kv("a", Av::StringValue("bc".into()))]),
             key(&[kv("ab", Av::StringValue("c".into()))])
         );
-        let destination = |ns: &str, group: &str| SeriesPrefix::new(ns, group, "s", &[], None);
+        let destination = |ns: &str, group: &str| {
+            SeriesPrefix::new(ns, group, "s", KeyValuesView::default(), None)
+        };
         assert_ne!(
-            DeltaKey::new(&destination("n", "sg"), "m", SeriesKind::Sum, &[]),
-            DeltaKey::new(&destination("ns", "g"), "m", SeriesKind::Sum, &[])
+            DeltaKey::new(
+                &destination("n", "sg"),
+                "m",
+                SeriesKind::Sum,
+                KeyValuesView::default()
+            ),
+            DeltaKey::new(
+                &destination("ns", "g"),
+                "m",
+                SeriesKind::Sum,
+                KeyValuesView::default()
+            )
+        );
+        // Nested values: an array is not the list of its values' texts, and one written in a
+        // request's bytes keys as its decoded form does.
+        let array = |values: Vec<Av>| {
+            Av::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
+                values: values
+                    .into_iter()
+                    .map(|v| AnyValue { value: Some(v) })
+                    .collect(),
+            })
+        };
+        let nested = [
+            kv("a", array(vec![Av::IntValue(1), Av::DoubleValue(1.0)])),
+            kv("b", Av::BytesValue(b"1".to_vec())),
+            KeyValue {
+                key: "c".into(),
+                value: None,
+                ..Default::default()
+            },
+        ];
+        assert_ne!(
+            key(&nested[..1]),
+            key(&[kv("a", array(vec![Av::IntValue(1), Av::IntValue(1)]))])
+        );
+        assert_ne!(key(&nested[1..2]), key(std::slice::from_ref(&a)));
+        let resource = opentelemetry_proto::tonic::resource::v1::Resource {
+            attributes: nested.to_vec(),
+            ..Default::default()
+        };
+        let encoded = prost::Message::encode_to_vec(&resource);
+        assert_eq!(
+            DeltaKey::new(
+                &prefix,
+                "m",
+                SeriesKind::Sum,
+                KeyValuesView::Encoded {
+                    message: &encoded,
+                    field: 1
+                }
+            ),
+            key(&nested)
         );
     }
 
     /// Two meters, two resources, a sum and a histogram of one name: four series.
     #[test]
     fn scopes_resources_and_kinds_are_distinct_series() {
-        use opentelemetry_proto::tonic::common::v1::AnyValue;
+        use opentelemetry_proto::tonic::common::v1::{
+            AnyValue, InstrumentationScope, KeyValue, any_value::Value as Av,
+        };
         let scope = |name: &str| InstrumentationScope {
             name: name.into(),
             ..Default::default()
@@ -468,10 +576,10 @@ mod churn_tests {
         };
         let key = |resource: &[KeyValue], scope: &InstrumentationScope, kind| {
             DeltaKey::new(
-                &SeriesPrefix::new("ns", "g", "s", resource, Some(scope)),
+                &SeriesPrefix::new("ns", "g", "s", resource.into(), Some(scope.into())),
                 "requests",
                 kind,
-                &[],
+                KeyValuesView::default(),
             )
         };
         let (a, b) = (scope("scope-a"), scope("scope-b"));

@@ -6,9 +6,9 @@ use super::translate::{self, EmfSettings, Grouped};
 use super::{budget, delta, fleet, send};
 use crate::config::ComponentId;
 use crate::exporters::ExportError;
-use crate::pipeline::Payload;
+use crate::pipeline::view::{ResourceMetricsView, read_metrics};
+use crate::pipeline::{Payload, Signal};
 use crate::telemetry::CardinalityReports;
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 
 pub struct AwsEmfExporter {
     id: String,
@@ -28,8 +28,12 @@ pub struct AwsEmfExporter {
 }
 
 /// Groups a batch's points by log event, taking deltas.
-type GroupStep =
-    for<'a> fn(&'a [ResourceMetrics], &'a EmfSettings, &mut delta::DeltaCache, i64) -> Grouped<'a>;
+type GroupStep = for<'a> fn(
+    &'a [ResourceMetricsView<'a>],
+    &'a EmfSettings,
+    &mut delta::DeltaCache,
+    i64,
+) -> Grouped<'a>;
 
 /// Rendered events (their escaped JSON) being sent at once, over all batches. A batch gives
 /// its queue item room back once translated (its decoded points are gone by then) and takes
@@ -231,9 +235,9 @@ impl AwsEmfExporter {
     /// returns the sending, to be awaited.
     pub async fn start(&mut self, payload: Payload) -> crate::exporters::InFlight {
         let items = payload.item_count() as u64;
-        let Payload::Metrics(batch) = payload else {
+        if payload.signal() != Signal::Metrics {
             return Box::pin(std::future::ready(Ok(())));
-        };
+        }
         let now_ms = (unix_nanos() / 1_000_000) as i64;
         let settings = self.settings.clone();
         let mut deltas = std::mem::take(&mut self.deltas);
@@ -250,21 +254,26 @@ impl AwsEmfExporter {
                 if let Some(budget) = budget.as_mut() {
                     budget.advance(now_ms);
                 }
-                let grouped = group(&batch, &settings, &mut deltas, now_ms);
-                match (&store, budget.as_mut()) {
-                    (Some(store), Some(budget)) => {
-                        render_with_fleet(&grouped, &settings, budget, store, &runtime)
+                // Views of the payload's bytes (or of its owned model, from receivers that
+                // build one): the translation reads, it changes nothing.
+                read_metrics(&payload, |views| {
+                    let grouped = group(views, &settings, &mut deltas, now_ms);
+                    match (&store, budget.as_mut()) {
+                        (Some(store), Some(budget)) => {
+                            render_with_fleet(&grouped, &settings, budget, store, &runtime)
+                        }
+                        _ => translate::render(&grouped, &settings, budget.as_mut()),
                     }
-                    _ => translate::render(&grouped, &settings, budget.as_mut()),
-                }
+                })
+                .unwrap_or_default()
             });
-            (deltas, budget, translated, batch)
+            (deltas, budget, translated, payload)
         };
         // A full batch takes tens of milliseconds to translate; on the blocking pool the runtime
         // keeps receiving and sending meanwhile (on one core the scheduler interleaves them).
         // With a shared budget the store is asked from there too.
         let inline = items < BLOCKING_TRANSLATION_ITEMS && self.store.is_none();
-        let (deltas, budget, translated, batch) = if inline {
+        let (deltas, budget, translated, payload) = if inline {
             translate()
         } else {
             tokio::task::spawn_blocking(translate)
@@ -274,7 +283,7 @@ impl AwsEmfExporter {
         // Freed on the runtime's thread, which decoded it: mimalloc takes its own blocks back
         // on a local free list, ready for the next requests, where frees from the blocking
         // pool's thread each go through an atomic list to be collected later.
-        drop(batch);
+        drop(payload);
         self.deltas = deltas;
         self.budget = budget;
         let Some((events, stats)) = translated else {
@@ -322,11 +331,12 @@ impl AwsEmfExporter {
 mod tests {
     use super::RenderedRoom;
     use crate::pipeline::Payload;
+    use crate::pipeline::view::ResourceMetricsView;
     use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 
     /// A grouping step that panics on a metric named `test.panic`, as a bug in it would.
     fn faulty_group<'a>(
-        batch: &'a [ResourceMetrics],
+        batch: &'a [ResourceMetricsView<'a>],
         settings: &'a super::EmfSettings,
         deltas: &mut super::delta::DeltaCache,
         now_ms: i64,
@@ -334,7 +344,7 @@ mod tests {
         let named = |name: &str| {
             batch
                 .iter()
-                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|r| &r.scopes)
                 .flat_map(|s| &s.metrics)
                 .any(|m| m.name == name)
         };

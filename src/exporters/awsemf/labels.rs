@@ -2,42 +2,36 @@
 //! borrow from the decoded batch, so grouping a point costs one allocation instead of two per
 //! label plus a tree node (the translation's largest cost in the profile).
 
-use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as Av};
+use crate::pipeline::view::{KeyValuesView, ValueView};
 use std::borrow::Cow;
 
 /// Label key → value, sorted by key, one value per key (the last one given wins).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Labels<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
-/// An attribute value as CloudWatch dimension text; strings are borrowed.
-pub fn attribute_text(value: Option<&Av>) -> Cow<'_, str> {
+/// An attribute value as CloudWatch dimension text; strings are borrowed. No value, or an
+/// empty one, is "".
+pub fn attribute_text(value: Option<ValueView<'_>>) -> Cow<'_, str> {
     match value {
-        Some(Av::StringValue(s)) => Cow::Borrowed(s),
-        Some(Av::IntValue(i)) => Cow::Owned(i.to_string()),
-        Some(Av::DoubleValue(d)) => Cow::Owned(d.to_string()),
-        Some(Av::BoolValue(b)) => Cow::Borrowed(if *b { "true" } else { "false" }),
-        Some(other) => Cow::Owned(
-            crate::pipeline::values::value_json(
-                &opentelemetry_proto::tonic::common::v1::AnyValue {
-                    value: Some(other.clone()),
-                },
-            )
-            .to_string(),
-        ),
-        None => Cow::Borrowed(""),
+        Some(ValueView::Str(s)) => Cow::Borrowed(s),
+        Some(ValueView::Int(i)) => Cow::Owned(i.to_string()),
+        Some(ValueView::Double(d)) => Cow::Owned(d.to_string()),
+        Some(ValueView::Bool(b)) => Cow::Borrowed(if b { "true" } else { "false" }),
+        Some(ValueView::Empty) | None => Cow::Borrowed(""),
+        Some(other) => Cow::Owned(crate::pipeline::values::value_json(other).to_string()),
     }
 }
 
 impl<'a> Labels<'a> {
     /// The attributes as labels; for a repeated key the last value wins.
-    pub fn from_attributes(attributes: &'a [KeyValue], extra: usize) -> Self {
+    pub fn from_attributes(attributes: impl Into<KeyValuesView<'a>>, extra: usize) -> Self {
+        let attributes = attributes.into();
         let mut pairs = Vec::with_capacity(attributes.len() + extra);
-        pairs.extend(attributes.iter().map(|kv| {
-            (
-                Cow::Borrowed(kv.key.as_str()),
-                attribute_text(kv.value.as_ref().and_then(|v| v.value.as_ref())),
-            )
-        }));
+        pairs.extend(
+            attributes
+                .entries()
+                .map(|(key, value)| (Cow::Borrowed(key), attribute_text(value))),
+        );
         Self::from_pairs_vec(pairs)
     }
 
@@ -143,7 +137,7 @@ impl<'a> Labels<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::AnyValue;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 
     fn kv(key: &str, value: Av) -> KeyValue {
         KeyValue {
@@ -161,7 +155,7 @@ mod tests {
             kv("c", Av::BoolValue(true)),
             kv("a", Av::StringValue("second".into())),
         ];
-        let labels = Labels::from_attributes(&attributes, 0);
+        let labels = Labels::from_attributes(&attributes[..], 0);
         assert_eq!(
             labels.iter().collect::<Vec<_>>(),
             [("a", "second"), ("b", "7"), ("c", "true")]

@@ -13,11 +13,13 @@ use super::delta::{
 };
 use super::labels::Labels;
 use crate::exporters::embedded_json;
+use crate::pipeline::view::{
+    HistogramPointView, KeyValuesView, MetricDataView, MetricView, NumberPointView,
+    ResourceMetricsView, SummaryPointView,
+};
 use bytes::Bytes;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
-    NumberDataPoint, ResourceMetrics, SummaryDataPoint, metric::Data, number_data_point,
+    AggregationTemporality, ExponentialHistogramDataPoint, ResourceMetrics, number_data_point,
 };
 use serde_json::Value;
 use std::borrow::Cow;
@@ -237,15 +239,16 @@ pub fn replace_placeholders(pattern: &str, resource: &Labels<'_>) -> String {
     out
 }
 
-/// Translates a batch into EMF events.
-pub fn translate<'a>(
-    batch: &'a [ResourceMetrics],
-    settings: &'a EmfSettings,
+/// Translates a batch of the owned model into EMF events.
+pub fn translate(
+    batch: &[ResourceMetrics],
+    settings: &EmfSettings,
     deltas: &mut DeltaCache,
     budget: Option<&mut CardinalityBudget>,
     now_ms: i64,
 ) -> (Vec<EmfEvent>, TranslateStats) {
-    render(&group(batch, settings, deltas, now_ms), settings, budget)
+    let views: Vec<_> = batch.iter().map(ResourceMetricsView::from).collect();
+    render(&group(&views, settings, deltas, now_ms), settings, budget)
 }
 
 /// A batch's points grouped into what will be log events, deltas already taken: rendering it
@@ -273,7 +276,7 @@ pub fn render(
 
 /// Groups a batch's points (taking cumulative deltas through `deltas`).
 pub fn group<'a>(
-    batch: &'a [ResourceMetrics],
+    batch: &'a [ResourceMetricsView<'a>],
     settings: &'a EmfSettings,
     deltas: &mut DeltaCache,
     now_ms: i64,
@@ -290,11 +293,7 @@ pub fn group<'a>(
     // comparing the whole key again at every step.
     let mut next_split: Vec<Option<usize>> = Vec::new();
     for resource_metrics in batch {
-        let resource_attributes = resource_metrics
-            .resource
-            .as_ref()
-            .map(|r| r.attributes.as_slice())
-            .unwrap_or_default();
+        let resource_attributes = resource_metrics.resource;
         let resource = Labels::from_attributes(resource_attributes, 0);
         let namespace = if !settings.namespace.is_empty() {
             settings.namespace.clone()
@@ -334,13 +333,12 @@ pub fn group<'a>(
             log_stream,
         } = &targets[target];
         let mut scope_name: &'a str = "";
-        for scope_metrics in &resource_metrics.scope_metrics {
+        for scope_metrics in &resource_metrics.scopes {
             // Collector quirk kept for identical dimensions: an empty scope name inherits the
             // previous scope's within the same resource.
             if let Some(name) = scope_metrics
                 .scope
-                .as_ref()
-                .map(|s| s.name.as_str())
+                .map(|s| s.name)
                 .filter(|n| !n.is_empty())
             {
                 scope_name = name;
@@ -350,14 +348,14 @@ pub fn group<'a>(
                 log_group,
                 log_stream,
                 resource_attributes,
-                scope_metrics.scope.as_ref(),
+                scope_metrics.scope,
             );
             for metric in &scope_metrics.metrics {
-                let unit: Cow<'a, str> = match settings.descriptors.get(&metric.name) {
+                let unit: Cow<'a, str> = match settings.descriptors.get(metric.name) {
                     Some((unit, overwrite)) if *overwrite || metric.unit.is_empty() => {
                         Cow::Borrowed(unit)
                     }
-                    _ => Cow::Borrowed(cloudwatch_unit(&metric.unit)),
+                    _ => Cow::Borrowed(cloudwatch_unit(metric.unit)),
                 };
                 for point in points(metric, settings, deltas, &series, &mut stats) {
                     let mut labels = Labels::from_attributes(point.attributes, 1);
@@ -371,7 +369,7 @@ pub fn group<'a>(
                         };
                     let name: Cow<'a, str> = match point.name {
                         Some(name) => Cow::Owned(name),
-                        None => Cow::Borrowed(&metric.name),
+                        None => Cow::Borrowed(metric.name),
                     };
                     if settings.resource_to_telemetry {
                         for (k, v) in resource.pairs() {

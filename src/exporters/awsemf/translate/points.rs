@@ -5,7 +5,7 @@ use super::*;
 
 /// One data point ready for grouping.
 pub(super) struct PointOut<'a> {
-    pub(super) attributes: &'a [KeyValue],
+    pub(super) attributes: KeyValuesView<'a>,
     /// Set for `detailed_metrics` summary parts (`<name>_sum`, `<name>_count`, quantiles).
     pub(super) name: Option<String>,
     pub(super) extra_label: Option<(&'static str, String)>,
@@ -18,7 +18,7 @@ pub(super) struct PointOut<'a> {
 
 impl<'a> PointOut<'a> {
     pub(super) fn new(
-        attributes: &'a [KeyValue],
+        attributes: KeyValuesView<'a>,
         time_unix_nano: u64,
         value: EmfValue,
         type_class: u8,
@@ -35,7 +35,7 @@ impl<'a> PointOut<'a> {
     }
 }
 
-pub(super) fn number_value(point: &NumberDataPoint) -> Option<f64> {
+pub(super) fn number_value(point: &NumberPointView) -> Option<f64> {
     match point.value? {
         number_data_point::Value::AsInt(i) => Some(i as f64),
         number_data_point::Value::AsDouble(d) => Some(d),
@@ -47,22 +47,23 @@ pub(super) fn skip(flags: u32, values: &[f64]) -> bool {
 }
 
 pub(super) fn points<'a>(
-    metric: &'a Metric,
+    metric: &'a MetricView<'a>,
     settings: &EmfSettings,
     deltas: &mut DeltaCache,
     series: &SeriesPrefix,
     stats: &mut TranslateStats,
 ) -> Vec<PointOut<'a>> {
     let mut out = Vec::new();
-    let delta_key = |kind: SeriesKind, attributes: &[KeyValue]| {
-        DeltaKey::new(series, &metric.name, kind, attributes)
+    let delta_key = |kind: SeriesKind, attributes: KeyValuesView<'_>| {
+        DeltaKey::new(series, metric.name, kind, attributes)
     };
+    let cumulative = |temporality: i32| temporality == AggregationTemporality::Cumulative as i32;
     match metric.data.as_ref() {
-        Some(Data::Gauge(gauge)) => {
-            for p in &gauge.data_points {
+        Some(MetricDataView::Gauge(points)) => {
+            for p in points {
                 match number_value(p).filter(|v| !skip(p.flags, &[*v])) {
                     Some(v) => out.push(PointOut::new(
-                        &p.attributes,
+                        p.attributes,
                         p.time_unix_nano,
                         EmfValue::Number(v),
                         0,
@@ -71,19 +72,22 @@ pub(super) fn points<'a>(
                 }
             }
         }
-        Some(Data::Sum(sum)) => {
+        Some(MetricDataView::Sum {
+            points,
+            temporality,
+            is_monotonic,
+        }) => {
             // A non-monotonic cumulative sum (an up-down counter) is a level: its value is
             // published as it is. Its deltas would be changes nobody can read a level back from.
-            let cumulative = sum.is_monotonic
-                && sum.aggregation_temporality == AggregationTemporality::Cumulative as i32;
-            for p in &sum.data_points {
+            let cumulative = *is_monotonic && cumulative(*temporality);
+            for p in points {
                 let Some(v) = number_value(p).filter(|v| !skip(p.flags, &[*v])) else {
                     stats.skipped_points += 1;
                     continue;
                 };
                 let value = if cumulative {
                     match deltas.number_delta(
-                        delta_key(SeriesKind::Sum, &p.attributes),
+                        delta_key(SeriesKind::Sum, p.attributes),
                         p.start_time_unix_nano,
                         v,
                         &settings.delta,
@@ -98,17 +102,19 @@ pub(super) fn points<'a>(
                     v
                 };
                 out.push(PointOut::new(
-                    &p.attributes,
+                    p.attributes,
                     p.time_unix_nano,
                     EmfValue::Number(value),
                     1,
                 ));
             }
         }
-        Some(Data::Histogram(histogram)) => {
-            let cumulative =
-                histogram.aggregation_temporality == AggregationTemporality::Cumulative as i32;
-            for p in &histogram.data_points {
+        Some(MetricDataView::Histogram {
+            points,
+            temporality,
+        }) => {
+            let cumulative = cumulative(*temporality);
+            for p in points {
                 let sum = p.sum.unwrap_or(0.0);
                 if skip(p.flags, &[sum, p.min.unwrap_or(0.0), p.max.unwrap_or(0.0)]) {
                     stats.skipped_points += 1;
@@ -116,7 +122,7 @@ pub(super) fn points<'a>(
                 }
                 let (count, sum) = if cumulative {
                     match deltas.histogram_delta(
-                        delta_key(SeriesKind::Histogram, &p.attributes),
+                        delta_key(SeriesKind::Histogram, p.attributes),
                         p.start_time_unix_nano,
                         p.count,
                         sum,
@@ -132,17 +138,20 @@ pub(super) fn points<'a>(
                     (p.count, sum)
                 };
                 out.push(PointOut::new(
-                    &p.attributes,
+                    p.attributes,
                     p.time_unix_nano,
                     histogram_value(p, count, sum),
                     2,
                 ));
             }
         }
-        Some(Data::ExponentialHistogram(histogram)) => {
-            let cumulative =
-                histogram.aggregation_temporality == AggregationTemporality::Cumulative as i32;
-            for p in &histogram.data_points {
+        Some(MetricDataView::ExponentialHistogram {
+            points,
+            temporality,
+        }) => {
+            let cumulative = cumulative(*temporality);
+            for view in points {
+                let p = view.point.as_ref();
                 let sum = p.sum.unwrap_or(0.0);
                 if skip(p.flags, &[sum, p.min.unwrap_or(0.0), p.max.unwrap_or(0.0)]) {
                     stats.skipped_points += 1;
@@ -150,7 +159,7 @@ pub(super) fn points<'a>(
                 }
                 let values = if cumulative {
                     let Some(delta) = deltas.exponential_delta(
-                        delta_key(SeriesKind::ExponentialHistogram, &p.attributes),
+                        delta_key(SeriesKind::ExponentialHistogram, view.attributes),
                         p.start_time_unix_nano,
                         snapshot_of(p),
                         &settings.delta,
@@ -164,7 +173,7 @@ pub(super) fn points<'a>(
                 };
                 for (split, value) in values.into_iter().enumerate() {
                     out.push(PointOut {
-                        attributes: &p.attributes,
+                        attributes: view.attributes,
                         name: None,
                         extra_label: None,
                         time_unix_nano: p.time_unix_nano,
@@ -175,15 +184,15 @@ pub(super) fn points<'a>(
                 }
             }
         }
-        Some(Data::Summary(summary)) => {
-            for p in &summary.data_points {
+        Some(MetricDataView::Summary(points)) => {
+            for p in points {
                 if skip(p.flags, &[p.sum]) {
                     stats.skipped_points += 1;
                     continue;
                 }
                 if !settings.detailed_metrics {
                     out.push(PointOut::new(
-                        &p.attributes,
+                        p.attributes,
                         p.time_unix_nano,
                         summary_value(p),
                         4,
@@ -196,7 +205,7 @@ pub(super) fn points<'a>(
                             name: Option<String>,
                             label: Option<(&'static str, String)>,
                             value: f64| PointOut {
-                    attributes: &p.attributes,
+                    attributes: p.attributes,
                     name,
                     extra_label: label,
                     time_unix_nano: p.time_unix_nano,
@@ -211,12 +220,12 @@ pub(super) fn points<'a>(
                     None,
                     p.count as f64,
                 ));
-                for (i, q) in p.quantile_values.iter().enumerate() {
+                for (i, (quantile, value)) in p.quantiles.iter().enumerate() {
                     out.push(part(
                         2 + i,
                         None,
-                        Some(("quantile", q.quantile.to_string())),
-                        q.value,
+                        Some(("quantile", quantile.to_string())),
+                        *value,
                     ));
                 }
             }
@@ -286,7 +295,7 @@ pub(super) fn with_snapshot(
     }
 }
 
-pub(super) fn histogram_value(p: &HistogramDataPoint, count: u64, sum: f64) -> EmfValue {
+pub(super) fn histogram_value(p: &HistogramPointView, count: u64, sum: f64) -> EmfValue {
     EmfValue::Statistics {
         max: p.max.unwrap_or(0.0),
         min: p.min.unwrap_or(0.0),
@@ -295,10 +304,10 @@ pub(super) fn histogram_value(p: &HistogramDataPoint, count: u64, sum: f64) -> E
     }
 }
 
-pub(super) fn summary_value(p: &SummaryDataPoint) -> EmfValue {
+pub(super) fn summary_value(p: &SummaryPointView) -> EmfValue {
     EmfValue::Statistics {
-        max: p.quantile_values.last().map(|q| q.value).unwrap_or(0.0),
-        min: p.quantile_values.first().map(|q| q.value).unwrap_or(0.0),
+        max: p.quantiles.last().map(|q| q.1).unwrap_or(0.0),
+        min: p.quantiles.first().map(|q| q.1).unwrap_or(0.0),
         count: p.count,
         sum: p.sum,
     }

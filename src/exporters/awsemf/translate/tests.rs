@@ -2,10 +2,10 @@
 
 use super::*;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    ExponentialHistogram, Gauge, Histogram, ScopeMetrics, Sum,
-    exponential_histogram_data_point::Buckets,
+    ExponentialHistogram, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ScopeMetrics, Sum, SummaryDataPoint, exponential_histogram_data_point::Buckets, metric::Data,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::json;
