@@ -470,7 +470,7 @@ def compare_saturation(args):
         collectors.append((Path(args.peer).name, Path(args.peer), "peer"))
     for run in range(2):
         for label, binary, kind in collectors:
-            for row in workload_saturation(args, binary, kind):
+            for row in workload_saturation(args, binary, kind, refused_ok=label != "this build"):
                 row.update(binary=label, run=run + 1)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -493,10 +493,11 @@ def compare_saturation(args):
     write_results(args, "saturation", rows, lines, rows)
 
 
-def workload_saturation(args, binary, kind="sidecar"):
+def workload_saturation(args, binary, kind="sidecar", refused_ok=False):
     """The comparison workload's bodies as fast as 16 connections post them, a fresh collector
     (seed batch settings) per route: OTLP/HTTP → X-Ray, → EMF and → OTLP/HTTP (gzip, SigV4).
-    `kind` "peer" runs rotel with the same settings; its rows are reported as they are."""
+    `kind` "peer" runs rotel with the same settings; its rows are reported as they are. With
+    refused_ok, a route whose config the binary refuses at start is left out."""
     work = Path(tempfile.mkdtemp())
     (work / "compare.yaml").write_text(COMPARE_CONFIG)
     sink = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0"],
@@ -516,7 +517,11 @@ def workload_saturation(args, binary, kind="sidecar"):
             sidecar, port = start_peer(binary, route, sink_address, work, env, args.peer_traces_batch)
         else:
             sidecar, port = start_compare_sidecar(binary, work, env,
-                                                  "compare-otlp.yaml" if route == "otlp" else "compare.yaml")
+                                                  "compare-otlp.yaml" if route == "otlp" else "compare.yaml",
+                                                  refused_ok=refused_ok)
+            if sidecar is None:
+                print(f"{binary} refuses the {scenario} config: {port.strip().splitlines()[-1][:300]}", flush=True)
+                continue
         counted = lambda: get_json(f"http://{sink_address}/counts")[sink_key]
         before_count, before_ticks, t0 = counted(), cpu_ticks(sidecar.pid), time.monotonic()
         peak_rss = rss_mb(sidecar.pid)

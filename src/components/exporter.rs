@@ -230,10 +230,13 @@ impl Exporter {
 
 impl Export for Exporter {
     async fn start(&mut self, payload: Payload) -> InFlight {
-        // The OTLP exporters send requests as they arrived and X-Ray's translation reads them
-        // through a view; the others read the owned model.
+        // The OTLP exporters send requests as they arrived and the X-Ray and EMF translations
+        // read them through a view; the others read the owned model.
         let payload = match self {
-            Exporter::OtlpHttp(_) | Exporter::Otlp(_) | Exporter::AwsXray(_) => payload,
+            Exporter::OtlpHttp(_)
+            | Exporter::Otlp(_)
+            | Exporter::AwsXray(_)
+            | Exporter::AwsEmf(_) => payload,
             _ => payload.decoded(),
         };
         match self {

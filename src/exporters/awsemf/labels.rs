@@ -26,7 +26,13 @@ impl<'a> Labels<'a> {
     /// The attributes as labels; for a repeated key the last value wins.
     pub fn from_attributes(attributes: impl Into<KeyValuesView<'a>>, extra: usize) -> Self {
         let attributes = attributes.into();
-        let mut pairs = Vec::with_capacity(attributes.len() + extra);
+        // Room for a point's usual handful without counting first: counting an encoded list
+        // walks its bytes once more.
+        let capacity = match attributes {
+            KeyValuesView::Owned(list) => list.len(),
+            KeyValuesView::Encoded { .. } => 8,
+        };
+        let mut pairs = Vec::with_capacity(capacity + extra);
         pairs.extend(
             attributes
                 .entries()
