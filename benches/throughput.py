@@ -246,12 +246,18 @@ def start_peer(binary, route, sink_address, work, env, traces_batch=50):
             time.sleep(0.05)
 
 
-def metrics_variants(work, python):
+def write_metrics_variants(work, python):
     """2,000 variants of metrics.pb whose timestamps advance (benches/workload/make_metrics_var.py,
-    which needs opentelemetry-proto: `python` is the interpreter that has it)."""
+    which needs opentelemetry-proto: `python` is the interpreter that has it), in a folder under
+    work, which is returned."""
     out = work / "metrics-var"
     subprocess.run([python, str(WORKLOAD / "make_metrics_var.py"), str(out), "2000"], check=True)
-    return [p.read_bytes() for p in sorted(out.iterdir())]
+    return out
+
+
+def metrics_variants(work, python):
+    """The variants' bodies, in order."""
+    return [p.read_bytes() for p in sorted(write_metrics_variants(work, python).iterdir())]
 
 
 def compare(args):
@@ -405,7 +411,7 @@ def main():
                              "drops a request, and the batch it was filling, when more than one batch's worth "
                              "is left after filling it: with 100-span requests, 100 keeps its rows whole)")
     parser.add_argument("--python", default=sys.executable,
-                        help="a Python with opentelemetry-proto, to write the metrics variants (--compare)")
+                        help="a Python with opentelemetry-proto, to write the metrics variants (--compare, --compare-saturation)")
     parser.add_argument("--tls", action="store_true", help="also compare with the AWS stand-in serving HTTPS")
     parser.add_argument("--compare-seconds", type=float, default=20)
     parser.add_argument("--binary", help="the build to compare (default: the release build of this tree)")
@@ -464,13 +470,15 @@ def compare_saturation(args):
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     collectors = [(label, binary, "sidecar") for label, binary in binaries]
+    metrics_var = write_metrics_variants(Path(tempfile.mkdtemp()), args.python)
     if args.peer:
         if PEER_HOST not in Path("/etc/hosts").read_text():
             sys.exit(f"--peer signs only for AWS host names: add '127.0.0.1 {PEER_HOST}' to /etc/hosts")
         collectors.append((Path(args.peer).name, Path(args.peer), "peer"))
     for run in range(2):
         for label, binary, kind in collectors:
-            for row in workload_saturation(args, binary, kind, refused_ok=label != "this build"):
+            for row in workload_saturation(args, binary, kind, refused_ok=label != "this build",
+                                           metrics_var=metrics_var):
                 row.update(binary=label, run=run + 1)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -483,7 +491,9 @@ def compare_saturation(args):
              "the seed config's batch settings (traces 1 s / 50; metrics 60 s, so 8,192-point batches). Traces: per core as "
              "above. Metrics: per core = accepted points per second ÷ the sidecar's share of a core; the body repeats the "
              "same series and timestamps, and a point re-sent within a batch is published once, so EMF events arrived are "
-             "fewer than points (this build) or one per point (a build that publishes each copy).", "",
+             "fewer than points (this build) or one per point (a build that publishes each copy). The metrics variants "
+             "(make_metrics_var.py: 2,000 bodies, timestamps advancing 10 ms each, no point re-sent) are posted in turn "
+             "by the same 16 connections.", "",
              "| binary | run | load | signal | accepted | arrived at sink | accepted/s | CPU % of a core | per core | peak RSS MB | errors | every span arrived |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -493,11 +503,12 @@ def compare_saturation(args):
     write_results(args, "saturation", rows, lines, rows)
 
 
-def workload_saturation(args, binary, kind="sidecar", refused_ok=False):
+def workload_saturation(args, binary, kind="sidecar", refused_ok=False, metrics_var=None):
     """The comparison workload's bodies as fast as 16 connections post them, a fresh collector
     (seed batch settings) per route: OTLP/HTTP → X-Ray, → EMF and → OTLP/HTTP (gzip, SigV4).
     `kind` "peer" runs rotel with the same settings; its rows are reported as they are. With
-    refused_ok, a route whose config the binary refuses at start is left out."""
+    refused_ok, a route whose config the binary refuses at start is left out. With metrics_var (a
+    folder of metrics bodies whose timestamps advance), EMF also gets them, posted in turn."""
     work = Path(tempfile.mkdtemp())
     (work / "compare.yaml").write_text(COMPARE_CONFIG)
     sink = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "sink", "--listen", "127.0.0.1:0"],
@@ -509,10 +520,13 @@ def workload_saturation(args, binary, kind="sidecar", refused_ok=False):
                AWS_ENDPOINT_URL=f"http://{sink_address}")
     env.pop("AOT_CONFIG_CONTENT", None)
     rows = []
-    for route, signal_name, sink_key, scenario in [
-            ("xray", "traces", "xray_documents", "traces.pb → X-Ray documents"),
-            ("emf", "metrics", "emf_events", "metrics.pb → EMF events"),
-            ("otlp", "traces", "otlp_items", "traces.pb → OTLP/HTTP spans (gzip, SigV4)")]:
+    routes = [("xray", "traces", "xray_documents", "traces.pb → X-Ray documents", WORKLOAD / "traces.pb"),
+              ("emf", "metrics", "emf_events", "metrics.pb → EMF events", WORKLOAD / "metrics.pb"),
+              ("otlp", "traces", "otlp_items", "traces.pb → OTLP/HTTP spans (gzip, SigV4)", WORKLOAD / "traces.pb")]
+    if metrics_var:
+        routes.insert(2, ("emf", "metrics", "emf_events", "metrics variants, timestamps advancing → EMF events",
+                          metrics_var))
+    for route, signal_name, sink_key, scenario, body in routes:
         if kind == "peer":
             sidecar, port = start_peer(binary, route, sink_address, work, env, args.peer_traces_batch)
         else:
@@ -527,7 +541,7 @@ def workload_saturation(args, binary, kind="sidecar", refused_ok=False):
         peak_rss = rss_mb(sidecar.pid)
         runner = subprocess.Popen([*taskset(1), str(BINARY), "loadgen", "--json", "--duration", args.duration,
                                    "--target", "otlp-http", "--endpoint", f"127.0.0.1:{port}", "--signal", signal_name,
-                                   "--body", str(WORKLOAD / f"{signal_name}.pb"), "--workers", "16"],
+                                   "--body", str(body), "--workers", "16"],
                                   stdout=subprocess.PIPE, text=True)
         while runner.poll() is None:
             peak_rss = max(peak_rss, rss_mb(sidecar.pid))

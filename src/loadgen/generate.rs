@@ -33,7 +33,42 @@ pub enum Request {
     Encoded(&'static str, Bytes),
 }
 
-/// Reads `--body`: the encoded request and how many items (spans or points) it carries.
+/// Reads `--body`, a file or a folder of `.pb` files (in name order): the encoded requests and
+/// how many items (spans or points) each carries, the same for all of them.
+pub fn read_fixed_bodies(
+    path: &std::path::Path,
+    options: &LoadOptions,
+) -> Result<(Vec<Request>, u64), String> {
+    if !path.is_dir() {
+        let (body, items) = read_fixed_body(path, options)?;
+        return Ok((vec![body], items));
+    }
+    let mut files: Vec<_> = std::fs::read_dir(path)
+        .map_err(|e| format!("--body {}: {e}", path.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|file| file.extension().is_some_and(|ext| ext == "pb"))
+        .collect();
+    files.sort();
+    let mut bodies = Vec::with_capacity(files.len());
+    let mut items_each = None;
+    for file in &files {
+        let (body, items) = read_fixed_body(file, options)?;
+        if *items_each.get_or_insert(items) != items {
+            return Err(format!(
+                "--body {}: {items} items, where the first body of the folder has {}",
+                file.display(),
+                items_each.unwrap_or_default()
+            ));
+        }
+        bodies.push(body);
+    }
+    match items_each {
+        Some(items) => Ok((bodies, items)),
+        None => Err(format!("--body {}: no .pb file in it", path.display())),
+    }
+}
+
+/// Reads one `--body` file: the encoded request and how many items it carries.
 pub fn read_fixed_body(
     path: &std::path::Path,
     options: &LoadOptions,

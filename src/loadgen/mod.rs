@@ -146,11 +146,11 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
         });
     }
     let mut options = options;
-    let fixed_body = match &options.body {
+    let fixed_bodies = match &options.body {
         Some(path) => {
-            let (body, items) = generate::read_fixed_body(path, &options)?;
+            let (bodies, items) = generate::read_fixed_bodies(path, &options)?;
             options.batch = items;
-            Some(body)
+            Some(Arc::new(bodies))
         }
         None => None,
     };
@@ -171,7 +171,9 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
         let options = options.clone();
         let claimed = claimed.clone();
         let sender = sender.clone();
-        let fixed_body = fixed_body.clone();
+        let fixed_bodies = fixed_bodies.clone();
+        // Each worker posts every `workers`-th body of a folder, from its own.
+        let mut next_body = worker;
         let (progress, interrupted) = (progress.clone(), interrupted.clone());
         workers.spawn(async move {
             let mut tally = Tally::default();
@@ -190,7 +192,7 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
                             break;
                         }
                         // A fixed body goes whole: the last one may pass --total.
-                        if fixed_body.is_some() {
+                        if fixed_bodies.is_some() {
                             options.batch
                         } else {
                             options.batch.min(total - start)
@@ -202,8 +204,11 @@ pub async fn run(options: LoadOptions) -> Result<Report, String> {
                     tokio::time::sleep_until(next).await;
                     next += interval;
                 }
-                let request = match &fixed_body {
-                    Some(body) => body.clone(),
+                let request = match &fixed_bodies {
+                    Some(bodies) => {
+                        next_body += options.workers;
+                        bodies[(next_body - options.workers) % bodies.len()].clone()
+                    }
                     None => generator.next(items),
                 };
                 let sent_at = Instant::now();
@@ -300,6 +305,7 @@ impl Report {
 mod tests {
     use super::*;
     use clap::Parser;
+    use prost::Message;
 
     #[derive(Parser)]
     struct Cli {
@@ -340,6 +346,30 @@ mod tests {
             assert_eq!(url_path, format!("/v1/{signal}"));
             assert_eq!(body, std::fs::read(&path).unwrap());
         }
+        // A folder: its .pb files in name order, each the same number of items.
+        let folder = std::env::temp_dir().join(format!("loadgen-bodies-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).unwrap();
+        let metrics = std::fs::read(format!("{workload}metrics.pb")).unwrap();
+        std::fs::write(folder.join("0001.pb"), &metrics).unwrap();
+        std::fs::write(folder.join("0000.pb"), &metrics[..]).unwrap();
+        std::fs::write(folder.join("notes.txt"), b"not a body").unwrap();
+        let metrics_options = options(&["--target", "otlp-http", "--signal", "metrics"]);
+        let (bodies, items) = generate::read_fixed_bodies(&folder, &metrics_options).unwrap();
+        assert_eq!((bodies.len(), items), (2, 100));
+        // A body with other items than the first is refused, naming it.
+        let mut fewer = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(
+            metrics.as_slice(),
+        )
+        .unwrap();
+        fewer.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .truncate(1);
+        std::fs::write(folder.join("0002.pb"), fewer.encode_to_vec()).unwrap();
+        let Err(refused) = generate::read_fixed_bodies(&folder, &metrics_options) else {
+            panic!("a body with other items than the first is taken");
+        };
+        assert!(refused.contains("0002.pb"), "{refused}");
+        std::fs::remove_dir_all(&folder).unwrap();
         // Bytes posted unchanged cannot be gzipped, sent as JSON or over gRPC; a body of the
         // other signal does not decode as this one's request or carries none of its items.
         let traces = std::path::PathBuf::from(format!("{workload}traces.pb"));

@@ -67,7 +67,8 @@ pub struct LoadOptions {
     #[arg(long, default_value_t = 0.0)]
     pub max_error_rate: f64,
     /// An OTLP protobuf request of `--signal` (traces or metrics) to post as it is, again and
-    /// again, in place of generated ones: a fixed workload such as `benches/workload`. OTLP/HTTP
+    /// again, in place of generated ones: a fixed workload such as `benches/workload`; or a
+    /// folder of them (`.pb` files carrying the same number of items), posted in turn. OTLP/HTTP
     /// only; each request carries the body's items (`--batch` is ignored, `--total` counts whole
     /// bodies and may be passed by the last).
     #[arg(long)]
